@@ -1,0 +1,410 @@
+/*  =========================================================================
+    meshbus.h - the whole public API of meshbus
+
+    meshbus is a brokerless message bus. Nodes find each other (UDP beacon on
+    loopback or a LAN, seed addresses, gossip) and talk directly over one
+    ZeroMQ link per peer pair, with msgpack envelopes (docs/wire-*.md).
+
+    Threading. A node is safe to use from several threads. The data path
+    runs in the caller's thread: mesh_node_send() writes to the peer's
+    socket directly and mesh_node_dispatch() reads the inbox and runs
+    handlers directly, so there is no thread hop per message (an actor hop
+    costs ~40 us per round trip here and Zyre, which uses one, reaches 4% of
+    raw libzmq's rate). A small keeper thread owned by the node sends
+    beacons and heartbeats and tracks liveness, so a node stays ALIVE while
+    the application is busy for seconds in a handler; when the application
+    has not called mesh_node_dispatch() for a while, the keeper also drains
+    the inbox into a bounded queue that dispatch() serves first.
+
+    Conventions: actions return 0 or -1 with the reason in mesh_errno();
+    constructors and queries return an object or NULL; `T **` arguments are
+    taken over by the callee on success; const returns are borrowed.
+    ========================================================================= */
+
+#ifndef MESHBUS_H_INCLUDED
+#define MESHBUS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MESHBUS_VERSION_MAJOR 0
+#define MESHBUS_VERSION_MINOR 1
+#define MESHBUS_VERSION_PATCH 0
+
+//  ---------------------------------------------------------------------
+//  User-visible defaults
+
+#define MESH_DEFAULT_BEACON_PORT      5670    //  UDP port of the discovery beacon
+#define MESH_DEFAULT_BEACON_IVL       1000    //  ms between beacons
+#define MESH_DEFAULT_HEARTBEAT_IVL    300     //  ms of outbound silence before a PING
+#define MESH_DEFAULT_SUSPECT_MS       1000    //  ms of inbound silence before SUSPECT
+#define MESH_DEFAULT_GONE_MS          3000    //  ms of inbound silence before EXIT
+#define MESH_DEFAULT_GOSSIP_IVL       5000    //  ms between gossip rounds
+#define MESH_DEFAULT_SEED_IVL_MAX     30000   //  ms, ceiling of the seed retry backoff
+#define MESH_DEFAULT_CLUSTER          "meshbus"   //  cluster name when none is set
+#define MESH_DEFAULT_SNDHWM           100000  //  messages queued per link before EAGAIN
+#define MESH_DEFAULT_LINGER           2000    //  ms a stopping node waits to flush links
+#define MESH_DEFAULT_INBOX_QUEUE      100000  //  messages the keeper may hold for dispatch
+#define MESH_DEFAULT_EVENT_QUEUE      10000   //  events held for the application
+
+//  ---------------------------------------------------------------------
+//  Errors
+
+typedef enum {
+    MESH_OK = 0,
+    MESH_EINVAL,            //  bad argument (name too long, bad endpoint...)
+    MESH_ENOPEER,           //  no such peer, or it is gone
+    MESH_EAGAIN,            //  link full (high-water mark) or nothing ready
+    MESH_ETOOBIG,           //  a field or body breaks a limit
+    MESH_ESTATE,            //  wrong node state (not started, already started)
+    MESH_ESYS,              //  an operating system or libzmq call failed
+    MESH_ETIMEDOUT,         //  deadline passed
+    MESH_ENORESPONDERS,     //  nobody offers what was asked for
+    MESH_EFULL,             //  a bounded store is full
+    MESH_EREMOTE,           //  the remote side answered with an error
+    MESH_ECLOSED,           //  the node is stopping
+} mesh_err_t;
+
+//  Reason for the last failure in this thread.
+int
+    mesh_errno (void);
+//  Text for an error code.
+const char *
+    mesh_strerror (int err);
+//  Text of the last failure in this thread, with detail where there is
+//  some ("interface eth9 not found"). Borrowed, valid until the next call.
+const char *
+    mesh_last_error (void);
+
+//  ---------------------------------------------------------------------
+//  Message kinds on a link. The core owns 1..15; each pattern owns a
+//  range. Documented in docs/wire-envelope.md.
+
+#define MESH_KIND_HELLO     1   //  I am: name, incarnation, headers, endpoint
+#define MESH_KIND_PING      2   //  sign of life after outbound silence
+#define MESH_KIND_BYE       3   //  I am stopping: EXIT me now
+#define MESH_KIND_UPDATE    4   //  announcement changed: subject = key, body = value
+#define MESH_KIND_PEERS     5   //  gossip: headers = node id (hex) -> endpoint
+#define MESH_KIND_DIRECT    6   //  application message to one peer
+#define MESH_KIND_STATS_REQ 7   //  ask for counters
+#define MESH_KIND_STATS_REP 8   //  counters as JSON in the body
+#define MESH_KIND_PATTERN   16  //  first kind a pattern may register
+
+//  Envelope flags (low 16 bits are the core's, high 16 the pattern's)
+#define MESH_FLAG_REPLY_WANTED  0x0001  //  HELLO: answer with your HELLO
+#define MESH_FLAG_FRAMES        0x0002  //  body travels in the following frames
+
+//  ---------------------------------------------------------------------
+//  Messages. A mesh_msg_t handed to a handler is borrowed and valid only
+//  during the call; mesh_msg_dup() keeps one.
+
+typedef struct _mesh_msg_t mesh_msg_t;
+
+//  Message as seen by a receive handler
+const char *
+    mesh_msg_sender (const mesh_msg_t *self);   //  peer id, 32 hex chars
+const char *
+    mesh_msg_sender_name (const mesh_msg_t *self);
+int
+    mesh_msg_kind (const mesh_msg_t *self);
+uint32_t
+    mesh_msg_flags (const mesh_msg_t *self);
+uint64_t
+    mesh_msg_seq (const mesh_msg_t *self);
+uint64_t
+    mesh_msg_id (const mesh_msg_t *self);
+uint64_t
+    mesh_msg_deadline (const mesh_msg_t *self);
+//  Subject, reply-to and content type: "" when absent, never NULL.
+const char *
+    mesh_msg_subject (const mesh_msg_t *self);
+const char *
+    mesh_msg_reply (const mesh_msg_t *self);
+const char *
+    mesh_msg_ctype (const mesh_msg_t *self);
+//  Value of a user header, or NULL. Copied into a buffer of the message.
+const char *
+    mesh_msg_header (const mesh_msg_t *self, const char *key);
+size_t
+    mesh_msg_header_count (const mesh_msg_t *self);
+//  The i-th header; returns false past the end. Not NUL-terminated:
+//  lengths in *klen / *vlen.
+bool
+    mesh_msg_header_at (const mesh_msg_t *self, size_t i, const char **key,
+                        size_t *klen, const char **value, size_t *vlen);
+//  Body bytes. Bodies that arrived in several frames are joined on the
+//  first call (one copy); a single frame is returned in place.
+const void *
+    mesh_msg_body (const mesh_msg_t *self);
+size_t
+    mesh_msg_size (const mesh_msg_t *self);
+//  A copy the caller owns; NULL on out of memory.
+mesh_msg_t *
+    mesh_msg_dup (const mesh_msg_t *self);
+void
+    mesh_msg_destroy (mesh_msg_t **self_p);
+
+//  What to send: a plain struct the caller fills on the stack. Unused
+//  strings are NULL; headers is an array of 2 * header_count strings
+//  (key, value, key, value...).
+typedef struct {
+    int kind;
+    uint32_t flags;
+    uint64_t seq;
+    uint64_t id;
+    uint64_t deadline;          //  ms since the epoch, 0 = none
+    const char *subject;
+    const char *reply;
+    const char *ctype;
+    const char *const *headers;
+    size_t header_count;
+} mesh_head_t;
+
+//  ---------------------------------------------------------------------
+//  Events: peer life and, later, pattern events. Read them with
+//  mesh_node_event() after mesh_node_dispatch(), or wait for the node's fd.
+
+typedef enum {
+    MESH_EVENT_ENTER = 1,   //  a peer is known and its link is up
+    MESH_EVENT_EXIT,        //  a peer left (BYE), went silent, or restarted
+    MESH_EVENT_SUSPECT,     //  a peer has been silent past the suspect timeout
+    MESH_EVENT_BACK,        //  a suspect peer spoke again
+    MESH_EVENT_UPDATE,      //  a peer changed an announcement (detail = key)
+    MESH_EVENT_PATTERN = 32 //  first event type a pattern may post
+} mesh_event_type_t;
+
+typedef struct _mesh_event_t mesh_event_t;
+
+int
+    mesh_event_type (const mesh_event_t *self);
+//  "ENTER", "EXIT"... or the name the pattern posted.
+const char *
+    mesh_event_name (const mesh_event_t *self);
+const char *
+    mesh_event_peer (const mesh_event_t *self);        //  peer id, hex
+const char *
+    mesh_event_peer_name (const mesh_event_t *self);
+const char *
+    mesh_event_endpoint (const mesh_event_t *self);
+//  Free text: exit reason ("bye", "silent", "restarted"), a key...
+const char *
+    mesh_event_detail (const mesh_event_t *self);
+//  A number that goes with the event (a gap's size...), 0 if none.
+uint64_t
+    mesh_event_count (const mesh_event_t *self);
+void
+    mesh_event_destroy (mesh_event_t **self_p);
+
+//  ---------------------------------------------------------------------
+//  Node
+
+typedef struct _mesh_node_t mesh_node_t;
+
+//  Create a node. name may be NULL (the id's first 8 hex chars are used).
+//  Nothing touches the network until mesh_node_start().
+mesh_node_t *
+    mesh_node_new (const char *name);
+//  Stop (if started: BYE to every peer, queued messages flushed for up to
+//  the linger time) and free. Safe to call twice.
+void
+    mesh_node_destroy (mesh_node_t **self_p);
+
+//  Configuration, before mesh_node_start(). Each returns 0 or -1.
+//  Cluster: only nodes with the same cluster name see each other.
+int
+    mesh_node_set_cluster (mesh_node_t *self, const char *cluster);
+//  Interfaces for the beacon: NULL or "lo" = loopback (the default, works
+//  on a host with only lo), or "eth0,eth1".
+int
+    mesh_node_set_iface (mesh_node_t *self, const char *ifaces);
+int
+    mesh_node_set_beacon_port (mesh_node_t *self, int port);
+//  Beacon interval in ms; 0 turns the beacon off (seeds and gossip only).
+int
+    mesh_node_set_beacon_interval (mesh_node_t *self, int msecs);
+//  Liveness: SUSPECT after suspect_ms of silence, EXIT after gone_ms.
+int
+    mesh_node_set_timeouts (mesh_node_t *self, int suspect_ms, int gone_ms);
+//  Add a seed "tcp://host:port" (host names are resolved at each try).
+int
+    mesh_node_add_seed (mesh_node_t *self, const char *endpoint);
+//  Address to bind the inbox to (default: the beacon's address, 127.0.0.1
+//  on loopback) and port (0 = ephemeral, the default).
+int
+    mesh_node_set_bind (mesh_node_t *self, const char *host, int port);
+//  A string header peers receive in HELLO (key <= 64, value <= 1024).
+int
+    mesh_node_set_header (mesh_node_t *self, const char *key, const char *value);
+//  Fixed node id (32 hex chars) instead of a random one. A node restarted
+//  with the same id and a new incarnation is EXIT then ENTER to its peers.
+int
+    mesh_node_set_id (mesh_node_t *self, const char *hex_id);
+//  Bound of the peer table (default MESH_MAX_PEERS_DEFAULT).
+int
+    mesh_node_set_max_peers (mesh_node_t *self, size_t max_peers);
+//  Print a line per peer event and warning to stderr.
+void
+    mesh_node_set_verbose (mesh_node_t *self, bool verbose);
+
+//  Bind the inbox, open the beacon, start the keeper thread. 0 or -1.
+int
+    mesh_node_start (mesh_node_t *self);
+//  Say BYE to every peer, flush, stop the keeper. Idempotent.
+int
+    mesh_node_stop (mesh_node_t *self);
+
+//  Identity
+const char *
+    mesh_node_id (mesh_node_t *self);           //  32 hex chars
+const char *
+    mesh_node_name (mesh_node_t *self);
+uint64_t
+    mesh_node_incarnation (mesh_node_t *self);  //  new at every start
+//  "tcp://127.0.0.1:40123" once started, else NULL.
+const char *
+    mesh_node_endpoint (mesh_node_t *self);
+
+//  ---------------------------------------------------------------------
+//  The application's loop
+
+//  Receive and handle what arrived: runs kind handlers and peer hooks in
+//  the calling thread. Waits up to timeout_ms (0 = do not wait, -1 =
+//  forever) for the first thing to do, then handles everything ready.
+//  Returns the number of messages and events handled, or -1 (MESH_ECLOSED
+//  once stopped).
+int
+    mesh_node_dispatch (mesh_node_t *self, int timeout_ms);
+//  Next queued event or NULL (never waits). The caller destroys it.
+mesh_event_t *
+    mesh_node_event (mesh_node_t *self);
+//  Dispatch until an event is queued or timeout_ms passes; NULL on timeout.
+mesh_event_t *
+    mesh_node_wait_event (mesh_node_t *self, int timeout_ms);
+//  A file descriptor that is readable when mesh_node_dispatch() has work,
+//  for an application's own poll loop. Do not read or close it.
+int
+    mesh_node_fd (mesh_node_t *self);
+
+//  ---------------------------------------------------------------------
+//  Sending on links
+
+//  Send one message to a peer (id as 32 hex chars). The body is copied into
+//  the header frame when small; bodies over 64 KiB travel as their own
+//  frame. Never blocks: returns -1 with MESH_EAGAIN when the link is at its
+//  high-water mark, MESH_ENOPEER when the peer is unknown or gone.
+int
+    mesh_node_send (mesh_node_t *self, const char *peer, const mesh_head_t *head,
+                    const void *body, size_t size);
+//  Same, without copying the body: free_fn (data, hint) is called when
+//  every send that references it is done. Takes over data even on failure.
+typedef void (mesh_free_fn) (void *data, void *hint);
+int
+    mesh_node_send_zc (mesh_node_t *self, const char *peer, const mesh_head_t *head,
+                       void *data, size_t size, mesh_free_fn *free_fn, void *hint);
+//  Send a DIRECT message (kind MESH_KIND_DIRECT) with a body to a peer.
+int
+    mesh_node_whisper (mesh_node_t *self, const char *peer, const char *subject,
+                       const void *body, size_t size);
+
+//  ---------------------------------------------------------------------
+//  Hooks for patterns (and applications): all run in the thread that
+//  calls mesh_node_dispatch(), never with an internal lock held, so they
+//  may call any function of the node.
+
+//  Handle every message of one kind. One handler per kind; NULL removes it.
+//  Messages of a kind without a handler are dropped and counted.
+typedef void (mesh_handler_fn) (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
+int
+    mesh_node_on_kind (mesh_node_t *self, int kind, mesh_handler_fn *fn, void *arg);
+
+//  Called for each peer event before it is queued for the application.
+typedef void (mesh_peer_fn) (mesh_node_t *node, const mesh_event_t *event, void *arg);
+int
+    mesh_node_on_peer (mesh_node_t *self, mesh_peer_fn *fn, void *arg);
+
+//  Called from every dispatch at least every interval_ms (a timer for
+//  deadlines, retries, redelivery). Several may be registered.
+typedef void (mesh_tick_fn) (mesh_node_t *node, void *arg);
+int
+    mesh_node_on_tick (mesh_node_t *self, int interval_ms, mesh_tick_fn *fn, void *arg);
+
+//  Post an event for the application (patterns: GAP, DLQ...).
+int
+    mesh_node_post_event (mesh_node_t *self, int type, const char *name,
+                          const char *peer, const char *detail, uint64_t count);
+
+//  Announcements: a small value per key (subscriptions, services, queues)
+//  that every peer receives after HELLO and again whenever it changes.
+int
+    mesh_node_announce (mesh_node_t *self, const char *key,
+                        const void *value, size_t size);
+//  A peer's announcement for key, or NULL; *size gets its length. Returns a
+//  copy the caller frees with free().
+void *
+    mesh_node_peer_announcement (mesh_node_t *self, const char *peer,
+                                 const char *key, size_t *size);
+
+//  ---------------------------------------------------------------------
+//  Peers
+
+typedef enum {
+    MESH_PEER_CONNECTING = 1,   //  link opened, no HELLO back yet
+    MESH_PEER_ALIVE,
+    MESH_PEER_SUSPECT,
+} mesh_peer_state_t;
+
+//  Number of peers in ALIVE or SUSPECT state.
+size_t
+    mesh_node_peer_count (mesh_node_t *self);
+//  Ids of ALIVE and SUSPECT peers as a NULL-terminated array of strings;
+//  the caller frees it with mesh_strv_free().
+char **
+    mesh_node_peers (mesh_node_t *self);
+void
+    mesh_strv_free (char ***strv_p);
+//  State of one peer (a mesh_peer_state_t), or -1 if unknown.
+int
+    mesh_node_peer_state (mesh_node_t *self, const char *peer);
+//  Name / endpoint / header of a peer: copies the caller frees, or NULL.
+char *
+    mesh_node_peer_name (mesh_node_t *self, const char *peer);
+char *
+    mesh_node_peer_endpoint (mesh_node_t *self, const char *peer);
+char *
+    mesh_node_peer_header (mesh_node_t *self, const char *peer, const char *key);
+
+//  ---------------------------------------------------------------------
+//  Counters
+
+//  Add delta to a named counter, globally (peer NULL) or for one peer.
+//  Patterns use it for what they drop, so loss is never silent. Names are
+//  dotted: "pubsub.dropped.hwm".
+void
+    mesh_node_count (mesh_node_t *self, const char *peer, const char *name,
+                     uint64_t delta);
+//  Value of a counter (0 if never counted).
+uint64_t
+    mesh_node_counter (mesh_node_t *self, const char *peer, const char *name);
+//  Every counter of the node and of each peer as one JSON object (the
+//  format of `meshbus stats --json`). The caller frees it with free().
+char *
+    mesh_node_stats_json (mesh_node_t *self);
+//  Ask every alive peer for its counters; their JSON arrives within
+//  timeout_ms. Returns a JSON object {"<peer id>": {...}, ...}; free().
+char *
+    mesh_node_peer_stats_json (mesh_node_t *self, int timeout_ms);
+
+//  Milliseconds since the epoch (wall clock), for deadlines.
+uint64_t
+    mesh_clock_ms (void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

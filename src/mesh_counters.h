@@ -1,0 +1,27 @@
+/*  mesh_counters - a set of named uint64 counters, printed as JSON  */
+#ifndef MESH_COUNTERS_H_INCLUDED
+#define MESH_COUNTERS_H_INCLUDED
+
+#include <stdint.h>
+#include <czmq.h>
+
+typedef struct _mesh_counters_t mesh_counters_t;
+
+mesh_counters_t *
+    mesh_counters_new (void);
+void
+    mesh_counters_destroy (mesh_counters_t **self_p);
+void
+    mesh_counters_add (mesh_counters_t *self, const char *name, uint64_t delta);
+uint64_t
+    mesh_counters_get (mesh_counters_t *self, const char *name);
+//  Append {"name": value, ...} in name order to a growing string buffer.
+void
+    mesh_counters_json (mesh_counters_t *self, zchunk_t *out);
+//  JSON string escaping for the stats writers.
+void
+    mesh_json_string (zchunk_t *out, const char *text);
+void
+    mesh_json_printf (zchunk_t *out, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+#endif

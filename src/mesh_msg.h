@@ -1,0 +1,33 @@
+/*  mesh_msg - a received message: decoded header + its frames (private)  */
+#ifndef MESH_MSG_H_INCLUDED
+#define MESH_MSG_H_INCLUDED
+
+#include "meshbus.h"
+#include "mesh_envelope.h"
+#include <zmq.h>
+
+struct _mesh_msg_t {
+    mesh_envelope_t env;        //  spans point into frames [0]
+    zmq_msg_t frames [1 + MESH_MAX_FRAMES];
+    int nframes;                //  header frame + body frames
+    bool heap;                  //  made by mesh_msg_dup: free the struct too
+    char sender [33];
+    char sender_name [65];
+    char subject [MESH_MAX_SUBJECT + 1];
+    char reply [MESH_MAX_REPLY + 1];
+    char ctype [MESH_MAX_CTYPE + 1];
+    char *headers;              //  NUL-terminated copies, made on first lookup
+    void *joined;               //  multi-frame body joined on first mesh_msg_body
+    size_t size;                //  body size across frames
+};
+
+//  Take over nframes zmq messages (header first, then body frames), decode
+//  the header. Returns MESH_ENV_OK or a negative mesh_env_rc_t; on failure
+//  the frames are closed. The sender fields are filled by the caller.
+int
+    mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes);
+//  Release frames and caches of a message initialised on the stack.
+void
+    mesh_msg_fini (mesh_msg_t *self);
+
+#endif

@@ -1,0 +1,180 @@
+/*  =========================================================================
+    mesh_node_int.h - the node's private state, shared by mesh_node.c (life,
+    links, dispatch), mesh_peer.c (peer records) and mesh_discovery.c
+    (beacon, seeds, gossip, liveness). Everything here is guarded by
+    node->lock unless a comment says otherwise.
+    ========================================================================= */
+
+#ifndef MESH_NODE_INT_H_INCLUDED
+#define MESH_NODE_INT_H_INCLUDED
+
+#include "meshbus.h"
+#include "mesh_util.h"
+#include "mesh_limits.h"
+#include "mesh_envelope.h"
+#include "mesh_beacon.h"
+#include "mesh_counters.h"
+#include "mesh_event.h"
+#include "mesh_msg.h"
+#include <czmq.h>
+#include <pthread.h>
+
+#define MESH_MAX_HOOKS          16
+#define MESH_KEEPER_TICK        100     //  ms between liveness checks
+#define MESH_APP_ACTIVE_MS      10      //  app called dispatch this recently: it owns the inbox
+#define MESH_CONNECT_TIMEOUT    2000    //  ms a CONNECTING peer waits for HELLO
+#define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
+#define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
+
+typedef struct {
+    uint8_t id [MESH_ID_SIZE];
+    char hex [33];
+    char name [65];
+    char endpoint [128];        //  where we connect: tcp://host:port
+    uint64_t incarnation;       //  0 until its HELLO arrived
+    int state;                  //  mesh_peer_state_t
+    void *dealer;               //  our link to its inbox
+    bool hello_sent;            //  our HELLO is queued on this link
+    bool gossiped;
+    int64_t created;            //  mono ms
+    int64_t last_heard;         //  mono ms of the last frame we noticed
+    int64_t last_spoke;         //  mono ms of the last frame we noticed going out
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check
+    zhashx_t *headers;          //  key -> value (strings)
+    zhashx_t *announce;         //  key -> zchunk_t *
+    mesh_counters_t *counters;
+} mesh_peer_t;
+
+typedef struct {
+    char endpoint [256];        //  as configured: tcp://name:port
+    char resolved [128];        //  tcp://ip:port after the last resolution
+    void *probe;                //  DEALER with a PROBE routing id
+    int64_t next_try;
+    int backoff;                //  ms
+} mesh_seed_t;
+
+typedef struct {
+    mesh_handler_fn *fn;
+    void *arg;
+} mesh_kind_hook_t;
+
+typedef struct {
+    int interval;
+    int64_t next;
+    mesh_tick_fn *fn;
+    void *arg;
+} mesh_tick_hook_t;
+
+typedef struct {
+    int nframes;
+    char sender [33];
+    zmq_msg_t frames [1 + MESH_MAX_FRAMES];
+} mesh_queued_t;
+
+struct _mesh_node_t {
+    pthread_mutex_t lock;
+    //  identity and configuration (fixed after start)
+    uint8_t id [MESH_ID_SIZE];
+    char hex [33];
+    char name [65];
+    uint64_t incarnation;
+    char cluster [65];
+    char *ifaces;
+    int beacon_port;
+    int beacon_ivl;
+    int suspect_ms, gone_ms, heartbeat_ms, gossip_ms;
+    char bind_host [128];
+    int bind_port;
+    size_t max_peers;
+    bool verbose;
+    zhashx_t *headers;          //  our HELLO headers
+    zhashx_t *announce;         //  key -> zchunk_t *, our announcements
+    zlistx_t *seeds;            //  configured seed endpoints (strings)
+    mesh_seed_t *seed_tab;      //  their state, made at start
+    size_t seed_count;
+    //  running state
+    bool started, stopping;
+    void *ctx;
+    void *inbox;
+    int inbox_fd;
+    char endpoint [128];
+    uint8_t routing_id [MESH_ROUTING_ID_SIZE];
+    mesh_beacon_t *beacon;
+    uint8_t tag [MESH_BEACON_TAG_SIZE];
+    int64_t next_beacon, next_gossip, next_liveness;
+    zhashx_t *peers;            //  hex id -> mesh_peer_t *
+    size_t connecting;          //  peers in CONNECTING state
+    zhashx_t *rate;             //  source address -> zchunk_t (token bucket)
+    //  threads
+    pthread_t keeper;
+    bool keeper_running;
+    int app_fd;                 //  eventfd: dispatch has work (mesh_node_fd)
+    int keeper_fd;              //  eventfd: wake the keeper
+    int app_waiting;            //  threads blocked in dispatch
+    int64_t app_last;           //  mono ms dispatch last ran
+    int dispatching;            //  threads inside dispatch
+    //  work for dispatch
+    zlistx_t *queue;            //  mesh_queued_t *, read by the keeper
+    size_t queue_max;
+    zlistx_t *raw_events;       //  mesh_event_t *, hooks not run yet
+    zlistx_t *events;           //  mesh_event_t *, for the application
+    size_t event_max;
+    //  hooks
+    mesh_kind_hook_t kinds [256];
+    mesh_peer_fn *peer_hooks [MESH_MAX_HOOKS];
+    void *peer_hook_args [MESH_MAX_HOOKS];
+    size_t peer_hook_count;
+    mesh_tick_hook_t ticks [MESH_MAX_HOOKS];
+    size_t tick_count;
+    //  counters
+    mesh_counters_t *counters;
+    uint64_t frames_in, frames_out;
+    //  stats collection from peers
+    zhashx_t *peer_stats;       //  hex id -> JSON string
+    uint64_t stats_request;
+};
+
+//  mesh_peer.c
+mesh_peer_t *
+    mesh_peer_new (const uint8_t *id, const char *endpoint);
+void
+    mesh_peer_destroy (mesh_peer_t **self_p);
+//  Count a named event for the peer and for the node
+void
+    mesh_peer_count (mesh_node_t *node, mesh_peer_t *peer, const char *name);
+
+//  mesh_node.c, lock held
+int
+    mesh_node_send_locked (mesh_node_t *self, mesh_peer_t *peer, const mesh_head_t *head,
+                           const void *body, size_t size);
+int
+    mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted);
+//  Open a link to a peer we learned of; NULL if refused (table full...).
+mesh_peer_t *
+    mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
+                        const char *source);
+//  Remove a peer; when it had entered, raise EXIT with the reason.
+void
+    mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason);
+void
+    mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail);
+void
+    mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  mesh_discovery.c, lock held
+int
+    mesh_discovery_start (mesh_node_t *self);
+void
+    mesh_discovery_stop (mesh_node_t *self);
+void
+    mesh_discovery_beacon_in (mesh_node_t *self);
+//  Timers: beacon, liveness, heartbeat, gossip, seeds. Returns ms to the next.
+int
+    mesh_discovery_tick (mesh_node_t *self);
+void
+    mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
+void
+    mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
+
+#endif

@@ -1,0 +1,57 @@
+/*  =========================================================================
+    mesh_peer - what a node knows of one peer
+
+    A peer record exists from the moment we learn of a peer (beacon, seed,
+    gossip or its HELLO) and holds our one link to it: a DEALER connected
+    to its ROUTER inbox. The record is CONNECTING until its HELLO arrives,
+    then ALIVE, SUSPECT when silent, and is removed when gone.
+    ========================================================================= */
+
+#include "mesh_node_int.h"
+
+static void
+s_chunk_free (void **item)
+{
+    zchunk_destroy ((zchunk_t **) item);
+}
+
+mesh_peer_t *
+mesh_peer_new (const uint8_t *id, const char *endpoint)
+{
+    mesh_peer_t *self = (mesh_peer_t *) zmalloc (sizeof (mesh_peer_t));
+    memcpy (self->id, id, MESH_ID_SIZE);
+    mesh_hex (id, MESH_ID_SIZE, self->hex);
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    snprintf (self->name, sizeof self->name, "%.8s", self->hex);
+    self->state = MESH_PEER_CONNECTING;
+    self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
+    self->headers = zhashx_new ();
+    zhashx_set_destructor (self->headers, (zhashx_destructor_fn *) zstr_free);
+    self->announce = zhashx_new ();
+    zhashx_set_destructor (self->announce, s_chunk_free);
+    self->counters = mesh_counters_new ();
+    return self;
+}
+
+void
+mesh_peer_destroy (mesh_peer_t **self_p)
+{
+    if (*self_p) {
+        mesh_peer_t *self = *self_p;
+        if (self->dealer)
+            zmq_close (self->dealer);
+        zhashx_destroy (&self->headers);
+        zhashx_destroy (&self->announce);
+        mesh_counters_destroy (&self->counters);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+mesh_peer_count (mesh_node_t *node, mesh_peer_t *peer, const char *name)
+{
+    mesh_counters_add (node->counters, name, 1);
+    if (peer)
+        mesh_counters_add (peer->counters, name, 1);
+}

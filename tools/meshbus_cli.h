@@ -1,0 +1,48 @@
+/*  meshbus_cli.h - shared by the subcommands of the meshbus tool  */
+#ifndef MESHBUS_CLI_H_INCLUDED
+#define MESHBUS_CLI_H_INCLUDED
+
+#include "meshbus.h"
+#include <stdarg.h>
+#include <string.h>
+
+#define CLI_MAX_SEEDS 16
+#define streq_(a, b) (strcmp ((a), (b)) == 0)
+
+typedef struct {
+    const char *name, *cluster, *iface, *port, *bind, *id;
+    const char *suspect_ms, *gone_ms, *beacon_ms;
+    const char *curve, *trust, *secret;
+    const char *seeds [CLI_MAX_SEEDS];
+    int seed_count;
+    bool no_beacon, verbose;
+} cli_opts_t;
+
+//  Start a node from the common options; NULL after printing why.
+mesh_node_t *
+    cli_node_new (const cli_opts_t *opts, const char *default_name);
+//  Print "meshbus: why" to stderr; returns 1 (the exit status).
+int
+    cli_fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+int
+    cli_seconds (const char *text, double *seconds);
+const char *
+    cli_take (int *argc, char **argv, const char *flag);
+bool
+    cli_take_flag (int *argc, char **argv, const char *flag);
+int
+    cli_no_extra (int argc, char **argv, int expected);
+bool
+    cli_interrupted (void);
+//  Print one event as a line: NAME peer-name peer-id endpoint [detail]
+void
+    cli_print_event (const mesh_event_t *event);
+//  Print our JSON stats as "path value" lines (bounded, tolerant parser)
+int
+    cli_print_flat_json (const char *json, const char *prefix);
+
+int cli_peers (cli_opts_t *opts, int argc, char **argv);
+int cli_stats (cli_opts_t *opts, int argc, char **argv);
+int cli_demo (cli_opts_t *opts, int argc, char **argv);
+
+#endif
