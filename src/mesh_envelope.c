@@ -26,7 +26,9 @@
     caller's fixed buffer and refuses to pass its end. The per-field sizes in
     s_size mirror msgpack-c's choices (fixint/uint8/16/32/64, fixstr/str8/
     16/32, bin8/16/32); the tests check size == bytes written on many shapes,
-    and encode asserts it on every call.
+    and encode asserts it on every call. Measured for a 142-byte frame (100-
+    byte body, -O2): packer 18 ns (gcc) / 15 ns (clang) per encode, direct
+    hand-written stores 17 / 13 ns; not worth a second encoder to maintain.
     ========================================================================= */
 
 #include <assert.h>

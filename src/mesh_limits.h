@@ -4,13 +4,13 @@
     Every number a peer could abuse lives here. Decoders check each declared
     length against these limits AND against the bytes that remain before
     they touch or allocate anything. Changing a wire constant is a protocol
-    change: bump MESH_WIRE_VERSION and update docs/wire.md.
+    change: bump MESH_WIRE_VERSION and update docs/wire-envelope.md and docs/wire-beacon.md.
     ========================================================================= */
 
 #ifndef MESH_LIMITS_H_INCLUDED
 #define MESH_LIMITS_H_INCLUDED
 
-//  Envelope (link messages, see docs/wire.md)
+//  Envelope (link messages, see docs/wire-envelope.md and docs/wire-beacon.md)
 #define MESH_WIRE_VERSION       1       //  first element of every header array
 #define MESH_ENV_FIELDS         11      //  elements in a version-1 header array
 #define MESH_ENV_MAX_FIELDS     16      //  newer peers may append; we skip extras
@@ -32,7 +32,7 @@
 #define MESH_ROUTING_LINK       0x00    //  the one link of a known peer
 #define MESH_ROUTING_PROBE      0x01    //  a seed probe: sends HELLO only
 
-//  Beacon (UDP, see docs/wire.md)
+//  Beacon (UDP, see docs/wire-envelope.md and docs/wire-beacon.md)
 #define MESH_BEACON_MAGIC       "MSHB"
 #define MESH_BEACON_VERSION     1
 #define MESH_BEACON_HEAD        40      //  fixed part of a beacon datagram

@@ -465,6 +465,8 @@ s_build (const mesh_head_t *head, const void *body, size_t size, void *data,
     if (framed)
         env.flags |= MESH_FLAG_FRAMES;
     size_t hsize = mesh_envelope_size (&env);
+    if (hsize == 0)             //  a field breaks a limit
+        return mesh_fail (MESH_ETOOBIG, "a subject, header or content type breaks a limit");
     zmq_msg_init_size (&frames [0], hsize);
     if (mesh_envelope_encode (&env, zmq_msg_data (&frames [0]), hsize) != hsize) {
         zmq_msg_close (&frames [0]);

@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 #   Run every test program; print one closing line "N passed, N failed".
-#   usage: run.sh --plain|--valgrind TOOL PROGRAM...
+#   usage: run.sh --plain|--valgrind TOOL PROGRAM... [--fuzz FUZZER...]
+#   Fuzzers run FUZZ_RUNS executions each (default 200000) from an empty
+#   corpus in a temporary directory: a smoke test, not a campaign.
 #   Scenario tests find the meshbus tool through $MESHBUS_TOOL.
 set -u
 mode=$1; shift
 export MESHBUS_TOOL=$1; shift
 export MESHBUS_SRC=$(cd "$(dirname "$0")/.." && pwd)
 passed=0; failed=0; failures=()
+fuzzing=0
 for prog in "$@"; do
+    if [ "$prog" = --fuzz ]; then fuzzing=1; continue; fi
     name=$(basename "$prog")
     echo "=== $name"
-    if [ "$mode" = --valgrind ]; then
+    if [ $fuzzing = 1 ]; then
+        corpus=$(mktemp -d)
+        "$prog" -runs="${FUZZ_RUNS:-200000}" -max_len=4096 -print_final_stats=1 \
+                -artifact_prefix="$corpus/" "$corpus" 2>&1 | grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY|crash-" 
+        rc=${PIPESTATUS[0]}
+        rm -rf "$corpus"
+    elif [ "$mode" = --valgrind ]; then
         #   children (the tool) are not traced: they are tested by their own runs
         valgrind --quiet --error-exitcode=99 --leak-check=full \
                  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
@@ -18,7 +28,7 @@ for prog in "$@"; do
     else
         "$prog"
     fi
-    rc=$?
+    [ $fuzzing = 1 ] || rc=$?
     if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
 done
 for f in ${failures[@]+"${failures[@]}"}; do echo "FAILED: $f"; done
