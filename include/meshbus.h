@@ -41,7 +41,7 @@ extern "C" {
 
 #define MESH_DEFAULT_BEACON_PORT      5670    //  UDP port of the discovery beacon
 #define MESH_DEFAULT_BEACON_IVL       1000    //  ms between beacons
-#define MESH_DEFAULT_HEARTBEAT_IVL    300     //  ms of outbound silence before a PING
+#define MESH_DEFAULT_HEARTBEAT_IVL    250     //  ms of outbound silence before a PING (suspect/4)
 #define MESH_DEFAULT_SUSPECT_MS       1000    //  ms of inbound silence before SUSPECT
 #define MESH_DEFAULT_GONE_MS          3000    //  ms of inbound silence before EXIT
 #define MESH_DEFAULT_GOSSIP_IVL       5000    //  ms between gossip rounds

@@ -50,7 +50,11 @@ mesh_discovery_start (mesh_node_t *self)
     }
     int64_t now = mesh_mono_ms ();
     self->next_beacon = now;
-    self->next_liveness = now + MESH_KEEPER_TICK;
+    //  judge silence finely enough for the suspect timeout
+    self->tick_ms = self->suspect_ms / 6 < MESH_KEEPER_TICK? self->suspect_ms / 6: MESH_KEEPER_TICK;
+    if (self->tick_ms < 10)
+        self->tick_ms = 10;
+    self->next_liveness = now + self->tick_ms;
     self->next_gossip = now + self->gossip_ms;
     return 0;
 }
@@ -295,7 +299,9 @@ s_liveness (mesh_node_t *self, int64_t now)
             mesh_counters_add (self->counters, "peers.suspected", 1);
             mesh_node_raise (self, MESH_EVENT_SUSPECT, peer, "silent");
         }
-        if (now - peer->last_spoke >= self->heartbeat_ms) {
+        int heartbeat = peer->heartbeat_ms && peer->heartbeat_ms < self->heartbeat_ms
+                      ? peer->heartbeat_ms: self->heartbeat_ms;
+        if (now - peer->last_spoke >= heartbeat) {
             mesh_node_send_locked (self, peer, &ping, NULL, 0);
             peer->seen_out = peer->frames_out;
             peer->last_spoke = now;
@@ -372,7 +378,7 @@ int
 mesh_discovery_tick (mesh_node_t *self)
 {
     int64_t now = mesh_mono_ms ();
-    int64_t next = now + MESH_KEEPER_TICK;
+    int64_t next = now + self->tick_ms;
     if (self->beacon && self->beacon_ivl > 0) {
         if (now >= self->next_beacon) {
             uint8_t buf [MESH_BEACON_MAX];
@@ -388,7 +394,7 @@ mesh_discovery_tick (mesh_node_t *self)
     }
     if (now >= self->next_liveness) {
         s_liveness (self, now);
-        self->next_liveness = now + MESH_KEEPER_TICK;
+        self->next_liveness = now + self->tick_ms;
     }
     if (self->next_liveness < next)
         next = self->next_liveness;

@@ -196,7 +196,7 @@ mesh_node_set_timeouts (mesh_node_t *self, int suspect_ms, int gone_ms)
     self->suspect_ms = suspect_ms;
     self->gone_ms = gone_ms;
     //  a peer must hear from us several times before it suspects us
-    self->heartbeat_ms = suspect_ms / 3;
+    self->heartbeat_ms = suspect_ms / 4;
     return 0;
 }
 
@@ -597,6 +597,7 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
         .flags = reply_wanted? MESH_FLAG_REPLY_WANTED: 0,
+        .seq = (uint64_t) self->suspect_ms,     //  so peers heartbeat often enough
         .id = self->incarnation,
         .subject = self->name,
         .reply = self->endpoint,
@@ -782,6 +783,9 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
             peer->frames_out++;
     }
     peer->incarnation = msg->env.id;
+    //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
+    if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
+        peer->heartbeat_ms = (int) (msg->env.seq / 4);
     //  names are for people: keep printable bytes only
     size_t j = 0;
     for (size_t i = 0; msg->subject [i] && j < sizeof peer->name - 1; i++)

@@ -39,6 +39,7 @@ typedef struct {
     int64_t created;            //  mono ms
     int64_t last_heard;         //  mono ms of the last frame we noticed
     int64_t last_spoke;         //  mono ms of the last frame we noticed going out
+    int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check
     zhashx_t *headers;          //  key -> value (strings)
@@ -84,6 +85,7 @@ struct _mesh_node_t {
     int beacon_port;
     int beacon_ivl;
     int suspect_ms, gone_ms, heartbeat_ms, gossip_ms;
+    int tick_ms;                //  liveness check period: min(100, suspect/6)
     char bind_host [128];
     int bind_port;
     size_t max_peers;
