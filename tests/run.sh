@@ -25,10 +25,11 @@ for prog in "$@"; do
         valgrind --quiet --error-exitcode=99 --leak-check=full \
                  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
                  --suppressions="$MESHBUS_SRC/tests/valgrind.supp" "$prog"
+        rc=$?
     else
         "$prog"
+        rc=$?
     fi
-    [ $fuzzing = 1 ] || rc=$?
     if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
 done
 for f in ${failures[@]+"${failures[@]}"}; do echo "FAILED: $f"; done

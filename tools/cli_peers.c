@@ -35,6 +35,10 @@ cli_peers (cli_opts_t *opts, int argc, char **argv)
         return 1;
     int64_t deadline = timeout < 0? -1: (int64_t) (mesh_clock_ms () + timeout * 1000);
     int rc = -1;
+    //  Peers alive as the printed events tell. The table alone is not
+    //  enough: a peer that entered and already said BYE (it had its own
+    //  --expect met) is gone from it, yet it was alive, and we printed so.
+    long entered = 0;
     while (rc < 0 && !cli_interrupted ()) {
         int64_t left = deadline < 0? 200: deadline - (int64_t) mesh_clock_ms ();
         if (left <= 0)
@@ -42,9 +46,14 @@ cli_peers (cli_opts_t *opts, int argc, char **argv)
         mesh_event_t *event = mesh_node_wait_event (node, left < 200? (int) left: 200);
         if (event) {
             cli_print_event (event);
+            if (mesh_event_type (event) == MESH_EVENT_ENTER)
+                entered++;
+            else
+            if (mesh_event_type (event) == MESH_EVENT_EXIT)
+                entered--;
             mesh_event_destroy (&event);
         }
-        if (expect >= 0 && (long) mesh_node_peer_count (node) >= expect)
+        if (expect >= 0 && (entered >= expect || (long) mesh_node_peer_count (node) >= expect))
             rc = 0;
     }
     if (rc < 0 && expect >= 0) {
