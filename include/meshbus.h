@@ -52,6 +52,9 @@ extern "C" {
 #define MESH_DEFAULT_INBOX_QUEUE      100000  //  messages the keeper may hold for dispatch
 #define MESH_DEFAULT_EVENT_QUEUE      10000   //  events held for the application
 
+//  Limits a user meets (the wire's full list is in src/mesh_limits.h)
+#define MESH_MAX_SUBJECT              255     //  bytes in a subject, pattern, service or queue name
+
 //  ---------------------------------------------------------------------
 //  Errors
 
@@ -76,6 +79,10 @@ int
 //  Text for an error code.
 const char *
     mesh_strerror (int err);
+//  Record a failure for mesh_errno() / mesh_last_error() in this thread
+//  (for pattern modules built on this API). Returns -1.
+int
+    mesh_set_error (int err, const char *detail);
 //  Text of the last failure in this thread, with detail where there is
 //  some ("interface eth9 not found"). Borrowed, valid until the next call.
 const char *
@@ -165,6 +172,12 @@ typedef struct {
     size_t header_count;
 } mesh_head_t;
 
+//  A message built from head and body, as if sender had sent it (for local
+//  delivery and replays). sender may be NULL ("" then). NULL on a bad head.
+mesh_msg_t *
+    mesh_msg_new (const mesh_head_t *head, const void *body, size_t size,
+                  const char *sender, const char *sender_name);
+
 //  ---------------------------------------------------------------------
 //  Events: peer life and, later, pattern events. Read them with
 //  mesh_node_event() after mesh_node_dispatch(), or wait for the node's fd.
@@ -244,6 +257,10 @@ int
 //  with the same id and a new incarnation is EXIT then ENTER to its peers.
 int
     mesh_node_set_id (mesh_node_t *self, const char *hex_id);
+//  Messages queued per link before a send returns MESH_EAGAIN (default
+//  MESH_DEFAULT_SNDHWM). Lower bounds memory per slow peer.
+int
+    mesh_node_set_hwm (mesh_node_t *self, int messages);
 //  Bound of the peer table (default MESH_MAX_PEERS_DEFAULT).
 int
     mesh_node_set_max_peers (mesh_node_t *self, size_t max_peers);
@@ -398,6 +415,154 @@ char *
 //  timeout_ms. Returns a JSON object {"<peer id>": {...}, ...}; free().
 char *
     mesh_node_peer_stats_json (mesh_node_t *self, int timeout_ms);
+
+//  A number that changes whenever a peer enters, leaves or changes an
+//  announcement. Patterns compare it to a cached value to know when to
+//  rebuild what they derive from announcements, without dispatching.
+uint64_t
+    mesh_node_generation (mesh_node_t *self);
+
+//  Block until the link to peer can take a message or timeout_ms passes
+//  (back-pressure for senders that must not drop). 0, or -1 with
+//  MESH_ETIMEDOUT / MESH_ENOPEER.
+int
+    mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms);
+
+//  ---------------------------------------------------------------------
+//  Subjects: dot-separated tokens ("orders.eu.created"). In a pattern, "*"
+//  matches exactly one token and "#" zero or more (AMQP topic exchange).
+
+//  A subject: 1..255 bytes, tokens non-empty, no "*" or "#" tokens, no
+//  spaces or control characters.
+bool
+    mesh_subject_valid (const char *subject);
+//  A pattern: like a subject, but tokens may be "*" or "#" (a token that
+//  merely contains them, like "a*", is invalid).
+bool
+    mesh_pattern_valid (const char *pattern);
+//  Does subject match pattern? Both assumed valid.
+bool
+    mesh_subject_match (const char *pattern, const char *subject);
+
+//  ---------------------------------------------------------------------
+//  Store: a crash-safe log of records in LMDB, for durable pub-sub logs,
+//  outboxes and dead letters. Records have 64-bit keys in order; a small
+//  string-keyed table holds metadata (positions, acks).
+
+typedef struct _mesh_store_t mesh_store_t;
+
+#define MESH_STORE_SYNC     0   //  every write is on disk before it returns
+#define MESH_STORE_GROUP    1   //  writes are flushed together every few ms (mesh_store_flush)
+
+//  Open (creating) the store named name in directory dir (created too).
+//  NULL on failure with the reason in mesh_last_error().
+mesh_store_t *
+    mesh_store_new (const char *dir, const char *name, int sync_mode);
+void
+    mesh_store_destroy (mesh_store_t **self_p);
+//  Append or replace the record at key. 0 or -1 (MESH_EFULL when the map
+//  is full, MESH_ESYS otherwise).
+int
+    mesh_store_put (mesh_store_t *self, uint64_t key, const void *data, size_t size);
+//  A copy of the record at key (free() it), NULL if none; size in *size.
+void *
+    mesh_store_get (mesh_store_t *self, uint64_t key, size_t *size);
+int
+    mesh_store_delete (mesh_store_t *self, uint64_t key);
+//  Call fn for each record with key >= from, in key order, until fn
+//  returns false. Returns the number of records visited.
+typedef bool (mesh_store_fn) (uint64_t key, const void *data, size_t size, void *arg);
+size_t
+    mesh_store_scan (mesh_store_t *self, uint64_t from, mesh_store_fn *fn, void *arg);
+//  Smallest and largest key (0 when empty), number of records.
+uint64_t
+    mesh_store_first (mesh_store_t *self);
+uint64_t
+    mesh_store_last (mesh_store_t *self);
+size_t
+    mesh_store_count (mesh_store_t *self);
+//  Delete every record with key < below. Returns how many went.
+size_t
+    mesh_store_trim (mesh_store_t *self, uint64_t below);
+//  Metadata: a string value per string key.
+int
+    mesh_store_meta_set (mesh_store_t *self, const char *key, const char *value);
+//  A copy (free() it), or NULL.
+char *
+    mesh_store_meta_get (mesh_store_t *self, const char *key);
+//  In group mode, commit what is pending now. 0 or -1.
+int
+    mesh_store_flush (mesh_store_t *self);
+
+//  ---------------------------------------------------------------------
+//  Publish-subscribe (patterns/mesh_pubsub.c). Publishers match at the
+//  source and send only to interested peers. Each publisher->subscriber
+//  stream carries sequence numbers; a gap is an event (GAP, with the
+//  count) on the subscriber and is counted on both sides.
+
+typedef struct _mesh_pubsub_t mesh_pubsub_t;
+
+#define MESH_EVENT_GAP          40  //  messages from a publisher were lost (count)
+#define MESH_EVENT_REPLAYED     41  //  lost messages came back through replay (count)
+#define MESH_EVENT_GAP_LOST     42  //  lost messages are beyond the publisher's window (count)
+
+//  Slow subscriber policy, chosen per subscription
+#define MESH_SUB_DROP           0   //  publisher drops for this subscriber and counts (default)
+#define MESH_SUB_BLOCK          1   //  publisher waits (up to its send timeout)
+
+typedef struct {
+    int mode;                   //  MESH_SUB_DROP or MESH_SUB_BLOCK
+    const char *durable;        //  durable subscription name, or NULL
+    bool last_value;            //  get the last message of each matching subject at once
+    bool no_replay;             //  do not ask publishers to resend what a gap lost
+} mesh_sub_opts_t;
+
+//  Received message handler; msg is borrowed for the call.
+typedef void (mesh_sub_fn) (mesh_pubsub_t *pubsub, const mesh_msg_t *msg, void *arg);
+
+//  Attach pub-sub to a node (before or after start). One per node.
+mesh_pubsub_t *
+    mesh_pubsub_new (mesh_node_t *node);
+void
+    mesh_pubsub_destroy (mesh_pubsub_t **self_p);
+mesh_node_t *
+    mesh_pubsub_node (mesh_pubsub_t *self);
+//  Keep the publisher's retained log and durable positions in LMDB under
+//  dir, so they survive a restart. Before the first publish.
+int
+    mesh_pubsub_set_data_dir (mesh_pubsub_t *self, const char *dir);
+//  Bounds of the retained log (replay window): messages, bytes, age in ms.
+int
+    mesh_pubsub_set_retention (mesh_pubsub_t *self, size_t count, size_t bytes, int age_ms);
+//  How long a publish waits on a MESH_SUB_BLOCK subscriber (default 5000).
+int
+    mesh_pubsub_set_send_timeout (mesh_pubsub_t *self, int timeout_ms);
+
+//  Subscribe; returns a subscription id (> 0) or -1 (MESH_EINVAL for a bad
+//  pattern). opts may be NULL. The handler runs in mesh_node_dispatch().
+int
+    mesh_subscribe (mesh_pubsub_t *self, const char *pattern, const mesh_sub_opts_t *opts,
+                    mesh_sub_fn *fn, void *arg);
+int
+    mesh_unsubscribe (mesh_pubsub_t *self, int sub_id);
+
+//  Publish body to subject. Returns the number of subscribers it went to
+//  (local ones included), or -1 (MESH_EINVAL for a bad subject). Drops for
+//  slow MESH_SUB_DROP subscribers are counted, never reported as failure.
+int
+    mesh_publish (mesh_pubsub_t *self, const char *subject, const void *body, size_t size);
+//  Same with content type and headers from head (its subject is used;
+//  kind, seq and id are set by pub-sub).
+int
+    mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head, const void *body, size_t size);
+//  Number of subscribers (peers and local) for a subject now.
+size_t
+    mesh_pubsub_subscribers (mesh_pubsub_t *self, const char *subject);
+//  Dispatch until at least count subscribers match subject, or timeout.
+//  0 or -1 with MESH_ETIMEDOUT.
+int
+    mesh_pubsub_wait_subscribers (mesh_pubsub_t *self, const char *subject, size_t count,
+                                  int timeout_ms);
 
 //  Milliseconds since the epoch (wall clock), for deadlines.
 uint64_t

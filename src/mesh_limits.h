@@ -14,7 +14,9 @@
 #define MESH_WIRE_VERSION       1       //  first element of every header array
 #define MESH_ENV_FIELDS         11      //  elements in a version-1 header array
 #define MESH_ENV_MAX_FIELDS     16      //  newer peers may append; we skip extras
+#ifndef MESH_MAX_SUBJECT                 //  also public, in meshbus.h
 #define MESH_MAX_SUBJECT        255     //  bytes in a subject, service or queue name
+#endif
 #define MESH_MAX_REPLY          255     //  bytes in a reply-to
 #define MESH_MAX_CTYPE          127     //  bytes in a content type
 #define MESH_MAX_HEADERS        32      //  user headers per message

@@ -85,6 +85,7 @@ mesh_node_new (const char *name)
     self->heartbeat_ms = MESH_DEFAULT_HEARTBEAT_IVL;
     self->gossip_ms = MESH_DEFAULT_GOSSIP_IVL;
     self->max_peers = MESH_MAX_PEERS_DEFAULT;
+    self->hwm = MESH_DEFAULT_SNDHWM;
     self->queue_max = MESH_DEFAULT_INBOX_QUEUE;
     self->event_max = MESH_DEFAULT_EVENT_QUEUE;
     self->headers = zhashx_new ();
@@ -292,6 +293,18 @@ mesh_node_set_max_peers (mesh_node_t *self, size_t max_peers)
     if (max_peers < 1 || max_peers > 65536)
         return mesh_fail (MESH_EINVAL, "max peers must be 1..65536");
     self->max_peers = max_peers;
+    return 0;
+}
+
+int
+mesh_node_set_hwm (mesh_node_t *self, int messages)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    if (messages < 1)
+        return mesh_fail (MESH_EINVAL, "high-water mark must be >= 1");
+    self->hwm = messages;
     return 0;
 }
 
@@ -688,7 +701,7 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.no-socket", 1);
         return NULL;
     }
-    int linger = 0, hwm = MESH_DEFAULT_SNDHWM, ivl = 100, ivl_max = 2000;
+    int linger = 0, hwm = self->hwm, ivl = 100, ivl_max = 2000;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
@@ -721,6 +734,7 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
         mesh_node_raise (self, MESH_EVENT_EXIT, peer, reason);
     }
     zhashx_delete (self->peers, peer->hex);
+    __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
 }
 
 //  ---------------------------------------------------------------------
@@ -833,6 +847,7 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
         peer->state = MESH_PEER_ALIVE;
         self->connecting--;
         mesh_counters_add (self->counters, "peers.entered", 1);
+        __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
         mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
         mesh_discovery_gossip_to (self, peer, NULL);
     }
@@ -847,6 +862,7 @@ s_on_update (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
     }
     const void *body = mesh_msg_body (msg);
     zhashx_update (peer->announce, msg->subject, zchunk_new (body, msg->size));
+    __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
     mesh_node_raise (self, MESH_EVENT_UPDATE, peer, msg->subject);
 }
 
@@ -1360,4 +1376,63 @@ s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
                          .ctype = "application/json" };
     mesh_node_send_locked (self, peer, &head, json, strlen (json));
     free (json);
+}
+
+uint64_t
+mesh_node_generation (mesh_node_t *self)
+{
+    assert (self);
+    return __atomic_load_n (&self->generation, __ATOMIC_ACQUIRE);
+}
+
+int
+mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
+{
+    assert (self);
+    int64_t deadline = mesh_mono_ms () + timeout_ms;
+    int pause_us = 50;
+    while (true) {
+        pthread_mutex_lock (&self->lock);
+        mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
+        int events = 0;
+        size_t len = sizeof events;
+        if (p)
+            zmq_getsockopt (p->dealer, ZMQ_EVENTS, &events, &len);
+        pthread_mutex_unlock (&self->lock);
+        if (!p)
+            return -1;
+        if (events & ZMQ_POLLOUT)
+            return 0;
+        if (mesh_mono_ms () >= deadline)
+            return mesh_fail (MESH_ETIMEDOUT, "link to %s stayed full", peer);
+        //  libzmq's POLLOUT needs the socket itself, which needs the lock;
+        //  short sleeps keep the lock free for the receiving side meanwhile
+        usleep (pause_us);
+        if (pause_us < 2000)
+            pause_us *= 2;
+    }
+}
+
+mesh_msg_t *
+mesh_msg_new (const mesh_head_t *head, const void *body, size_t size,
+              const char *sender, const char *sender_name)
+{
+    assert (head);
+    zmq_msg_t frames [2];
+    int nframes = s_build (head, body, size, NULL, NULL, NULL, frames);
+    if (nframes < 0)
+        return NULL;
+    mesh_msg_t *msg = (mesh_msg_t *) malloc (sizeof (mesh_msg_t));
+    if (!msg || mesh_msg_init (msg, frames, nframes) != MESH_ENV_OK) {
+        free (msg);
+        if (!msg)
+            for (int i = 0; i < nframes; i++)
+                zmq_msg_close (&frames [i]);
+        mesh_fail (MESH_EINVAL, "message does not encode");
+        return NULL;
+    }
+    msg->heap = true;
+    snprintf (msg->sender, sizeof msg->sender, "%s", sender? sender: "");
+    snprintf (msg->sender_name, sizeof msg->sender_name, "%s", sender_name? sender_name: "");
+    return msg;
 }

@@ -89,6 +89,7 @@ struct _mesh_node_t {
     char bind_host [128];
     int bind_port;
     size_t max_peers;
+    int hwm;                    //  per-link send high-water mark
     bool verbose;
     zhashx_t *headers;          //  our HELLO headers
     zhashx_t *announce;         //  key -> zchunk_t *, our announcements
@@ -132,6 +133,7 @@ struct _mesh_node_t {
     //  counters
     mesh_counters_t *counters;
     uint64_t frames_in, frames_out;
+    uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     //  stats collection from peers
     zhashx_t *peer_stats;       //  hex id -> JSON string
     uint64_t stats_request;

@@ -32,6 +32,12 @@ mesh_fail (int err, const char *fmt, ...)
 }
 
 int
+mesh_set_error (int err, const char *detail)
+{
+    return detail? mesh_fail (err, "%s", detail): mesh_fail (err, NULL);
+}
+
+int
 mesh_errno (void)
 {
     return s_errno;

@@ -42,6 +42,13 @@ s_usage (FILE *out)
 "                                 print a line per peer event (ENTER, EXIT, SUSPECT, BACK);\n"
 "                                 with --expect exit 0 once K peers are alive, 1 at the timeout\n"
 "  stats [--json] [--timeout S]   counters of this node and of every peer it finds\n"
+"  pub SUBJECT [BODY|-] [--count N] [--wait-subscribers K] [--timeout S] [--interval-ms MS]\n"
+"      [--data-dir DIR] [--ctype TYPE]\n"
+"                                 publish BODY (each stdin line with -) N times\n"
+"  sub PATTERN [--count N] [--timeout S] [--durable NAME] [--last-value] [--block]\n"
+"                                 one line per message: SUBJECT<TAB>BODY; * = one token, # = any\n"
+"  bench link|pubsub|reqrep|pipeline [--size B] [--count N] [--json]\n"
+"                                 meshbus and raw libzmq side by side in one run, and their ratio\n"
 "\n"
 "common options:\n"
 "  --name NAME          node name\n"
@@ -54,6 +61,7 @@ s_usage (FILE *out)
 "  --id HEX             fixed node id (32 hex chars), e.g. to restart as the same node\n"
 "  --suspect-ms MS --gone-ms MS  liveness timeouts (default %d, %d)\n"
 "  --beacon-ms MS       beacon interval (default %d)\n"
+"  --hwm N              messages queued per link before sends drop or wait\n"
 "  --verbose            log peer events and warnings to stderr\n",
              MESH_DEFAULT_BEACON_PORT, MESH_DEFAULT_SUSPECT_MS, MESH_DEFAULT_GONE_MS,
              MESH_DEFAULT_BEACON_IVL);
@@ -91,6 +99,7 @@ s_parse_common (cli_opts_t *opts, int *argc, char **argv)
         else if (streq_ (a, "--suspect-ms")) TAKE (suspect_ms);
         else if (streq_ (a, "--gone-ms"))   TAKE (gone_ms);
         else if (streq_ (a, "--beacon-ms")) TAKE (beacon_ms);
+        else if (streq_ (a, "--hwm"))       TAKE (hwm);
         else if (streq_ (a, "--curve"))     TAKE (curve);
         else if (streq_ (a, "--trust"))     TAKE (trust);
         else if (streq_ (a, "--secret"))    TAKE (secret);
@@ -155,6 +164,11 @@ cli_node_new (const cli_opts_t *opts, const char *default_name)
         if (s_int (opts->beacon_ms, "--beacon-ms", &value))
             goto fail;
         rc |= mesh_node_set_beacon_interval (node, value);
+    }
+    if (!rc && opts->hwm) {
+        if (s_int (opts->hwm, "--hwm", &value))
+            goto fail;
+        rc |= mesh_node_set_hwm (node, value);
     }
     if (!rc && opts->no_beacon)
         rc |= mesh_node_set_beacon_interval (node, 0);
@@ -244,6 +258,9 @@ static struct {
     { "peers", cli_peers },
     { "stats", cli_stats },
     { "demo",  cli_demo },
+    { "pub",   cli_pub },
+    { "sub",   cli_sub },
+    { "bench", cli_bench },
 };
 
 int

@@ -11,7 +11,7 @@
 
 typedef struct {
     const char *name, *cluster, *iface, *port, *bind, *id;
-    const char *suspect_ms, *gone_ms, *beacon_ms;
+    const char *suspect_ms, *gone_ms, *beacon_ms, *hwm;
     const char *curve, *trust, *secret;
     const char *seeds [CLI_MAX_SEEDS];
     int seed_count;
@@ -44,5 +44,8 @@ int
 int cli_peers (cli_opts_t *opts, int argc, char **argv);
 int cli_stats (cli_opts_t *opts, int argc, char **argv);
 int cli_demo (cli_opts_t *opts, int argc, char **argv);
+int cli_pub (cli_opts_t *opts, int argc, char **argv);
+int cli_sub (cli_opts_t *opts, int argc, char **argv);
+int cli_bench (cli_opts_t *opts, int argc, char **argv);
 
 #endif
