@@ -515,33 +515,60 @@ mesh_pubsub_wait_subscribers (mesh_pubsub_t *self, const char *subject, size_t c
 }
 
 //  Replay request from a subscriber: resend what we kept of [from, to]
-//  that its subscriptions match, then say how many.
+//  that its subscriptions match, then say how many. A replay answers a
+//  request, so it waits for the link (up to the send timeout per message)
+//  instead of dropping: the lock is released while waiting, and the
+//  record fetched again after, since the log may have moved meanwhile.
 static void
 s_on_replay_req (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
 {
     mesh_pubsub_t *self = (mesh_pubsub_t *) arg;
-    uint64_t from = mesh_msg_id (msg), to = mesh_msg_seq (msg);
+    const char *peer = mesh_msg_sender (msg);
+    uint64_t from = mesh_msg_id (msg), to = mesh_msg_seq (msg), sent = 0;
     pthread_mutex_lock (&self->lock);
     s_rebuild (self);
-    remote_t *remote = (remote_t *) zhashx_lookup (self->remotes, mesh_msg_sender (msg));
-    uint64_t sent = 0;
-    if (remote && from && to >= from && to <= self->pub_seq) {
-        //  bounded by what we keep, whatever the range asked for
-        uint64_t first = mesh_retain_first (self->retain);
-        for (uint64_t id = from < first? first: from; first && id <= to; id++) {
-            mesh_retained_t rec;
-            if (mesh_retain_get (self->retain, id, &rec)
-            &&  s_remote_matches (remote, rec.subject, NULL)
-            &&  s_send_retained (self, remote, &rec, FLAG_REPLAY) == 0)
-                sent++;
-        }
+    remote_t *remote = (remote_t *) zhashx_lookup (self->remotes, peer);
+    if (!remote || !from || to < from || to > self->pub_seq) {
+        s_count (self, peer, "pubsub.replay.refused", 1);
+        pthread_mutex_unlock (&self->lock);
+        return;
     }
-    else
-        s_count (self, mesh_msg_sender (msg), "pubsub.replay.refused", 1);
+    uint64_t first = mesh_retain_first (self->retain);
+    uint64_t id = from < first? first: from;
+    while (first && id <= to) {
+        mesh_retained_t rec;
+        remote = (remote_t *) zhashx_lookup (self->remotes, peer);
+        if (!remote)
+            break;
+        if (!mesh_retain_get (self->retain, id, &rec)
+        ||  !s_remote_matches (remote, rec.subject, NULL)) {
+            id++;
+            continue;
+        }
+        mesh_head_t head = {
+            .kind = KIND_PUB, .flags = FLAG_REPLAY, .id = rec.id, .subject = rec.subject,
+            .ctype = rec.ctype [0]? rec.ctype: NULL,
+            .headers = rec.headers, .header_count = rec.header_count
+        };
+        if (mesh_node_send (node, peer, &head, rec.body, rec.size) == 0) {
+            sent++;
+            id++;
+            continue;
+        }
+        if (mesh_errno () != MESH_EAGAIN)
+            break;
+        pthread_mutex_unlock (&self->lock);
+        int rc = mesh_node_wait_writable (node, peer, self->send_timeout);
+        pthread_mutex_lock (&self->lock);
+        if (rc)
+            break;
+    }
+    if (id <= to && first)
+        s_count (self, peer, "pubsub.replay.dropped", 1);
     pthread_mutex_unlock (&self->lock);
     mesh_head_t head = { .kind = KIND_REPLAY_END, .id = from, .seq = sent };
-    mesh_node_send (node, mesh_msg_sender (msg), &head, NULL, 0);
-    s_count (self, mesh_msg_sender (msg), "pubsub.replay.sent", sent);
+    mesh_node_send (node, peer, &head, NULL, 0);
+    s_count (self, peer, "pubsub.replay.sent", sent);
 }
 
 static void
