@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #define DEFAULT_SIZE    100
-#define DEFAULT_COUNT   200000
+#define DEFAULT_COUNT   1000000
 #define DEFAULT_ROUNDS  5
 #define MAX_ROUNDS      99
 #define MEET_MS         15000

@@ -415,12 +415,13 @@ s_shrink (mesh_store_t *self)
 static int
 s_touch (mesh_store_t *self)
 {
+    int rc;
     while (true) {
         MDB_txn *txn;
         MDB_dbi main_db;
         MDB_val key = { strlen (STORE_FORMAT_KEY), STORE_FORMAT_KEY };
         MDB_val value = { strlen (STORE_FORMAT), STORE_FORMAT };
-        int rc = s_txn_begin (self, 0, &txn);
+        rc = s_txn_begin (self, 0, &txn);
         if (rc == 0 && (rc = mdb_dbi_open (txn, NULL, 0, &main_db)) == 0)
             rc = mdb_put (txn, main_db, &key, &value, 0);
         if (rc == 0)
