@@ -345,7 +345,9 @@ int
     mesh_node_on_peer (mesh_node_t *self, mesh_peer_fn *fn, void *arg);
 
 //  Called from every dispatch at least every interval_ms (a timer for
-//  deadlines, retries, redelivery). Several may be registered.
+//  deadlines, retries, redelivery). Several may be registered. fn NULL
+//  removes every tick hook registered with arg (a module that is
+//  destroyed while its node lives on must do so).
 typedef void (mesh_tick_fn) (mesh_node_t *node, void *arg);
 int
     mesh_node_on_tick (mesh_node_t *self, int interval_ms, mesh_tick_fn *fn, void *arg);
@@ -509,6 +511,10 @@ typedef struct _mesh_pubsub_t mesh_pubsub_t;
 //  Slow subscriber policy, chosen per subscription
 #define MESH_SUB_DROP           0   //  publisher drops for this subscriber and counts (default)
 #define MESH_SUB_BLOCK          1   //  publisher waits (up to its send timeout)
+
+//  Flags a subscriber may find in mesh_msg_flags() of a received message
+#define MESH_FLAG_REPLAYED      0x00010000  //  resent from the publisher's retained log: late, maybe out of order
+#define MESH_FLAG_LAST_VALUE    0x00020000  //  last value of its subject, sent when the subscription appeared
 
 typedef struct {
     int mode;                   //  MESH_SUB_DROP or MESH_SUB_BLOCK

@@ -44,8 +44,8 @@
 #define KIND_REPLAY_END     (MESH_KIND_PATTERN + 2)
 #define KIND_DACK           (MESH_KIND_PATTERN + 3)
 #define KIND_POS            (MESH_KIND_PATTERN + 4)     //  stream position: reveals loss at the tail
-#define FLAG_REPLAY         0x00010000  //  resent from the retained log
-#define FLAG_LAST_VALUE     0x00020000  //  last value of a subject, for a new subscriber
+#define FLAG_REPLAY         MESH_FLAG_REPLAYED      //  resent from the retained log
+#define FLAG_LAST_VALUE     MESH_FLAG_LAST_VALUE    //  last value of a subject, for a new subscriber
 
 #define MESH_PUBSUB_KEY         "pubsub"
 #define MESH_PUBSUB_MAX_SUBS    1024    //  subscriptions per peer we accept
@@ -102,6 +102,7 @@ typedef struct {
     uint64_t acked_id;          //  last id acknowledged for durable subs
     uint64_t gap_pending;       //  lost messages awaiting a replay answer
     uint64_t replayed;          //  replayed messages received for that
+    uint64_t requests;          //  replay requests not answered yet
 } stream_t;
 
 struct _mesh_pubsub_t {
@@ -412,6 +413,22 @@ s_route (mesh_pubsub_t *self, const char *subject)
 static size_t s_deliver_local (mesh_pubsub_t *self, const mesh_head_t *head,
                                const void *body, size_t size, uint64_t id);
 
+//  Drop last values that are no longer retained. Lock held.
+static void
+s_prune_last_values (mesh_pubsub_t *self)
+{
+    uint64_t first = mesh_retain_first (self->retain);
+    zlistx_t *stale = zlistx_new ();
+    for (uint64_t *id = (uint64_t *) zhashx_first (self->last_values); id;
+         id = (uint64_t *) zhashx_next (self->last_values))
+        if (*id < first || !first)
+            zlistx_add_end (stale, (void *) zhashx_cursor (self->last_values));
+    for (char *subject = (char *) zlistx_first (stale); subject;
+         subject = (char *) zlistx_next (stale))
+        zhashx_delete (self->last_values, subject);
+    zlistx_destroy (&stale);
+}
+
 int
 mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, size_t size)
 {
@@ -436,6 +453,10 @@ mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *bo
             zhashx_insert (self->last_values, head.subject, last);
         }
         *last = id;
+        //  one entry per subject ever published: forget those whose message
+        //  left the window, so many distinct subjects do not grow memory
+        if (zhashx_size (self->last_values) > 2 * self->ret_count)
+            s_prune_last_values (self);
     }
     route_t *route = s_route (self, head.subject);
     int sent = 0;
@@ -508,10 +529,22 @@ mesh_pubsub_wait_subscribers (mesh_pubsub_t *self, const char *subject, size_t c
     while (mesh_pubsub_subscribers (self, subject) < count) {
         int64_t left = deadline - (int64_t) mesh_clock_ms ();
         if (left <= 0)
-            return -1;
+            return mesh_set_error (MESH_ETIMEDOUT, "too few subscribers before the timeout");
         mesh_node_dispatch (self->node, left < 50? (int) left: 50);
     }
     return 0;
+}
+
+//  The answer that closes a replay. The subscriber settles its gaps only
+//  when every request is answered, so this must not be lost to the link's
+//  high-water mark (which the replay itself just filled): wait for room.
+static void
+s_send_replay_end (mesh_pubsub_t *self, const char *peer, uint64_t from, uint64_t sent)
+{
+    mesh_head_t head = { .kind = KIND_REPLAY_END, .id = from, .seq = sent };
+    if (mesh_node_send (self->node, peer, &head, NULL, 0) && mesh_errno () == MESH_EAGAIN
+    &&  mesh_node_wait_writable (self->node, peer, self->send_timeout) == 0)
+        mesh_node_send (self->node, peer, &head, NULL, 0);
 }
 
 //  Replay request from a subscriber: resend what we kept of [from, to]
@@ -531,6 +564,8 @@ s_on_replay_req (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     if (!remote || !from || to < from || to > self->pub_seq) {
         s_count (self, peer, "pubsub.replay.refused", 1);
         pthread_mutex_unlock (&self->lock);
+        //  answer anyway, so the subscriber reports the gap as lost
+        s_send_replay_end (self, peer, from, 0);
         return;
     }
     uint64_t first = mesh_retain_first (self->retain);
@@ -566,8 +601,7 @@ s_on_replay_req (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     if (id <= to && first)
         s_count (self, peer, "pubsub.replay.dropped", 1);
     pthread_mutex_unlock (&self->lock);
-    mesh_head_t head = { .kind = KIND_REPLAY_END, .id = from, .seq = sent };
-    mesh_node_send (node, peer, &head, NULL, 0);
+    s_send_replay_end (self, peer, from, sent);
     s_count (self, peer, "pubsub.replay.sent", sent);
 }
 
@@ -680,12 +714,15 @@ s_advance (mesh_pubsub_t *self, stream_t *stream, const char *peer, uint64_t seq
     if (stream->expected && next > stream->expected) {
         *gap = next - stream->expected;
         uint64_t last_missing = at_end? id: id - 1;
-        if (stream->last_id && last_missing > stream->last_id && stream->gap_pending == 0) {
+        //  a gap while a replay is under way gets its own request: the
+        //  ranges never overlap (last_id moves past each gap) and the link
+        //  keeps the answers in order, so the last REPLAY_END settles all
+        if (stream->last_id && last_missing > stream->last_id) {
             *ask_from = stream->last_id + 1;
             *ask_to = last_missing;
-        }
-        if (*ask_from)
             stream->gap_pending += *gap;
+            stream->requests++;
+        }
     }
     else
     if (stream->expected && next < stream->expected && !at_end) {
@@ -706,10 +743,28 @@ s_report_gap (mesh_pubsub_t *self, mesh_node_t *node, const char *peer, uint64_t
         return;
     s_count (self, peer, "pubsub.gaps", gap);
     s_post (self, MESH_EVENT_GAP, "GAP", peer, gap);
+    bool asked = false;
     if (ask_from && s_wants_replay (self)) {
         mesh_head_t req = { .kind = KIND_REPLAY_REQ, .id = ask_from, .seq = ask_to };
-        mesh_node_send (node, peer, &req, NULL, 0);
+        asked = mesh_node_send (node, peer, &req, NULL, 0) == 0;
     }
+    if (asked)
+        return;                 //  REPLAY_END will tell REPLAYED / GAP_LOST
+    if (ask_from) {
+        //  s_advance counted these as awaiting a replay that was not asked
+        pthread_mutex_lock (&self->lock);
+        stream_t *stream = (stream_t *) zhashx_lookup (self->streams, peer);
+        if (stream) {
+            stream->gap_pending -= gap < stream->gap_pending? gap: stream->gap_pending;
+            stream->requests -= stream->requests > 0;
+        }
+        pthread_mutex_unlock (&self->lock);
+    }
+    //  No replay is coming for these (none wanted, the request could not be
+    //  sent, or we cannot tell which ids they were): they are lost for
+    //  good, so say it now rather than never.
+    s_count (self, peer, "pubsub.gaps.lost", gap);
+    s_post (self, MESH_EVENT_GAP_LOST, "GAP_LOST", peer, gap);
 }
 
 static void
@@ -768,7 +823,9 @@ s_on_replay_end (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     pthread_mutex_lock (&self->lock);
     stream_t *stream = (stream_t *) zhashx_lookup (self->streams, peer);
     uint64_t pending = 0, got = 0;
-    if (stream && stream->gap_pending) {
+    if (stream && stream->requests)
+        stream->requests--;
+    if (stream && stream->requests == 0 && stream->gap_pending) {
         pending = stream->gap_pending;
         got = stream->replayed < pending? stream->replayed: pending;
         stream->gap_pending = 0;
@@ -901,6 +958,7 @@ mesh_pubsub_destroy (mesh_pubsub_t **self_p)
     //  the node may outlive us: stop it calling into freed memory
     for (int kind = KIND_PUB; kind <= KIND_POS; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);
+    mesh_node_on_tick (self->node, MESH_PUBSUB_TICK, NULL, self);
     mesh_retain_destroy (&self->retain);
     mesh_store_destroy (&self->store);
     mesh_store_destroy (&self->meta);
@@ -929,13 +987,13 @@ mesh_pubsub_set_data_dir (mesh_pubsub_t *self, const char *dir)
     pthread_mutex_lock (&self->lock);
     int rc = 0;
     if (self->pub_seq || self->store)
-        rc = -1;                //  only before the first publish
+        rc = mesh_set_error (MESH_ESTATE, "data dir: set it once, before the first publish");
     else {
         self->store = mesh_store_new (dir, "pubsub-log", MESH_STORE_GROUP);
         self->meta = self->store? mesh_store_new (dir, "pubsub-meta", MESH_STORE_GROUP): NULL;
         if (!self->store || !self->meta) {
             mesh_store_destroy (&self->store);
-            rc = -1;
+            rc = -1;            //  the store said why
         }
         else {
             self->data_dir = strdup (dir);

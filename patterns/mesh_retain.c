@@ -20,8 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <time.h>
 
 #define HEAD_SIZE 32
+#define SPARE_MAX       8               //  records kept for reuse instead of freed...
+#define SPARE_BYTES     (1024 * 1024)   //  ...up to this many bytes in all
 
 struct _mesh_retain_t {
     size_t cap;                 //  ring slots (count bound)
@@ -29,10 +32,58 @@ struct _mesh_retain_t {
     int max_age;
     uint8_t **ring;
     size_t *sizes;
+    size_t *caps;               //  bytes allocated for each record (>= its size)
     uint64_t first, last;       //  ids kept: first..last, none when last < first
     size_t bytes;
     mesh_store_t *store;
+    //  Records trimmed from the old end, reused by the next adds: a
+    //  publish then costs no malloc/free, which on the hot path contend
+    //  for malloc's arena lock with libzmq's I/O thread freeing frames.
+    //  (Their capacities are kept in an array: asking malloc would read
+    //  each cold record's header, a cache miss per publish.)
+    uint8_t *spare [SPARE_MAX];
+    size_t spare_cap [SPARE_MAX];
+    size_t spare_count, spare_bytes;
 };
+
+static uint8_t *
+s_alloc (mesh_retain_t *self, size_t size, size_t *cap)
+{
+    for (size_t i = self->spare_count; i-- > 0;)
+        if (self->spare_cap [i] >= size && self->spare_cap [i] <= 2 * size + 64) {
+            uint8_t *rec = self->spare [i];
+            *cap = self->spare_cap [i];
+            self->spare_bytes -= *cap;
+            self->spare_count--;
+            self->spare [i] = self->spare [self->spare_count];
+            self->spare_cap [i] = self->spare_cap [self->spare_count];
+            return rec;
+        }
+    *cap = size;
+    return (uint8_t *) malloc (size);
+}
+
+static void
+s_release (mesh_retain_t *self, uint8_t *rec, size_t cap)
+{
+    if (!rec)
+        return;
+    if (self->spare_count == SPARE_MAX && cap <= SPARE_BYTES) {
+        //  full of spares that did not fit: let the oldest go
+        self->spare_bytes -= self->spare_cap [0];
+        free (self->spare [0]);
+        self->spare_count--;
+        memmove (self->spare, self->spare + 1, self->spare_count * sizeof (uint8_t *));
+        memmove (self->spare_cap, self->spare_cap + 1, self->spare_count * sizeof (size_t));
+    }
+    if (self->spare_bytes + cap > SPARE_BYTES)
+        free (rec);
+    else {
+        self->spare [self->spare_count] = rec;
+        self->spare_cap [self->spare_count++] = cap;
+        self->spare_bytes += cap;
+    }
+}
 
 static uint32_t
 s_get32 (const uint8_t *p)
@@ -93,14 +144,14 @@ s_drop_oldest (mesh_retain_t *self)
 {
     size_t slot = self->first % self->cap;
     self->bytes -= self->sizes [slot];
-    free (self->ring [slot]);
+    s_release (self, self->ring [slot], self->caps [slot]);
     self->ring [slot] = NULL;
     self->sizes [slot] = 0;
     self->first++;
 }
 
 static void
-s_keep (mesh_retain_t *self, uint64_t id, uint8_t *rec, size_t size)
+s_keep (mesh_retain_t *self, uint64_t id, uint8_t *rec, size_t size, size_t cap)
 {
     if (self->last < self->first)
         self->first = self->last = id;
@@ -118,6 +169,7 @@ s_keep (mesh_retain_t *self, uint64_t id, uint8_t *rec, size_t size)
     size_t slot = id % self->cap;
     self->ring [slot] = rec;
     self->sizes [slot] = size;
+    self->caps [slot] = cap;
     self->bytes += size;
 }
 
@@ -132,7 +184,7 @@ s_load (uint64_t key, const void *data, size_t size, void *arg)
     if (!rec)
         return false;
     memcpy (rec, data, size);
-    s_keep (self, key, rec, size);
+    s_keep (self, key, rec, size, size);
     return true;
 }
 
@@ -147,6 +199,7 @@ mesh_retain_new (size_t count, size_t bytes, int age_ms, mesh_store_t *store)
     self->max_age = age_ms;
     self->ring = (uint8_t **) calloc (self->cap, sizeof (uint8_t *));
     self->sizes = (size_t *) calloc (self->cap, sizeof (size_t));
+    self->caps = (size_t *) calloc (self->cap, sizeof (size_t));
     self->first = 1;
     self->last = 0;
     self->store = store;
@@ -167,8 +220,11 @@ mesh_retain_destroy (mesh_retain_t **self_p)
             s_drop_oldest (self);
         if (self->store)
             mesh_store_flush (self->store);
+        while (self->spare_count)
+            free (self->spare [--self->spare_count]);
         free (self->ring);
         free (self->sizes);
+        free (self->caps);
         free (self);
         *self_p = NULL;
     }
@@ -186,10 +242,15 @@ mesh_retain_add (mesh_retain_t *self, uint64_t id, const mesh_head_t *head,
         total += strlen (head->headers [i]) + 1;
     if (size > UINT32_MAX || total > self->max_bytes)
         return -1;              //  bigger than the whole window: not kept
-    uint8_t *rec = (uint8_t *) malloc (total);
+    size_t cap;
+    uint8_t *rec = s_alloc (self, total, &cap);
     if (!rec)
         return -1;
-    uint64_t now = mesh_clock_ms ();
+    //  The coarse clock (a few ms of resolution) is plenty for an age
+    //  bound and costs a fraction of a precise read, once per publish.
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME_COARSE, &ts);
+    uint64_t now = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
     uint32_t v [4] = { (uint32_t) slen, (uint32_t) clen, (uint32_t) hcount, (uint32_t) size };
     memcpy (rec, &id, 8);
     memcpy (rec + 8, &now, 8);
@@ -214,7 +275,7 @@ mesh_retain_add (mesh_retain_t *self, uint64_t id, const mesh_head_t *head,
     }
     if (size)
         memcpy (p, body, size);
-    s_keep (self, id, rec, total);
+    s_keep (self, id, rec, total, cap);
     if (self->store)
         mesh_store_put (self->store, id, rec, total);
     return 0;

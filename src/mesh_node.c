@@ -1311,7 +1311,16 @@ int
 mesh_node_on_tick (mesh_node_t *self, int interval_ms, mesh_tick_fn *fn, void *arg)
 {
     assert (self);
-    assert (fn);
+    if (!fn) {
+        pthread_mutex_lock (&self->lock);
+        size_t kept = 0;
+        for (size_t i = 0; i < self->tick_count; i++)
+            if (self->ticks [i].arg != arg)
+                self->ticks [kept++] = self->ticks [i];
+        self->tick_count = kept;
+        pthread_mutex_unlock (&self->lock);
+        return 0;
+    }
     if (interval_ms < 1)
         return mesh_fail (MESH_EINVAL, "tick interval must be >= 1 ms");
     pthread_mutex_lock (&self->lock);

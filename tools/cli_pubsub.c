@@ -83,6 +83,9 @@ cli_sub (cli_opts_t *opts, int argc, char **argv)
         if (left <= 0)
             break;
         mesh_node_dispatch (node, left < 200? (int) left: 200);
+        //  lines reach a pipe as they come (not in 4 KiB blocks, which could
+        //  also split a line around an event line written to stderr)
+        fflush (stdout);
         mesh_event_t *event;
         while ((event = mesh_node_event (node)))  {
             if (mesh_event_type (event) >= MESH_EVENT_PATTERN)
@@ -160,7 +163,7 @@ cli_pub (cli_opts_t *opts, int argc, char **argv)
     }
     //  answer replay requests and let the links drain before BYE
     int64_t until = (int64_t) mesh_clock_ms () + (int64_t) (linger * 1000);
-    while ((int64_t) mesh_clock_ms () < until)
+    while ((int64_t) mesh_clock_ms () < until && !cli_interrupted ())
         mesh_node_dispatch (node, 50);
     mesh_pubsub_destroy (&pubsub);
     mesh_node_destroy (&node);
