@@ -857,11 +857,49 @@ s_report_positions (mesh_pubsub_t *self)
     }
 }
 
+//  Acknowledge to each publisher the last id we got from it, for every
+//  durable subscription, if it moved since the last acknowledgement.
+typedef struct {
+    char peer [33];
+    uint64_t id;
+    char durable [MESH_MAX_SUBJECT + 1];
+} dack_t;
+
+static void
+s_send_dacks (mesh_pubsub_t *self)
+{
+    zlistx_t *acks = zlistx_new ();
+    zlistx_set_destructor (acks, s_free);
+    pthread_mutex_lock (&self->lock);
+    for (stream_t *s = (stream_t *) zhashx_first (self->streams); s;
+         s = (stream_t *) zhashx_next (self->streams)) {
+        if (s->last_id <= s->acked_id)
+            continue;
+        s->acked_id = s->last_id;
+        for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
+             sub = (sub_t *) zlistx_next (self->subs))
+            if (sub->durable) {
+                dack_t *ack = (dack_t *) zmalloc (sizeof (dack_t));
+                snprintf (ack->peer, sizeof ack->peer, "%s", (const char *) zhashx_cursor (self->streams));
+                snprintf (ack->durable, sizeof ack->durable, "%s", sub->durable);
+                ack->id = s->last_id;
+                zlistx_add_end (acks, ack);
+            }
+    }
+    pthread_mutex_unlock (&self->lock);
+    for (dack_t *ack = (dack_t *) zlistx_first (acks); ack; ack = (dack_t *) zlistx_next (acks)) {
+        mesh_head_t head = { .kind = KIND_DACK, .id = ack->id, .subject = ack->durable };
+        mesh_node_send (self->node, ack->peer, &head, NULL, 0);
+    }
+    zlistx_destroy (&acks);
+}
+
 //  Housekeeping: rebuild when peers changed (so catch-up happens even on
 //  an idle publisher), expire gone subscribers, trim the log, send DACKs.
 static void
 s_tick (mesh_node_t *node, void *arg)
 {
+    (void) node;
     mesh_pubsub_t *self = (mesh_pubsub_t *) arg;
     pthread_mutex_lock (&self->lock);
     s_rebuild (self);
@@ -878,32 +916,9 @@ s_tick (mesh_node_t *node, void *arg)
     bool dack = now >= self->next_dack;
     if (dack)
         self->next_dack = now + MESH_PUBSUB_DACK_IVL;
-    zlistx_t *acks = zlistx_new ();
-    zlistx_set_destructor (acks, (zlistx_destructor_fn *) zstr_free);
-    if (dack)
-        for (stream_t *s = (stream_t *) zhashx_first (self->streams); s;
-             s = (stream_t *) zhashx_next (self->streams))
-            if (s->last_id > s->acked_id) {
-                s->acked_id = s->last_id;
-                for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
-                     sub = (sub_t *) zlistx_next (self->subs))
-                    if (sub->durable) {
-                        char *line = zsys_sprintf ("%s %llu %s", (const char *) zhashx_cursor (self->streams),
-                                                   (unsigned long long) s->last_id, sub->durable);
-                        zlistx_add_end (acks, line);
-                    }
-            }
     pthread_mutex_unlock (&self->lock);
-    for (char *line = (char *) zlistx_first (acks); line; line = (char *) zlistx_next (acks)) {
-        char peer [33];
-        unsigned long long id;
-        int name_at = 0;
-        if (sscanf (line, "%32s %llu %n", peer, &id, &name_at) >= 2 && name_at) {
-            mesh_head_t head = { .kind = KIND_DACK, .id = id, .subject = line + name_at };
-            mesh_node_send (node, peer, &head, NULL, 0);
-        }
-    }
-    zlistx_destroy (&acks);
+    if (dack)
+        s_send_dacks (self);
 }
 
 //  ---------------------------------------------------------------------
@@ -955,6 +970,7 @@ mesh_pubsub_destroy (mesh_pubsub_t **self_p)
     pthread_mutex_lock (&self->lock);
     s_report_positions (self);      //  so a subscriber sees loss at the end
     pthread_mutex_unlock (&self->lock);
+    s_send_dacks (self);            //  so a durable subscriber resumes exactly here
     //  the node may outlive us: stop it calling into freed memory
     for (int kind = KIND_PUB; kind <= KIND_POS; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);

@@ -17,6 +17,8 @@
 #include "meshbus_cli.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <unistd.h>
 
 typedef struct {
     long received;
@@ -101,6 +103,52 @@ cli_sub (cli_opts_t *opts, int argc, char **argv)
     return rc;
 }
 
+//  Lines from stdin without stdio, so poll() sees what is really waiting
+//  and the node keeps being served between lines (acknowledgements,
+//  replay requests, new subscribers).
+typedef struct {
+    char buf [65536];
+    size_t len;
+    bool eof;
+} line_reader_t;
+
+//  1 = a line in out (NUL-terminated, newline removed), 0 = none yet,
+//  -1 = end of input
+static int
+s_next_line (line_reader_t *r, mesh_node_t *node, char *out, size_t cap)
+{
+    char *nl = memchr (r->buf, '\n', r->len);
+    if (!nl && (r->eof || r->len == sizeof r->buf)) {
+        if (r->len == 0)
+            return -1;
+        nl = r->buf + r->len;       //  last line without newline, or a full buffer
+    }
+    if (nl) {
+        size_t n = (size_t) (nl - r->buf);
+        size_t copy = n < cap - 1? n: cap - 1;
+        memcpy (out, r->buf, copy);
+        out [copy] = 0;
+        size_t used = n < r->len? n + 1: n;
+        memmove (r->buf, r->buf + used, r->len - used);
+        r->len -= used;
+        return 1;
+    }
+    struct pollfd fds [2] = {
+        { .fd = 0, .events = POLLIN },
+        { .fd = mesh_node_fd (node), .events = POLLIN },
+    };
+    poll (fds, 2, 100);
+    mesh_node_dispatch (node, 0);
+    if (fds [0].revents & (POLLIN | POLLHUP)) {
+        ssize_t got = read (0, r->buf + r->len, sizeof r->buf - r->len);
+        if (got <= 0)
+            r->eof = true;
+        else
+            r->len += (size_t) got;
+    }
+    return 0;
+}
+
 int
 cli_pub (cli_opts_t *opts, int argc, char **argv)
 {
@@ -140,15 +188,17 @@ cli_pub (cli_opts_t *opts, int argc, char **argv)
                        mesh_pubsub_subscribers (pubsub, subject), wait, subject, timeout);
     long published = 0;
     char line [65536];
+    static line_reader_t reader;
     while (rc == 0 && !cli_interrupted ()) {
         const char *text = body;
         size_t size = strlen (body);
         if (streq_ (body, "-")) {
-            if (!fgets (line, sizeof line, stdin))
+            int got = s_next_line (&reader, node, line, sizeof line);
+            if (got < 0)
                 break;
+            if (got == 0)
+                continue;
             size = strlen (line);
-            if (size && line [size - 1] == '\n')
-                line [--size] = 0;
             text = line;
         }
         else
