@@ -40,44 +40,13 @@
 //  ---------------------------------------------------------------------
 //  Helpers
 
+#include "testnet.h"
+#define s_net() s_net_named ("test-node")
+
 static int
 s_random (int lo, int hi)
 {
     return lo + (int) (random () % (long) (hi - lo + 1));
-}
-
-//  A node in a cluster and on a beacon port of the test's own
-typedef struct {
-    char cluster [64];
-    int port;
-} s_net_t;
-
-static s_net_t
-s_net (void)
-{
-    s_net_t net;
-    snprintf (net.cluster, sizeof net.cluster, "test-node-%d-%08lx", (int) getpid (), random ());
-    net.port = s_random (20000, 60000);
-    return net;
-}
-
-static mesh_node_t *
-s_node (const s_net_t *net, const char *name)
-{
-    mesh_node_t *node = mesh_node_new (name);
-    assert_non_null (node);
-    assert_int_equal (mesh_node_set_cluster (node, net->cluster), 0);
-    assert_int_equal (mesh_node_set_beacon_port (node, net->port), 0);
-    assert_int_equal (mesh_node_set_beacon_interval (node, BEACON_MS), 0);
-    return node;
-}
-
-static int64_t
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -171,14 +140,6 @@ s_recorder_free (s_recorder_t *rec)
     rec->count = 0;
 }
 
-static bool
-s_body_is (const mesh_msg_t *msg, const char *text)
-{
-    return mesh_msg_size (msg) == strlen (text)
-        && memcmp (mesh_msg_body (msg), text, strlen (text)) == 0;
-}
-
-//  A small strict JSON checker: objects, arrays, strings, numbers, literals
 static const char *s_json_value (const char *p, int depth);
 
 static const char *

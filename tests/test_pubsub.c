@@ -57,49 +57,8 @@
 //  ---------------------------------------------------------------------
 //  Helpers
 
-typedef struct {
-    char cluster [64];
-    int port;
-} s_net_t;
-
-static s_net_t
-s_net (void)
-{
-    s_net_t net;
-    snprintf (net.cluster, sizeof net.cluster, "test-pubsub-%d-%08lx", (int) getpid (), random ());
-    net.port = 20000 + (int) (random () % 40000);
-    return net;
-}
-
-//  A node of the test's network, not started. NULL on failure (children
-//  must not assert).
-static mesh_node_t *
-s_node_try (const s_net_t *net, const char *name)
-{
-    mesh_node_t *node = mesh_node_new (name);
-    if (node
-    && (mesh_node_set_cluster (node, net->cluster)
-     || mesh_node_set_beacon_port (node, net->port)
-     || mesh_node_set_beacon_interval (node, BEACON_MS)))
-        mesh_node_destroy (&node);
-    return node;
-}
-
-static mesh_node_t *
-s_node (const s_net_t *net, const char *name)
-{
-    mesh_node_t *node = s_node_try (net, name);
-    assert_non_null (node);
-    return node;
-}
-
-static int64_t
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "testnet.h"
+#define s_net() s_net_named ("test-pubsub")
 
 //  Run handlers of every node given (NULL ends the list) for a few ms
 static void
@@ -167,13 +126,6 @@ s_recorder_free (s_recorder_t *rec)
     for (int i = 0; i < MAX_KEPT; i++)
         mesh_msg_destroy (&rec->kept [i]);
     rec->count = 0;
-}
-
-static bool
-s_body_is (const mesh_msg_t *msg, const char *text)
-{
-    return mesh_msg_size (msg) == strlen (text)
-        && memcmp (mesh_msg_body (msg), text, strlen (text)) == 0;
 }
 
 //  Pub-sub events seen on a node, summed by type
