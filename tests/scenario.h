@@ -43,7 +43,7 @@
 #define SC_MAX_PROCS    32          //  processes one test may start
 #define SC_MAX_ARGS     64
 #define SC_GRACE_MS     3000        //  after SIGTERM, before SIGKILL
-#define SC_LINE_MAX     4096
+#define SC_LINE_MAX     65536       //  longer lines are cut (stats --json of a few nodes: ~10 KB)
 
 typedef struct {
     char label [32];                //  for messages: "a", "stats", "lan up"...
@@ -56,7 +56,14 @@ typedef struct {
     char **lines;                   //  every complete line so far, no '\n'
     size_t nlines, cap;
     bool used;
+    int in;                         //  write end of its stdin (sc_spawn_ex), else -1
 } sc_proc_t;
+
+//  How sc_spawn_ex connects a process (all zero: like sc_spawn)
+typedef struct {
+    bool stdin_pipe;                //  stdin from a pipe the test writes (p->in)
+    const char *stdout_path;        //  stdout into this file (stderr stays on the pipe)
+} sc_io_t;
 
 typedef struct {
     char cluster [64];              //  unique per test
@@ -131,10 +138,10 @@ sc_free_tcp_port (void)
 //  Processes
 
 //  Start argv[0] (a path) with argv; env is NULL or a NULL-terminated list
-//  of "NAME=value" added to the child's environment. Returns the process
-//  or fails the test.
+//  of "NAME=value" added to the child's environment; io NULL or how to
+//  connect stdin / stdout. Returns the process or fails the test.
 static inline sc_proc_t *
-sc_spawn (const char *label, char *const *env, char *const *argv)
+sc_spawn_ex (const char *label, char *const *env, char *const *argv, const sc_io_t *io)
 {
     sc_proc_t *p = NULL;
     for (int i = 0; i < SC_MAX_PROCS && !p; i++)
@@ -143,10 +150,16 @@ sc_spawn (const char *label, char *const *env, char *const *argv)
     if (!p)
         fail_msg ("scenario: more than %d processes in one test", SC_MAX_PROCS);
     memset (p, 0, sizeof *p);
+    p->in = -1;
     snprintf (p->label, sizeof p->label, "%s", label);
-    int fds [2];
+    int fds [2], in [2] = { -1, -1 }, out = -1;
     if (pipe2 (fds, O_CLOEXEC))
         fail_msg ("pipe: %s", strerror (errno));
+    if (io && io->stdin_pipe && pipe2 (in, O_CLOEXEC))
+        fail_msg ("pipe: %s", strerror (errno));
+    if (io && io->stdout_path
+    &&  (out = open (io->stdout_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+        fail_msg ("%s: %s", io->stdout_path, strerror (errno));
     fflush (stdout);
     fflush (stderr);
     pid_t pid = fork ();
@@ -154,9 +167,9 @@ sc_spawn (const char *label, char *const *env, char *const *argv)
         fail_msg ("fork: %s", strerror (errno));
     if (pid == 0) {
         setpgid (0, 0);
-        dup2 (fds [1], 1);
+        dup2 (out >= 0? out: fds [1], 1);
         dup2 (fds [1], 2);
-        int devnull = open ("/dev/null", O_RDONLY);
+        int devnull = in [0] >= 0? in [0]: open ("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2 (devnull, 0);
         signal (SIGPIPE, SIG_DFL);
@@ -168,11 +181,22 @@ sc_spawn (const char *label, char *const *env, char *const *argv)
     }
     setpgid (pid, pid);         //  also here: no race with the child's own call
     close (fds [1]);
+    if (out >= 0)
+        close (out);
+    if (in [0] >= 0)
+        close (in [0]);
     fcntl (fds [0], F_SETFL, O_NONBLOCK);
     p->used = true;
     p->pid = pid;
     p->fd = fds [0];
+    p->in = in [1];
     return p;
+}
+
+static inline sc_proc_t *
+sc_spawn (const char *label, char *const *env, char *const *argv)
+{
+    return sc_spawn_ex (label, env, argv, NULL);
 }
 
 //  Start the tool: meshbus ARGS... (NULL-terminated)
@@ -353,8 +377,10 @@ static inline void
 sc_stop_all (sc_proc_t **procs, int n)
 {
     for (int i = 0; i < n; i++)
-        if (!procs [i]->reaped)
+        if (!procs [i]->reaped) {
             kill (-procs [i]->pid, SIGTERM);
+            kill (-procs [i]->pid, SIGCONT);    //  a stopped one must run to end
+        }
     int64_t deadline = sc_now_ms () + SC_GRACE_MS;
     for (int i = 0; i < n; i++) {
         while (!sc_ended (procs [i]) && sc_now_ms () < deadline)
@@ -402,6 +428,8 @@ sc_release (sc_proc_t *p)
     assert_true (p->reaped);
     if (p->fd >= 0)
         close (p->fd);
+    if (p->in >= 0)
+        close (p->in);
     for (size_t j = 0; j < p->nlines; j++)
         free (p->lines [j]);
     free (p->lines);
@@ -624,6 +652,267 @@ sc_stats (const char *const *node_ids, int attempts)
             return copy;
     }
     return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Pub-sub helpers: feeding a process's stdin, the tool in this test's
+//  cluster, stderr event lines ("GAP <peer> <n>"), memory of a process
+
+//  Write all of data to the process's stdin (blocking: the test waits for
+//  the child to read), or fail the test
+static inline void
+sc_write_input (sc_proc_t *p, const void *data, size_t size)
+{
+    assert_true (p->in >= 0);
+    const char *at = (const char *) data;
+    while (size) {
+        ssize_t n = write (p->in, at, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fail_msg ("writing to %s's stdin: %s", p->label, strerror (errno));
+        at += n;
+        size -= (size_t) n;
+    }
+}
+
+static inline void
+sc_printf_input (sc_proc_t *p, const char *format, ...)
+{
+    char text [SC_LINE_MAX];
+    va_list args;
+    va_start (args, format);
+    int n = vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    assert_true (n >= 0 && (size_t) n < sizeof text);
+    sc_write_input (p, text, (size_t) n);
+}
+
+//  End of input for the process (EOF on its stdin)
+static inline void
+sc_close_input (sc_proc_t *p)
+{
+    if (p->in >= 0)
+        close (p->in);
+    p->in = -1;
+}
+
+//  `meshbus ARGS...` (NULL-terminated) in this test's cluster and beacon
+//  port; io NULL or how to connect stdin / stdout
+static inline sc_proc_t *
+sc_mesh (const char *label, const sc_io_t *io, ...)
+{
+    char *argv [SC_MAX_ARGS];
+    int argc = 0;
+    argv [argc++] = (char *) sc_tool ();
+    va_list args;
+    va_start (args, io);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && argc < SC_MAX_ARGS - 5)
+        argv [argc++] = (char *) arg;
+    va_end (args);
+    argv [argc++] = "--cluster";
+    argv [argc++] = sc.cluster;
+    argv [argc++] = "--port";
+    argv [argc++] = sc.port;
+    argv [argc] = NULL;
+    return sc_spawn_ex (label, NULL, argv, io);
+}
+
+//  Lines from `from` on that start with prefix
+static inline size_t
+sc_count_prefix (sc_proc_t *p, size_t from, const char *prefix)
+{
+    size_t count = 0, len = strlen (prefix);
+    for (size_t i = from; i < p->nlines; i++)
+        count += strncmp (p->lines [i], prefix, len) == 0;
+    return count;
+}
+
+//  Sum of the counts on event lines "NAME <peer> <count>" (as `meshbus
+//  sub` writes them to stderr) from `from` on; *lines (may be NULL) gets
+//  how many such lines there were
+static inline uint64_t
+sc_event_sum (sc_proc_t *p, size_t from, const char *name, size_t *lines)
+{
+    uint64_t sum = 0;
+    size_t found = 0;
+    for (size_t i = from; i < p->nlines; i++) {
+        char event [32], peer [64];
+        unsigned long long count;
+        if (sscanf (p->lines [i], "%31s %63s %llu", event, peer, &count) == 3
+        &&  strcmp (event, name) == 0) {
+            sum += count;
+            found++;
+        }
+    }
+    if (lines)
+        *lines = found;
+    return sum;
+}
+
+//  A "NNN kB" field of /proc/PID/status (VmRSS, VmHWM...) in KiB; -1 if
+//  the process or the field is not there
+static inline long
+sc_proc_status_kib (pid_t pid, const char *field)
+{
+    char path [64], line [256];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    long value = -1;
+    size_t len = strlen (field);
+    while (value < 0 && fgets (line, sizeof line, file))
+        if (strncmp (line, field, len) == 0 && line [len] == ':')
+            value = strtol (line + len + 1, NULL, 10);
+    fclose (file);
+    return value;
+}
+
+//  A counter node_id keeps about one of its peers, as `stats --json`
+//  reports it (absent = 0)
+static inline uint64_t
+sc_link_counter (const char *json, const char *node_id, const char *peer_id, const char *name)
+{
+    uint64_t value = 0;
+    if (!sc_json_u64 (json, &value, "peers", node_id, "peers", peer_id, "counters", name, NULL))
+        value = 0;
+    return value;
+}
+
+//  Make a process's stdin pipe hold at least bytes (so a test can write a
+//  whole input at once without blocking); returns the capacity, -1 on error
+static inline int
+sc_input_capacity (sc_proc_t *p, int bytes)
+{
+    assert_true (p->in >= 0);
+    return fcntl (p->in, F_SETPIPE_SZ, bytes);
+}
+
+//  ---------------------------------------------------------------------
+//  An emulated LAN (the shared lan.sh: network namespaces on a bridge).
+//  One per test: sc_lan_or_skip() brings it up (or skips the test with the
+//  reason), sc_lan_down() in the teardown takes it down after the test's
+//  processes were ended by pid.
+
+typedef struct {
+    char path [1024];               //  lan.sh
+    char prefix_env [64];           //  "ZLAN_PREFIX=..."
+    char *env [2];
+    bool up;
+} sc_lan_t;
+
+static sc_lan_t sc_lan;
+
+//  Where lan.sh is ($MESHBUS_SRC/../shared/tools/lan/lan.sh) and a
+//  prefix of this process's own (tag + pid)
+static inline void
+sc_lan_init (const char *tag)
+{
+    const char *src = getenv ("MESHBUS_SRC");
+    snprintf (sc_lan.path, sizeof sc_lan.path, "%s/../shared/tools/lan/lan.sh",
+              src && *src? src: ".");
+    snprintf (sc_lan.prefix_env, sizeof sc_lan.prefix_env, "ZLAN_PREFIX=%s%d", tag,
+              (int) (getpid () % 1000));
+    sc_lan.env [0] = sc_lan.prefix_env;
+    sc_lan.env [1] = NULL;
+    sc_lan.up = false;
+}
+
+//  Run lan.sh COMMAND ARGS... (NULL-terminated) to its end; its exit code
+//  (its output printed when not 0)
+static inline int
+sc_lan_cmd (const char *command, ...)
+{
+    char *argv [16];
+    int argc = 0;
+    argv [argc++] = sc_lan.path;
+    argv [argc++] = (char *) command;
+    va_list args;
+    va_start (args, command);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && argc < 15)
+        argv [argc++] = (char *) arg;
+    va_end (args);
+    argv [argc] = NULL;
+    char label [32];
+    snprintf (label, sizeof label, "lan.sh %s", command);
+    sc_proc_t *p = sc_run (label, sc_lan.env, argv, 60000);
+    int rc = sc_exit_code (p);
+    if (rc != 0)
+        sc_print_output (p);
+    sc_release (p);
+    return rc;
+}
+
+//  Bring up hosts h1..hN, or skip the test saying why (not root, no
+//  lan.sh, no `ip netns`)
+static inline void
+sc_lan_or_skip (int hosts)
+{
+    if (geteuid () != 0) {
+        print_message ("skipped: network namespaces need root\n");
+        skip ();
+    }
+    if (access (sc_lan.path, X_OK) != 0) {
+        print_message ("skipped: %s not found or not executable\n", sc_lan.path);
+        skip ();
+    }
+    char *probe [] = { "ip", "netns", "list", NULL };
+    sc_proc_t *p = sc_run ("ip netns", NULL, probe, 10000);
+    int rc = sc_exit_code (p);
+    sc_release (p);
+    if (rc != 0) {
+        print_message ("skipped: 'ip netns list' failed (exit %d)\n", rc);
+        skip ();
+    }
+    char count [8];
+    snprintf (count, sizeof count, "%d", hosts);
+    sc_lan.up = true;               //  a half-made LAN is taken down too
+    if (sc_lan_cmd ("up", count, NULL) != 0) {
+        print_message ("skipped: 'lan.sh up %d' failed (no CAP_SYS_ADMIN or /run/netns?)\n",
+                       hosts);
+        skip ();
+    }
+}
+
+static inline void
+sc_lan_down (void)
+{
+    if (sc_lan.up && sc_lan_cmd ("down", NULL) != 0)
+        fprintf (stderr, "scenario: lan.sh down failed (%s)\n", sc_lan.prefix_env);
+    sc_lan.up = false;
+}
+
+//  `meshbus ARGS...` (NULL-terminated) on host hN through `lan.sh run`,
+//  which execs into the namespace (the pid is the tool's), on the LAN
+//  interface, in this test's cluster and beacon port
+static inline sc_proc_t *
+sc_lan_mesh (int host, const char *label, const sc_io_t *io, ...)
+{
+    char hostname [8];
+    snprintf (hostname, sizeof hostname, "h%d", host);
+    char *argv [SC_MAX_ARGS];
+    int argc = 0;
+    argv [argc++] = sc_lan.path;
+    argv [argc++] = "run";
+    argv [argc++] = hostname;
+    argv [argc++] = (char *) sc_tool ();
+    va_list args;
+    va_start (args, io);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && argc < SC_MAX_ARGS - 7)
+        argv [argc++] = (char *) arg;
+    va_end (args);
+    argv [argc++] = "--iface";
+    argv [argc++] = "eth0";
+    argv [argc++] = "--cluster";
+    argv [argc++] = sc.cluster;
+    argv [argc++] = "--port";
+    argv [argc++] = sc.port;
+    argv [argc] = NULL;
+    return sc_spawn_ex (label, sc_lan.env, argv, io);
 }
 
 //  ---------------------------------------------------------------------
