@@ -521,6 +521,8 @@ typedef struct {
     const char *durable;        //  durable subscription name, or NULL
     bool last_value;            //  get the last message of each matching subject at once
     bool no_replay;             //  do not ask publishers to resend what a gap lost
+    uint64_t since_ms;          //  on joining, get what publishers retained since this
+                                //  wall-clock time (ms since the epoch), 0 = nothing
 } mesh_sub_opts_t;
 
 //  Received message handler; msg is borrowed for the call.
@@ -546,11 +548,20 @@ int
 
 //  Subscribe; returns a subscription id (> 0) or -1 (MESH_EINVAL for a bad
 //  pattern). opts may be NULL. The handler runs in mesh_node_dispatch().
+//  With fn NULL, messages are queued instead (at most MESH_PUBSUB_QUEUE_MAX;
+//  beyond that they are dropped and counted as pubsub.dropped.queue-full)
+//  for mesh_pubsub_recv().
 int
     mesh_subscribe (mesh_pubsub_t *self, const char *pattern, const mesh_sub_opts_t *opts,
                     mesh_sub_fn *fn, void *arg);
 int
     mesh_unsubscribe (mesh_pubsub_t *self, int sub_id);
+#define MESH_PUBSUB_QUEUE_MAX   10000   //  messages queued for mesh_pubsub_recv
+//  Next queued message of the subscriptions made without a handler,
+//  dispatching the node for up to timeout_ms (-1 = forever) while none is
+//  there. The caller destroys it. NULL with MESH_ETIMEDOUT at the timeout.
+mesh_msg_t *
+    mesh_pubsub_recv (mesh_pubsub_t *self, int timeout_ms);
 
 //  Publish body to subject. Returns the number of subscribers it went to
 //  (local ones included), or -1 (MESH_EINVAL for a bad subject). Drops for

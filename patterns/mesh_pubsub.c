@@ -70,6 +70,7 @@ typedef struct {
     char durable [MESH_MAX_SUBJECT + 1];
     int mode;
     bool last_value;
+    uint64_t since;             //  wants what was retained since this time
 } rsub_t;
 
 //  A remote subscriber, kept while it is gone for a while
@@ -91,9 +92,16 @@ typedef struct {
 } route_hop_t;
 
 typedef struct {
+    mesh_pubsub_t *owner;       //  freeing a route clears the owner's hot_route
     size_t count;
     route_hop_t hops [];
 } route_t;
+
+//  A subject's last value: the id first, so it reads as a uint64_t *
+typedef struct {
+    uint64_t id;
+    mesh_pubsub_t *owner;       //  freeing it clears the owner's hot_last
+} last_value_t;
 
 //  What a subscriber knows of one publisher's stream
 typedef struct {
@@ -103,6 +111,7 @@ typedef struct {
     uint64_t gap_pending;       //  lost messages awaiting a replay answer
     uint64_t replayed;          //  replayed messages received for that
     uint64_t requests;          //  replay requests not answered yet
+    char subject [MESH_MAX_SUBJECT + 1];    //  last subject checked valid on it
 } stream_t;
 
 struct _mesh_pubsub_t {
@@ -125,8 +134,21 @@ struct _mesh_pubsub_t {
     zhashx_t *last_values;      //  subject -> uint64_t * (last id)
     int send_timeout;
     int depth;                  //  local delivery nesting
+    zlistx_t *queue;            //  mesh_msg_t *, for subscriptions without a handler
     int64_t next_dack;
+    //  Per-message costs kept off the hot path. A publisher that repeats a
+    //  subject skips its check and two hash lookups (hot_*); a route or
+    //  last value being freed clears the pointer here. Messages received
+    //  are counted here and added to "pubsub.received" in batches and at
+    //  every tick: a named counter per message costs the node's lock and a
+    //  hash lookup.
+    char hot_subject [MESH_MAX_SUBJECT + 1];
+    route_t *hot_route;
+    uint64_t *hot_last;
+    uint64_t received;
 };
+
+#define MESH_PUBSUB_COUNT_BATCH 1024    //  received messages per counter update
 
 //  ---------------------------------------------------------------------
 //  Small helpers
@@ -161,6 +183,45 @@ s_free (void **item)
 }
 
 static void
+s_route_free (void **item)
+{
+    route_t *route = (route_t *) *item;
+    if (route && route->owner->hot_route == route)
+        route->owner->hot_route = NULL;
+    free (route);
+    *item = NULL;
+}
+
+static void
+s_last_value_free (void **item)
+{
+    last_value_t *cell = (last_value_t *) *item;
+    if (cell && cell->owner->hot_last == &cell->id)
+        cell->owner->hot_last = NULL;
+    free (cell);
+    *item = NULL;
+}
+
+//  Streams are looked up per message by publisher id (32 random hex
+//  chars): two 8-byte loads hash those as well as czmq's default byte
+//  walk, which costs ~190 instructions a lookup.
+static size_t
+s_id_hash (const void *key)
+{
+    const char *text = (const char *) key;
+    if (strnlen (text, 32) < 32) {
+        size_t hash = 5381;
+        while (*text)
+            hash = hash * 33 ^ (uint8_t) *text++;
+        return hash;
+    }
+    uint64_t a, b;
+    memcpy (&a, text, 8);
+    memcpy (&b, text + 16, 8);
+    return (size_t) ((a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull >> 7);
+}
+
+static void
 s_count (mesh_pubsub_t *self, const char *peer, const char *name, uint64_t delta)
 {
     mesh_node_count (self->node, peer, name, delta);
@@ -173,9 +234,14 @@ s_announce (mesh_pubsub_t *self)
     zchunk_t *text = zchunk_new (NULL, 256);
     for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
          sub = (sub_t *) zlistx_next (self->subs)) {
-        char line [2 * MESH_MAX_SUBJECT + 16];
+        char line [2 * MESH_MAX_SUBJECT + 48], flags [32];
+        //  flags: L = last value, S<ms> = retained since, - = none
+        snprintf (flags, sizeof flags, "%s", sub->opts.last_value? "L": "");
+        if (sub->opts.since_ms)
+            snprintf (flags + strlen (flags), sizeof flags - strlen (flags), "S%llu",
+                      (unsigned long long) sub->opts.since_ms);
         int n = snprintf (line, sizeof line, "%d\t%s\t%s\t%s\n", sub->opts.mode,
-                          sub->opts.last_value? "L": "-",
+                          *flags? flags: "-",
                           sub->durable? sub->durable: "", sub->pattern);
         zchunk_extend (text, line, (size_t) n);
     }
@@ -228,7 +294,9 @@ s_parse_subs (mesh_pubsub_t *self, remote_t *remote, const char *text)
             continue;
         }
         rsub->mode = atoi (fields [0]);
-        rsub->last_value = fields [1][0] == 'L';
+        rsub->last_value = strchr (fields [1], 'L') != NULL;
+        const char *since = strchr (fields [1], 'S');
+        rsub->since = since? strtoull (since + 1, NULL, 10): 0;
         snprintf (rsub->durable, sizeof rsub->durable, "%s", fields [2]);
         snprintf (rsub->pattern, sizeof rsub->pattern, "%s", fields [3]);
         remote->sub_count++;
@@ -305,6 +373,18 @@ s_catch_up (mesh_pubsub_t *self, remote_t *remote, const rsub_t *rsub)
         }
         s_count (self, remote->peer, "pubsub.durable.caught-up", sent);
     }
+    if (rsub->since && !rsub->durable [0]) {
+        //  joining with a start time: what we kept from then on, in order
+        uint64_t sent = 0, first = mesh_retain_first (self->retain);
+        for (uint64_t id = first; first && id <= self->pub_seq; id++) {
+            mesh_retained_t rec;
+            if (mesh_retain_get (self->retain, id, &rec) && rec.time_ms >= rsub->since
+            &&  mesh_subject_match (rsub->pattern, rec.subject)
+            &&  s_send_retained (self, remote, &rec, FLAG_REPLAY) == 0)
+                sent++;
+        }
+        s_count (self, remote->peer, "pubsub.since.sent", sent);
+    }
     if (rsub->last_value) {
         for (uint64_t *id = (uint64_t *) zhashx_first (self->last_values); id;
              id = (uint64_t *) zhashx_next (self->last_values)) {
@@ -360,7 +440,8 @@ s_rebuild (mesh_pubsub_t *self)
             remote->announced = NULL;
             s_parse_subs (self, remote, text);
             for (size_t i = 0; i < remote->sub_count; i++)
-                if ((remote->subs [i].durable [0] || remote->subs [i].last_value)
+                if ((remote->subs [i].durable [0] || remote->subs [i].last_value
+                  || remote->subs [i].since)
                 &&  !s_rsub_known (before, &remote->subs [i]))
                     s_catch_up (self, remote, &remote->subs [i]);
             free (before);
@@ -397,6 +478,7 @@ s_route (mesh_pubsub_t *self, const char *subject)
         return route;
     size_t count = 0, cap = zhashx_size (self->remotes);
     route = (route_t *) malloc (sizeof (route_t) + cap * sizeof (route_hop_t));
+    route->owner = self;
     for (remote_t *r = (remote_t *) zhashx_first (self->remotes); r;
          r = (remote_t *) zhashx_next (self->remotes)) {
         int mode = MESH_SUB_DROP;
@@ -434,31 +516,46 @@ mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *bo
 {
     assert (self);
     assert (head_in);
-    if (!head_in->subject || !mesh_subject_valid (head_in->subject)) {
+    pthread_mutex_lock (&self->lock);
+    //  the subject last published was valid then: no need to check again
+    bool hot = head_in->subject && self->hot_subject [0]
+            && strcmp (head_in->subject, self->hot_subject) == 0;
+    if (!hot && (!head_in->subject || !mesh_subject_valid (head_in->subject))) {
+        pthread_mutex_unlock (&self->lock);
         mesh_node_count (self->node, NULL, "pubsub.publish.bad-subject", 1);
         return mesh_set_error (MESH_EINVAL, "bad subject: tokens must be non-empty, "
                                "without * or #, at most 255 bytes");
     }
+    if (!hot) {
+        snprintf (self->hot_subject, sizeof self->hot_subject, "%s", head_in->subject);
+        self->hot_route = NULL;
+        self->hot_last = NULL;
+    }
     mesh_head_t head = *head_in;
     head.kind = KIND_PUB;
     head.flags = 0;
-    pthread_mutex_lock (&self->lock);
     s_rebuild (self);
     uint64_t id = ++self->pub_seq;
     head.id = id;
     if (mesh_retain_add (self->retain, id, &head, body, size) == 0) {
-        uint64_t *last = (uint64_t *) zhashx_lookup (self->last_values, head.subject);
+        uint64_t *last = self->hot_last;
+        if (!last)
+            last = (uint64_t *) zhashx_lookup (self->last_values, head.subject);
         if (!last) {
-            last = (uint64_t *) malloc (sizeof (uint64_t));
-            zhashx_insert (self->last_values, head.subject, last);
+            last_value_t *cell = (last_value_t *) malloc (sizeof (last_value_t));
+            cell->owner = self;
+            last = &cell->id;
+            zhashx_insert (self->last_values, head.subject, cell);
         }
         *last = id;
+        self->hot_last = last;
         //  one entry per subject ever published: forget those whose message
         //  left the window, so many distinct subjects do not grow memory
         if (zhashx_size (self->last_values) > 2 * self->ret_count)
             s_prune_last_values (self);
     }
-    route_t *route = s_route (self, head.subject);
+    route_t *route = self->hot_route? self->hot_route: s_route (self, head.subject);
+    self->hot_route = route;
     int sent = 0;
     for (size_t i = 0; i < route->count; i++) {
         remote_t *remote = route->hops [i].remote;
@@ -634,15 +731,17 @@ s_on_dack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
 //  ---------------------------------------------------------------------
 //  Subscriber side
 
+//  Collect matching handlers under the lock, call them without it. With
+//  locked, the caller holds the lock already; it is released either way.
 static size_t
-s_deliver (mesh_pubsub_t *self, const mesh_msg_t *msg)
+s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
 {
-    //  collect matching handlers under the lock, call them without it
     sub_t matched [16];
     size_t count = 0, delivered = 0;
-    pthread_mutex_lock (&self->lock);
+    if (!locked)
+        pthread_mutex_lock (&self->lock);
     sub_t *sub = (sub_t *) zlistx_first (self->subs);
-    while (sub) {
+    while (true) {
         for (; sub && count < 16; sub = (sub_t *) zlistx_next (self->subs))
             if (mesh_subject_match (sub->pattern, mesh_msg_subject (msg)))
                 matched [count++] = *sub;
@@ -651,13 +750,22 @@ s_deliver (mesh_pubsub_t *self, const mesh_msg_t *msg)
             matched [i].fn (self, msg, matched [i].arg);
         delivered += count;
         count = 0;
+        if (!sub)
+            break;              //  the whole list was seen
         pthread_mutex_lock (&self->lock);
         //  the list may have changed while handlers ran: stop at its end
-        if (sub && !zlistx_find (self->subs, sub))
-            sub = NULL;
+        if (!zlistx_find (self->subs, sub)) {
+            pthread_mutex_unlock (&self->lock);
+            break;
+        }
     }
-    pthread_mutex_unlock (&self->lock);
     return delivered;
+}
+
+static size_t
+s_deliver (mesh_pubsub_t *self, const mesh_msg_t *msg)
+{
+    return s_deliver_ex (self, msg, false);
 }
 
 static size_t
@@ -787,18 +895,24 @@ s_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
 {
     mesh_pubsub_t *self = (mesh_pubsub_t *) arg;
     const char *peer = mesh_msg_sender (msg);
-    if (!mesh_subject_valid (mesh_msg_subject (msg))) {
-        s_count (self, peer, "pubsub.malformed.subject", 1);
-        return;
-    }
+    const char *subject = mesh_msg_subject (msg);
     uint64_t seq = mesh_msg_seq (msg), id = mesh_msg_id (msg);
     bool replay = (mesh_msg_flags (msg) & FLAG_REPLAY) != 0;
-    uint64_t gap = 0, ask_from = 0, ask_to = 0;
+    uint64_t gap = 0, ask_from = 0, ask_to = 0, received = 0;
     pthread_mutex_lock (&self->lock);
     stream_t *stream = (stream_t *) zhashx_lookup (self->streams, peer);
-    if (!stream) {
-        stream = (stream_t *) calloc (1, sizeof (stream_t));
-        zhashx_insert (self->streams, peer, stream);
+    //  a stream's subjects repeat: one checked on it before is valid
+    if (!stream || !stream->subject [0] || strcmp (subject, stream->subject)) {
+        if (!mesh_subject_valid (subject)) {
+            pthread_mutex_unlock (&self->lock);
+            s_count (self, peer, "pubsub.malformed.subject", 1);
+            return;
+        }
+        if (!stream) {
+            stream = (stream_t *) calloc (1, sizeof (stream_t));
+            zhashx_insert (self->streams, peer, stream);
+        }
+        snprintf (stream->subject, sizeof stream->subject, "%s", subject);
     }
     if (replay) {
         if (stream->gap_pending && !(mesh_msg_flags (msg) & FLAG_LAST_VALUE))
@@ -807,10 +921,21 @@ s_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     }
     else
         s_advance (self, stream, peer, seq, id, false, &gap, &ask_from, &ask_to);
-    pthread_mutex_unlock (&self->lock);
-    s_report_gap (self, node, peer, gap, ask_from, ask_to);
-    s_count (self, NULL, "pubsub.received", 1);
-    if (s_deliver (self, msg) == 0)
+    if (++self->received >= MESH_PUBSUB_COUNT_BATCH) {
+        received = self->received;
+        self->received = 0;
+    }
+    size_t delivered;
+    if (gap == 0 && received == 0)
+        delivered = s_deliver_ex (self, msg, true);     //  one lock for both
+    else {
+        pthread_mutex_unlock (&self->lock);
+        s_report_gap (self, node, peer, gap, ask_from, ask_to);
+        if (received)
+            s_count (self, NULL, "pubsub.received", received);
+        delivered = s_deliver (self, msg);
+    }
+    if (delivered == 0)
         s_count (self, peer, "pubsub.dropped.no-subscriber", 1);
 }
 
@@ -916,7 +1041,11 @@ s_tick (mesh_node_t *node, void *arg)
     bool dack = now >= self->next_dack;
     if (dack)
         self->next_dack = now + MESH_PUBSUB_DACK_IVL;
+    uint64_t received = self->received;
+    self->received = 0;
     pthread_mutex_unlock (&self->lock);
+    if (received)
+        s_count (self, NULL, "pubsub.received", received);
     if (dack)
         s_send_dacks (self);
 }
@@ -936,13 +1065,16 @@ mesh_pubsub_new (mesh_node_t *node)
     self->remotes = zhashx_new ();
     zhashx_set_destructor (self->remotes, (zhashx_destructor_fn *) s_remote_destroy);
     self->routes = zhashx_new ();
-    zhashx_set_destructor (self->routes, s_free);
+    zhashx_set_destructor (self->routes, s_route_free);
     self->streams = zhashx_new ();
     zhashx_set_destructor (self->streams, s_free);
+    zhashx_set_key_hasher (self->streams, s_id_hash);
     self->durable_pos = zhashx_new ();
     zhashx_set_destructor (self->durable_pos, s_free);
     self->last_values = zhashx_new ();
-    zhashx_set_destructor (self->last_values, s_free);
+    zhashx_set_destructor (self->last_values, s_last_value_free);
+    self->queue = zlistx_new ();
+    zlistx_set_destructor (self->queue, (zlistx_destructor_fn *) mesh_msg_destroy);
     self->ret_count = 100000;
     self->ret_bytes = 64 * 1024 * 1024;
     self->ret_age = 10 * 60 * 1000;
@@ -971,6 +1103,8 @@ mesh_pubsub_destroy (mesh_pubsub_t **self_p)
     s_report_positions (self);      //  so a subscriber sees loss at the end
     pthread_mutex_unlock (&self->lock);
     s_send_dacks (self);            //  so a durable subscriber resumes exactly here
+    if (self->received)             //  what no tick has counted yet
+        s_count (self, NULL, "pubsub.received", self->received);
     //  the node may outlive us: stop it calling into freed memory
     for (int kind = KIND_PUB; kind <= KIND_POS; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);
@@ -984,6 +1118,7 @@ mesh_pubsub_destroy (mesh_pubsub_t **self_p)
     zhashx_destroy (&self->streams);
     zhashx_destroy (&self->durable_pos);
     zhashx_destroy (&self->last_values);
+    zlistx_destroy (&self->queue);
     free (self->data_dir);
     pthread_mutex_destroy (&self->lock);
     free (self);
@@ -1054,12 +1189,52 @@ mesh_pubsub_set_send_timeout (mesh_pubsub_t *self, int timeout_ms)
     return 0;
 }
 
+//  The handler of subscriptions made without one: keep a copy for
+//  mesh_pubsub_recv, within a bound.
+static void
+s_enqueue (mesh_pubsub_t *self, const mesh_msg_t *msg, void *arg)
+{
+    (void) arg;
+    pthread_mutex_lock (&self->lock);
+    bool full = zlistx_size (self->queue) >= MESH_PUBSUB_QUEUE_MAX;
+    mesh_msg_t *copy = full? NULL: mesh_msg_dup (msg);
+    if (copy)
+        zlistx_add_end (self->queue, copy);
+    pthread_mutex_unlock (&self->lock);
+    if (!copy)
+        s_count (self, mesh_msg_sender (msg), "pubsub.dropped.queue-full", 1);
+}
+
+mesh_msg_t *
+mesh_pubsub_recv (mesh_pubsub_t *self, int timeout_ms)
+{
+    assert (self);
+    int64_t deadline = (int64_t) mesh_clock_ms () + timeout_ms;
+    while (true) {
+        pthread_mutex_lock (&self->lock);
+        mesh_msg_t *msg = (mesh_msg_t *) zlistx_detach (self->queue, NULL);
+        pthread_mutex_unlock (&self->lock);
+        if (msg)
+            return msg;
+        int64_t left = timeout_ms < 0? 100: deadline - (int64_t) mesh_clock_ms ();
+        if (left <= 0) {
+            mesh_set_error (MESH_ETIMEDOUT, "no message before the timeout");
+            return NULL;
+        }
+        if (mesh_node_dispatch (self->node, left < 100? (int) left: 100) < 0)
+            return NULL;
+    }
+}
+
 int
 mesh_subscribe (mesh_pubsub_t *self, const char *pattern, const mesh_sub_opts_t *opts,
                 mesh_sub_fn *fn, void *arg)
 {
     assert (self);
-    assert (fn);
+    if (!fn) {
+        fn = s_enqueue;
+        arg = NULL;
+    }
     if (!pattern || !mesh_pattern_valid (pattern))
         return mesh_set_error (MESH_EINVAL, "bad pattern: tokens must be non-empty words, "
                                "* or #, at most 255 bytes");

@@ -947,6 +947,90 @@ test_last_value (void **state)
 }
 
 //  ---------------------------------------------------------------------
+//  13. Joining with a start time gets what publishers kept from then on,
+//  in publish order, and nothing older.
+
+static void
+test_join_since (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "history");
+    mesh_pubsub_t *pa = mesh_pubsub_new (a);
+    assert_int_equal (mesh_node_start (a), 0);
+    assert_int_equal (mesh_publish (pa, "log.old", "before", 6), 0);
+    struct timespec pause = { 0, 50 * 1000000 };
+    nanosleep (&pause, NULL);
+    uint64_t since = mesh_clock_ms ();
+    nanosleep (&pause, NULL);
+    assert_int_equal (mesh_publish (pa, "log.a", "first", 5), 0);
+    assert_int_equal (mesh_publish (pa, "other.x", "unmatched", 9), 0);
+    assert_int_equal (mesh_publish (pa, "log.b", "second", 6), 0);
+
+    mesh_node_t *b = s_node (&net, "reader");
+    mesh_pubsub_t *pb = mesh_pubsub_new (b);
+    s_recorder_t got = { 0 };
+    mesh_sub_opts_t opts = { .since_ms = since };
+    assert_true (mesh_subscribe (pb, "log.*", &opts, s_record, &got) > 0);
+    assert_int_equal (mesh_node_start (b), 0);
+    assert_true (s_pump_until (a, b, NULL, &got.count, 2));
+    s_pump_for (a, b, NULL, SETTLE_MS);
+    assert_int_equal (got.count, 2);
+    assert_true (s_body_is (got.kept [0], "first"));
+    assert_true (s_body_is (got.kept [1], "second"));
+    assert_true (mesh_msg_flags (got.kept [0]) & MESH_FLAG_REPLAYED);
+    assert_int_equal (mesh_node_counter (a, NULL, "pubsub.since.sent"), 2);
+
+    s_recorder_free (&got);
+    mesh_pubsub_destroy (&pb);
+    mesh_node_destroy (&b);
+    mesh_pubsub_destroy (&pa);
+    mesh_node_destroy (&a);
+}
+
+//  ---------------------------------------------------------------------
+//  14. A subscription without a handler queues messages for
+//  mesh_pubsub_recv, in order; recv times out with MESH_ETIMEDOUT.
+
+static void
+test_pollable_queue (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "a");
+    mesh_node_t *b = s_node (&net, "b");
+    mesh_pubsub_t *pa = mesh_pubsub_new (a);
+    mesh_pubsub_t *pb = mesh_pubsub_new (b);
+    assert_true (mesh_subscribe (pb, "jobs.#", NULL, NULL, NULL) > 0);
+    assert_int_equal (mesh_node_start (a), 0);
+    assert_int_equal (mesh_node_start (b), 0);
+    int64_t until = s_now () + WAIT_MS;
+    while (mesh_pubsub_subscribers (pa, "jobs.x") < 1 && s_now () < until)
+        s_pump (a, b, NULL);
+    for (int i = 0; i < 20; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "%d", i);
+        assert_int_equal (mesh_publish (pa, "jobs.x", body, strlen (body)), 1);
+    }
+    for (int i = 0; i < 20; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "%d", i);
+        mesh_msg_t *msg = mesh_pubsub_recv (pb, WAIT_MS);
+        assert_non_null (msg);
+        assert_true (s_body_is (msg, body));
+        assert_string_equal (mesh_msg_subject (msg), "jobs.x");
+        mesh_msg_destroy (&msg);
+    }
+    assert_null (mesh_pubsub_recv (pb, 200));
+    assert_int_equal (mesh_errno (), MESH_ETIMEDOUT);
+
+    mesh_pubsub_destroy (&pb);
+    mesh_pubsub_destroy (&pa);
+    mesh_node_destroy (&b);
+    mesh_node_destroy (&a);
+}
+
+//  ---------------------------------------------------------------------
 //  12. A 1 MiB body arrives intact.
 
 #define LARGE_BODY  (1024 * 1024)
@@ -1007,6 +1091,8 @@ main (void)
         cmocka_unit_test (test_last_value),
         cmocka_unit_test (test_loss_beyond_retention),
         cmocka_unit_test (test_large_body),
+        cmocka_unit_test (test_join_since),
+        cmocka_unit_test (test_pollable_queue),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -8,10 +8,11 @@
         (exit 1 at the timeout), so nothing is lost to a slow joiner. It
         stays --linger seconds (default 0.5) to answer replay requests.
     sub PATTERN [--count N] [--timeout S] [--durable NAME] [--last-value]
-        [--block] [--no-replay]
+        [--block] [--no-replay] [--since S]
         One line per message: SUBJECT<TAB>BODY. Gaps, replays and lost
         messages are reported on stderr as "GAP <publisher> <count>" etc.
         Exits 0 after N messages, or at the timeout when no count was set.
+        --since S first gets what publishers retained from the last S seconds.
     ========================================================================= */
 
 #include "meshbus_cli.h"
@@ -56,6 +57,7 @@ cli_sub (cli_opts_t *opts, int argc, char **argv)
     bool last_value = cli_take_flag (&argc, argv, "--last-value");
     bool block = cli_take_flag (&argc, argv, "--block");
     bool no_replay = cli_take_flag (&argc, argv, "--no-replay");
+    const char *since_arg = cli_take (&argc, argv, "--since");
     if (argc < 1)
         return cli_fail ("usage: meshbus sub PATTERN [--count N] [--timeout S]");
     if (cli_no_extra (argc, argv, 1))
@@ -68,13 +70,17 @@ cli_sub (cli_opts_t *opts, int argc, char **argv)
     if ((count_arg && s_count_arg (count_arg, &state.count))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
         return 2;
+    double since = 0;
+    if (since_arg && cli_seconds (since_arg, &since))
+        return 2;
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node)
         return 1;
     mesh_pubsub_t *pubsub = mesh_pubsub_new (node);
     mesh_sub_opts_t sub_opts = { .mode = block? MESH_SUB_BLOCK: MESH_SUB_DROP,
                                  .durable = durable, .last_value = last_value,
-                                 .no_replay = no_replay };
+                                 .no_replay = no_replay,
+                                 .since_ms = since_arg? mesh_clock_ms () - (uint64_t) (since * 1000): 0 };
     int rc = 0;
     if (mesh_subscribe (pubsub, pattern, &sub_opts, s_on_message, &state) < 0)
         rc = cli_fail ("%s", mesh_last_error ());

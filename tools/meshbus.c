@@ -46,6 +46,7 @@ s_usage (FILE *out)
 "      [--data-dir DIR] [--ctype TYPE]\n"
 "                                 publish BODY (each stdin line with -) N times\n"
 "  sub PATTERN [--count N] [--timeout S] [--durable NAME] [--last-value] [--block]\n"
+"      [--no-replay] [--since S]\n"
 "                                 one line per message: SUBJECT<TAB>BODY; * = one token, # = any\n"
 "  bench link|pubsub|reqrep|pipeline [--size B] [--count N] [--json]\n"
 "                                 meshbus and raw libzmq side by side in one run, and their ratio\n"
