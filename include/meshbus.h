@@ -572,6 +572,13 @@ int
 //  kind, seq and id are set by pub-sub).
 int
     mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head, const void *body, size_t size);
+//  Publish without copying: data is taken over (even on failure) and
+//  free_fn (data, hint) is called once every link is done with it. Bodies of
+//  64 KiB and more passed to mesh_publish_ex are copied once for all
+//  subscribers; this avoids even that copy (the retained log keeps its own).
+int
+    mesh_publish_zc (mesh_pubsub_t *self, const mesh_head_t *head, void *data, size_t size,
+                     mesh_free_fn *free_fn, void *hint);
 //  Number of subscribers (peers and local) for a subject now.
 size_t
     mesh_pubsub_subscribers (mesh_pubsub_t *self, const char *subject);

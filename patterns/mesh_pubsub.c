@@ -54,6 +54,7 @@
 #define MESH_PUBSUB_TICK        100     //  ms between housekeeping runs
 #define MESH_PUBSUB_DACK_IVL    500     //  ms between durable acknowledgements
 #define MESH_PUBSUB_MAX_DEPTH   8       //  nested local deliveries (publish from a handler)
+#define MESH_PUBSUB_ZC_MIN      65536   //  bodies this big are shared by all sends, not copied
 
 typedef struct {
     int id;
@@ -511,10 +512,92 @@ s_prune_last_values (mesh_pubsub_t *self)
     zlistx_destroy (&stale);
 }
 
+//  A large body shared by every send of one publish: the link frames
+//  reference it (libzmq zero-copy), the last one done releases it.
+typedef struct {
+    int refs;
+    void *data;
+    mesh_free_fn *free_fn;      //  the application's, or free for our copy
+    void *hint;
+} shared_body_t;
+
+static void
+s_shared_release (void *data, void *hint)
+{
+    (void) data;
+    shared_body_t *shared = (shared_body_t *) hint;
+    if (shared && __atomic_sub_fetch (&shared->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (shared->free_fn)
+            shared->free_fn (shared->data, shared->hint);
+        free (shared);
+    }
+}
+
+static void
+s_free_copy (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+static int
+s_send_body (mesh_pubsub_t *self, const char *peer, const mesh_head_t *head,
+             const void *body, size_t size, shared_body_t *shared)
+{
+    if (!shared)
+        return mesh_node_send (self->node, peer, head, body, size);
+    __atomic_add_fetch (&shared->refs, 1, __ATOMIC_RELAXED);
+    //  send_zc releases its reference even when it fails
+    return mesh_node_send_zc (self->node, peer, head, shared->data, size,
+                              s_shared_release, shared);
+}
+
+static int s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body,
+                      size_t size, shared_body_t *shared);
+
 int
 mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, size_t size)
 {
     assert (self);
+    //  bodies of 64 KiB and more: one copy for all subscribers, not one each
+    shared_body_t *shared = NULL;
+    if (size >= MESH_PUBSUB_ZC_MIN) {
+        shared = (shared_body_t *) malloc (sizeof (shared_body_t));
+        void *copy = shared? malloc (size): NULL;
+        if (!copy) {
+            free (shared);
+            return mesh_set_error (MESH_ESYS, "out of memory");
+        }
+        memcpy (copy, body, size);
+        *shared = (shared_body_t) { 1, copy, s_free_copy, NULL };
+        body = copy;
+    }
+    int rc = s_publish (self, head_in, body, size, shared);
+    s_shared_release (NULL, shared);
+    return rc;
+}
+
+int
+mesh_publish_zc (mesh_pubsub_t *self, const mesh_head_t *head, void *data, size_t size,
+                 mesh_free_fn *free_fn, void *hint)
+{
+    assert (self);
+    shared_body_t *shared = (shared_body_t *) malloc (sizeof (shared_body_t));
+    if (!shared) {
+        if (free_fn)
+            free_fn (data, hint);
+        return mesh_set_error (MESH_ESYS, "out of memory");
+    }
+    *shared = (shared_body_t) { 1, data, free_fn, hint };
+    int rc = s_publish (self, head, data, size, shared);
+    s_shared_release (NULL, shared);
+    return rc;
+}
+
+static int
+s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, size_t size,
+           shared_body_t *shared)
+{
     assert (head_in);
     pthread_mutex_lock (&self->lock);
     //  the subject last published was valid then: no need to check again
@@ -564,7 +647,7 @@ mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *bo
             s_count (self, remote->peer, "pubsub.dropped.peer-gone", 1);
             continue;
         }
-        int rc = mesh_node_send (self->node, remote->peer, &head, body, size);
+        int rc = s_send_body (self, remote->peer, &head, body, size, shared);
         if (rc && mesh_errno () == MESH_EAGAIN && route->hops [i].mode == MESH_SUB_BLOCK) {
             //  back-pressure: wait for the link, without our lock so the
             //  subscriber side of this node keeps working
@@ -574,7 +657,7 @@ mesh_publish_ex (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *bo
             rc = mesh_node_wait_writable (self->node, peer, self->send_timeout);
             pthread_mutex_lock (&self->lock);
             if (rc == 0)
-                rc = mesh_node_send (self->node, peer, &head, body, size);
+                rc = s_send_body (self, peer, &head, body, size, shared);
             route = s_route (self, head.subject);   //  may have been rebuilt
         }
         if (rc == 0)

@@ -947,6 +947,73 @@ test_last_value (void **state)
 }
 
 //  ---------------------------------------------------------------------
+//  12b. mesh_publish_zc hands the body to every link without a copy: two
+//  subscribers get it intact, and the free function runs exactly once,
+//  after the links are done.
+
+static volatile int s_zc_freed = 0;
+
+static void
+s_zc_free (void *data, void *hint)
+{
+    assert_ptr_equal (hint, (void *) &s_zc_freed);
+    free (data);
+    s_zc_freed++;
+}
+
+static void
+test_publish_zero_copy (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "a");
+    mesh_node_t *b = s_node (&net, "b");
+    mesh_node_t *c = s_node (&net, "c");
+    mesh_pubsub_t *pa = mesh_pubsub_new (a);
+    mesh_pubsub_t *pb = mesh_pubsub_new (b);
+    mesh_pubsub_t *pc = mesh_pubsub_new (c);
+    s_recorder_t got_b = { 0 }, got_c = { 0 };
+    assert_true (mesh_subscribe (pb, "blobs.#", NULL, s_record, &got_b) > 0);
+    assert_true (mesh_subscribe (pc, "blobs.#", NULL, s_record, &got_c) > 0);
+    assert_int_equal (mesh_node_start (a), 0);
+    assert_int_equal (mesh_node_start (b), 0);
+    assert_int_equal (mesh_node_start (c), 0);
+    int64_t until = s_now () + WAIT_MS;
+    while (mesh_pubsub_subscribers (pa, "blobs.x") < 2 && s_now () < until)
+        s_pump (a, b, c);
+    size_t size = 1024 * 1024;
+    unsigned char *data = (unsigned char *) malloc (size);
+    for (size_t i = 0; i < size; i++)
+        data [i] = (unsigned char) (i * 7 + 3);
+    unsigned char *expect = (unsigned char *) malloc (size);
+    memcpy (expect, data, size);
+    s_zc_freed = 0;
+    mesh_head_t head = { .subject = "blobs.x" };
+    assert_int_equal (mesh_publish_zc (pa, &head, data, size, s_zc_free,
+                                       (void *) &s_zc_freed), 2);
+    assert_true (s_pump_until (b, c, NULL, &got_b.count, 1));
+    assert_true (s_pump_until (b, c, NULL, &got_c.count, 1));
+    until = s_now () + WAIT_MS;
+    while (s_zc_freed == 0 && s_now () < until)
+        s_pump (a, b, c);
+    assert_int_equal (s_zc_freed, 1);
+    assert_int_equal (mesh_msg_size (got_b.kept [0]), size);
+    assert_int_equal (mesh_msg_size (got_c.kept [0]), size);
+    assert_memory_equal (mesh_msg_body (got_b.kept [0]), expect, size);
+    assert_memory_equal (mesh_msg_body (got_c.kept [0]), expect, size);
+    free (expect);
+    s_recorder_free (&got_b);
+    s_recorder_free (&got_c);
+    mesh_pubsub_destroy (&pb);
+    mesh_pubsub_destroy (&pc);
+    mesh_pubsub_destroy (&pa);
+    mesh_node_destroy (&b);
+    mesh_node_destroy (&c);
+    mesh_node_destroy (&a);
+    assert_int_equal (s_zc_freed, 1);
+}
+
+//  ---------------------------------------------------------------------
 //  13. Joining with a start time gets what publishers kept from then on,
 //  in publish order, and nothing older.
 
@@ -1091,6 +1158,7 @@ main (void)
         cmocka_unit_test (test_last_value),
         cmocka_unit_test (test_loss_beyond_retention),
         cmocka_unit_test (test_large_body),
+        cmocka_unit_test (test_publish_zero_copy),
         cmocka_unit_test (test_join_since),
         cmocka_unit_test (test_pollable_queue),
     };
