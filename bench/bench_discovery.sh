@@ -15,12 +15,12 @@
 #   usage: bench/bench_discovery.sh [--json]
 #   env:   MESHBUS=path/to/meshbus (default build/release/tools/meshbus)
 #          RUNS_LOOPBACK=5 RUNS_LAN=3 LAN_HOSTS=16
-#          LAN_SH=/work/shared/tools/lan/lan.sh
+#          LAN_SH=path/to/lan.sh (default ../shared/tools/lan/lan.sh beside the repo)
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MESHBUS=${MESHBUS:-$HERE/../build/release/tools/meshbus}
-LAN_SH=${LAN_SH:-/work/shared/tools/lan/lan.sh}
+LAN_SH=${LAN_SH:-$HERE/../../shared/tools/lan/lan.sh}
 RUNS_LOOPBACK=${RUNS_LOOPBACK:-5}
 RUNS_LAN=${RUNS_LAN:-3}
 LAN_HOSTS=${LAN_HOSTS:-16}
