@@ -49,6 +49,7 @@ s_usage (FILE *out)
 "      [--no-replay] [--since S]\n"
 "                                 one line per message: SUBJECT<TAB>BODY; * = one token, # = any\n"
 "  bench link|pubsub|reqrep|pipeline [--size B] [--count N] [--json]\n"
+"      [--subscribers S] [--rounds R]   (pubsub: fan-out and rounds)\n"
 "                                 meshbus and raw libzmq side by side in one run, and their ratio\n"
 "\n"
 "common options:\n"
