@@ -140,13 +140,14 @@ struct _mesh_pubsub_t {
     //  Per-message costs kept off the hot path. A publisher that repeats a
     //  subject skips its check and two hash lookups (hot_*); a route or
     //  last value being freed clears the pointer here. Messages received
-    //  are counted here and added to "pubsub.received" in batches and at
-    //  every tick: a named counter per message costs the node's lock and a
-    //  hash lookup.
+    //  and published are counted here and added to "pubsub.received" and
+    //  "pubsub.published" at every tick (and in batches, for received): a
+    //  named counter per message costs the node's lock and a hash lookup.
     char hot_subject [MESH_MAX_SUBJECT + 1];
     route_t *hot_route;
     uint64_t *hot_last;
     uint64_t received;
+    uint64_t published;
 };
 
 #define MESH_PUBSUB_COUNT_BATCH 1024    //  received messages per counter update
@@ -666,7 +667,7 @@ s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, si
             s_count (self, remote->peer, mesh_errno () == MESH_EAGAIN
                      ? "pubsub.dropped.hwm": "pubsub.dropped.send-error", 1);
     }
-    s_count (self, NULL, "pubsub.published", 1);
+    self->published++;
     pthread_mutex_unlock (&self->lock);
     sent += (int) s_deliver_local (self, &head, body, size, id);
     return sent;
@@ -1124,11 +1125,14 @@ s_tick (mesh_node_t *node, void *arg)
     bool dack = now >= self->next_dack;
     if (dack)
         self->next_dack = now + MESH_PUBSUB_DACK_IVL;
-    uint64_t received = self->received;
+    uint64_t received = self->received, published = self->published;
     self->received = 0;
+    self->published = 0;
     pthread_mutex_unlock (&self->lock);
     if (received)
         s_count (self, NULL, "pubsub.received", received);
+    if (published)
+        s_count (self, NULL, "pubsub.published", published);
     if (dack)
         s_send_dacks (self);
 }
@@ -1188,6 +1192,8 @@ mesh_pubsub_destroy (mesh_pubsub_t **self_p)
     s_send_dacks (self);            //  so a durable subscriber resumes exactly here
     if (self->received)             //  what no tick has counted yet
         s_count (self, NULL, "pubsub.received", self->received);
+    if (self->published)
+        s_count (self, NULL, "pubsub.published", self->published);
     //  the node may outlive us: stop it calling into freed memory
     for (int kind = KIND_PUB; kind <= KIND_POS; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);
