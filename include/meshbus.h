@@ -588,6 +588,219 @@ int
     mesh_pubsub_wait_subscribers (mesh_pubsub_t *self, const char *subject, size_t count,
                                   int timeout_ms);
 
+//  ---------------------------------------------------------------------
+//  Request-reply (patterns/mesh_reqrep.c). Nodes serve named services;
+//  peers learn them through announcements. A call goes to the provider
+//  with the fewest outstanding requests (round robin among equals, a local
+//  provider counts), carries its deadline, and is retried on another
+//  provider when the chosen one times out or leaves. Servers keep a
+//  bounded cache of recent replies per caller, so a retried request runs
+//  once while it is cached. Kinds 24..31 on the wire.
+
+typedef struct _mesh_reqrep_t mesh_reqrep_t;
+//  The reply to one request being served.
+typedef struct _mesh_reply_t mesh_reply_t;
+
+#define MESH_EVENT_SERVICE_UP   48  //  a peer offers a service (detail = name)
+#define MESH_EVENT_SERVICE_DOWN 49  //  a peer stopped offering it or left
+
+#define MESH_DEFAULT_CALL_TIMEOUT   5000    //  ms, deadline of a call without one
+#define MESH_DEFAULT_CALL_RETRIES   2       //  extra providers tried after the first
+#define MESH_DEFAULT_SETTLE_MS      1100    //  ms a fresh node lets discovery settle
+
+typedef struct {
+    int timeout_ms;             //  deadline from now; 0 = MESH_DEFAULT_CALL_TIMEOUT
+    int retries;                //  further attempts on other providers; -1 = none,
+                                //  0 = MESH_DEFAULT_CALL_RETRIES
+    bool wait_for_provider;     //  no provider yet: wait for one up to the
+                                //  deadline instead of failing at once
+    const char *ctype;          //  content type of the request, or NULL
+    const char *const *headers; //  key, value, ... (header_count pairs), or NULL
+    size_t header_count;
+} mesh_call_opts_t;
+
+//  Server side. The handler runs in mesh_node_dispatch(); request is
+//  borrowed. Whatever the handler sets on reply is sent when it returns;
+//  nothing set is an empty reply. To answer later (another thread, another
+//  call), take the reply with mesh_reply_defer().
+typedef void (mesh_serve_fn) (mesh_reqrep_t *rr, const mesh_msg_t *request,
+                              mesh_reply_t *reply, void *arg);
+
+//  Attach request-reply to a node (before or after start). One per node.
+mesh_reqrep_t *
+    mesh_reqrep_new (mesh_node_t *node);
+void
+    mesh_reqrep_destroy (mesh_reqrep_t **self_p);
+mesh_node_t *
+    mesh_reqrep_node (mesh_reqrep_t *self);
+
+//  Offer a service (name as a subject: dotted tokens, no wildcards) and
+//  announce it to peers. One handler per service per node. 0 or -1.
+int
+    mesh_serve (mesh_reqrep_t *self, const char *service, mesh_serve_fn *fn, void *arg);
+//  Stop offering it; peers see SERVICE_DOWN. Requests already taken are
+//  still answered. 0 or -1.
+int
+    mesh_unserve (mesh_reqrep_t *self, const char *service);
+
+//  In a handler (or on a deferred reply): the reply body, copied.
+int
+    mesh_reply_set (mesh_reply_t *reply, const void *body, size_t size);
+//  Content type of the reply.
+int
+    mesh_reply_set_ctype (mesh_reply_t *reply, const char *ctype);
+//  The handler failed: the caller gets MESH_EREMOTE with this text.
+int
+    mesh_reply_fail (mesh_reply_t *reply, const char *message);
+//  Answer later: returns a handle the application owns, finished by
+//  mesh_reply_send() from any thread. NULL for a cast (nothing to send).
+mesh_reply_t *
+    mesh_reply_defer (mesh_reply_t *reply);
+//  Send a deferred reply (what was set or failed on it) and free it.
+int
+    mesh_reply_send (mesh_reply_t **reply_p);
+
+//  Number of providers of a service known now (local one included).
+size_t
+    mesh_reqrep_providers (mesh_reqrep_t *self, const char *service);
+
+//  Call and wait for the reply, dispatching the node meanwhile. Returns the
+//  reply (the caller destroys it) or NULL with MESH_ENORESPONDERS (nobody
+//  offers it), MESH_ETIMEDOUT (deadline passed, retries included) or
+//  MESH_EREMOTE (the handler failed, or the server does not know the
+//  service; mesh_last_error() has its text). opts may be NULL.
+mesh_msg_t *
+    mesh_call (mesh_reqrep_t *self, const char *service, const void *body, size_t size,
+               const mesh_call_opts_t *opts);
+
+//  Outcome of an asynchronous call: err is 0 and reply set, or err is a
+//  mesh_err_t with error the text and reply NULL. reply is borrowed.
+typedef void (mesh_call_fn) (mesh_reqrep_t *rr, uint64_t call_id, int err,
+                             const char *error, const mesh_msg_t *reply, void *arg);
+//  Call without waiting. fn runs once in mesh_node_dispatch(); with fn NULL
+//  the outcome is queued for mesh_reqrep_recv(). Returns the call id (> 0),
+//  or 0 with the reason in mesh_errno() (MESH_ENORESPONDERS at once).
+uint64_t
+    mesh_call_async (mesh_reqrep_t *self, const char *service, const void *body,
+                     size_t size, const mesh_call_opts_t *opts, mesh_call_fn *fn, void *arg);
+//  Next queued outcome of the calls made with fn NULL, dispatching for up
+//  to timeout_ms (-1 = forever). Returns the reply (caller destroys it),
+//  or NULL: *call_id == 0 at the timeout, else the call failed with *err.
+mesh_msg_t *
+    mesh_reqrep_recv (mesh_reqrep_t *self, int timeout_ms, uint64_t *call_id, int *err);
+//  Cast: send to one provider, no reply. With all, to every provider
+//  (fanout). 0 or -1 (MESH_ENORESPONDERS).
+int
+    mesh_cast (mesh_reqrep_t *self, const char *service, const void *body, size_t size,
+               bool all, const mesh_call_opts_t *opts);
+//  Call every provider and gather their replies until each has answered or
+//  the deadline passes. fn runs for each outcome (as for mesh_call_async,
+//  plus the provider's id). Returns the number of replies, or -1.
+typedef void (mesh_gather_fn) (mesh_reqrep_t *rr, const char *provider, int err,
+                               const char *error, const mesh_msg_t *reply, void *arg);
+int
+    mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_t size,
+                   const mesh_call_opts_t *opts, mesh_gather_fn *fn, void *arg);
+
+//  ---------------------------------------------------------------------
+//  Pipeline (patterns/mesh_pipeline.c): named work queues without a
+//  broker. A job stays with its producer until a worker acks it. Workers
+//  grant credit up to their prefetch; producers send only where credit
+//  exists, least loaded first. A nack, an ack timeout or a worker's exit
+//  redelivers; after max_deliveries the job is a dead letter. Delivery is
+//  at-least-once; workers recognise recent redeliveries and count them.
+//  Kinds 32..39 on the wire.
+
+typedef struct _mesh_pipeline_t mesh_pipeline_t;
+
+#define MESH_EVENT_DEAD_LETTER  56  //  a job reached the dead letters (detail = queue, count = job id)
+
+#define MESH_DEFAULT_PREFETCH       1       //  jobs a worker holds at once
+#define MESH_DEFAULT_ACK_TIMEOUT    30000   //  ms before an unacked job is redelivered
+#define MESH_DEFAULT_MAX_DELIVERIES 5       //  deliveries before a job is a dead letter
+#define MESH_DEFAULT_HOLD_JOBS      100000  //  jobs held in memory per producer
+
+//  What a work handler returns
+#define MESH_JOB_ACK    0       //  done: the producer forgets the job
+#define MESH_JOB_NACK   1       //  failed: redeliver (after a backoff, maybe elsewhere)
+#define MESH_JOB_LATER  2       //  the application acks later with mesh_job_done()
+
+typedef struct {
+    int ack_timeout_ms;         //  0 = MESH_DEFAULT_ACK_TIMEOUT
+    int max_deliveries;         //  0 = MESH_DEFAULT_MAX_DELIVERIES
+    int backoff_ms;             //  first redelivery delay after a nack, doubled each
+                                //  time up to 30 s; 0 = 100
+} mesh_queue_opts_t;
+
+//  A job as a work handler sees it: mesh_msg_sender() is its producer,
+//  mesh_msg_id() its job id, mesh_msg_subject() the queue, mesh_msg_seq()
+//  the delivery count (1 = first).
+typedef int (mesh_work_fn) (mesh_pipeline_t *pl, const mesh_msg_t *job, void *arg);
+
+mesh_pipeline_t *
+    mesh_pipeline_new (mesh_node_t *node);
+//  Producers: jobs not acked yet are lost with a memory-only producer
+//  (counted as pipeline.dropped.destroyed); a durable one keeps them.
+void
+    mesh_pipeline_destroy (mesh_pipeline_t **self_p);
+mesh_node_t *
+    mesh_pipeline_node (mesh_pipeline_t *self);
+//  Durable outbox and dead letters in LMDB under dir: mesh_push() returns
+//  once the job is committed (MESH_STORE_SYNC: each job; MESH_STORE_GROUP:
+//  commits grouped every few ms), and jobs found there are sent again.
+//  Before the first push.
+int
+    mesh_pipeline_set_outbox (mesh_pipeline_t *self, const char *dir, int sync_mode);
+//  Bound of jobs held in memory (not acked yet) before mesh_push() fails
+//  with MESH_EFULL; default MESH_DEFAULT_HOLD_JOBS.
+int
+    mesh_pipeline_set_hold (mesh_pipeline_t *self, size_t max_jobs, size_t max_bytes);
+//  Per-queue options on the producer side; opts NULL = defaults.
+int
+    mesh_pipeline_set_queue (mesh_pipeline_t *self, const char *queue,
+                             const mesh_queue_opts_t *opts);
+
+//  Push a job (queue named like a subject). Returns the job id (> 0), or 0
+//  with MESH_EINVAL, MESH_EFULL (hold bound reached) or MESH_ESYS (outbox
+//  write failed). Never drops: a job is held until a worker acks it.
+uint64_t
+    mesh_push (mesh_pipeline_t *self, const char *queue, const void *body, size_t size);
+//  Same with content type and headers from head (its subject is the queue).
+uint64_t
+    mesh_push_ex (mesh_pipeline_t *self, const mesh_head_t *head, const void *body, size_t size);
+//  Jobs of queue (NULL = all) pushed here and not acked yet.
+size_t
+    mesh_pipeline_pending (mesh_pipeline_t *self, const char *queue);
+//  Dispatch until nothing is pending or timeout_ms passes. 0 or -1
+//  (MESH_ETIMEDOUT; mesh_pipeline_pending() tells how many remain).
+int
+    mesh_pipeline_wait_acked (mesh_pipeline_t *self, int timeout_ms);
+
+//  Work a queue: fn runs in mesh_node_dispatch() for each job, at most
+//  prefetch (0 = MESH_DEFAULT_PREFETCH) unacked at once. One handler per
+//  queue per node. 0 or -1.
+int
+    mesh_work (mesh_pipeline_t *self, const char *queue, int prefetch,
+               mesh_work_fn *fn, void *arg);
+//  Stop working it; jobs not acked yet go back to their producers.
+int
+    mesh_unwork (mesh_pipeline_t *self, const char *queue);
+//  Finish a job a handler returned MESH_JOB_LATER for (ok: ack, else nack).
+//  Any thread. 0 or -1 (MESH_EINVAL: no such job held here).
+int
+    mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, bool ok);
+
+//  Dead letters of this producer. fn gets each job (its seq = deliveries)
+//  and the last reason; return false to stop. Returns how many were visited.
+typedef bool (mesh_dead_fn) (const char *queue, uint64_t job_id, const mesh_msg_t *job,
+                             const char *reason, void *arg);
+size_t
+    mesh_dlq_list (mesh_pipeline_t *self, const char *queue, mesh_dead_fn *fn, void *arg);
+//  Push dead letters of queue again as new jobs (job_id 0 = all). Returns
+//  how many, or -1.
+int
+    mesh_dlq_replay (mesh_pipeline_t *self, const char *queue, uint64_t job_id);
+
 //  Milliseconds since the epoch (wall clock), for deadlines.
 uint64_t
     mesh_clock_ms (void);
