@@ -124,6 +124,8 @@ struct _mesh_pubsub_t {
     zhashx_t *routes;           //  subject -> route_t *
     uint64_t generation;
     zhashx_t *streams;          //  publisher id -> stream_t *
+    stream_t *hot_stream;       //  the last stream a PUB came on: runs come from one
+    char hot_peer [33];         //  publisher, so a compare saves a hash lookup
     uint64_t pub_seq;
     mesh_retain_t *retain;
     size_t ret_count, ret_bytes;
@@ -984,7 +986,10 @@ s_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     bool replay = (mesh_msg_flags (msg) & FLAG_REPLAY) != 0;
     uint64_t gap = 0, ask_from = 0, ask_to = 0, received = 0;
     pthread_mutex_lock (&self->lock);
-    stream_t *stream = (stream_t *) zhashx_lookup (self->streams, peer);
+    //  streams live as long as pub-sub, so the hot pointer never dangles
+    stream_t *stream = self->hot_stream;
+    if (!stream || strcmp (self->hot_peer, peer) != 0)
+        stream = (stream_t *) zhashx_lookup (self->streams, peer);
     //  a stream's subjects repeat: one checked on it before is valid
     if (!stream || !stream->subject [0] || strcmp (subject, stream->subject)) {
         if (!mesh_subject_valid (subject)) {
@@ -997,6 +1002,10 @@ s_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
             zhashx_insert (self->streams, peer, stream);
         }
         snprintf (stream->subject, sizeof stream->subject, "%s", subject);
+    }
+    if (stream != self->hot_stream) {
+        self->hot_stream = stream;
+        snprintf (self->hot_peer, sizeof self->hot_peer, "%s", peer);
     }
     if (replay) {
         if (stream->gap_pending && !(mesh_msg_flags (msg) & FLAG_LAST_VALUE))

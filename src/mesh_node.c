@@ -557,7 +557,12 @@ s_send_frames (mesh_node_t *self, mesh_peer_t *peer, zmq_msg_t *frames, int nfra
 static mesh_peer_t *
 s_live_peer (mesh_node_t *self, const char *peer)
 {
-    mesh_peer_t *p = peer? (mesh_peer_t *) zhashx_lookup (self->peers, peer): NULL;
+    mesh_peer_t *p = self->hot_send;
+    if (!peer)
+        p = NULL;
+    else
+    if (!p || strcmp (p->hex, peer) != 0)
+        self->hot_send = p = (mesh_peer_t *) zhashx_lookup (self->peers, peer);
     if (!p || p->state == MESH_PEER_CONNECTING) {
         mesh_fail (MESH_ENOPEER, "no live peer %s", peer? peer: "(null)");
         return NULL;
@@ -743,6 +748,7 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
         mesh_counters_add (self->counters, "peers.exited", 1);
         mesh_node_raise (self, MESH_EVENT_EXIT, peer, reason);
     }
+    self->hot_send = self->hot_recv = NULL;
     zhashx_delete (self->peers, peer->hex);
     __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
 }
@@ -905,7 +911,9 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
         memcpy (last_id, id, MESH_ID_SIZE);
         memcpy (last_hex, msg->sender, sizeof last_hex);
     }
-    mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, msg->sender);
+    mesh_peer_t *peer = self->hot_recv;
+    if (!peer || memcmp (peer->hex, msg->sender, 32) != 0)
+        self->hot_recv = peer = (mesh_peer_t *) zhashx_lookup (self->peers, msg->sender);
     if (!peer || peer->state == MESH_PEER_CONNECTING || rid [0] != MESH_ROUTING_LINK) {
         //  a peer we removed (gone, restarted) or never met: it will be
         //  found again by beacon, seed or gossip; until then we drop
@@ -1156,6 +1164,7 @@ mesh_node_stop (mesh_node_t *self)
     self->keeper_running = false;
     pthread_mutex_lock (&self->lock);
     mesh_discovery_stop (self);
+    self->hot_send = self->hot_recv = NULL;
     zhashx_purge (self->peers);
     self->connecting = 0;
     zmq_close (self->inbox);
