@@ -32,8 +32,8 @@
     message. Headline: msg/s per subscriber (COUNT / round time), medians
     over the rounds; ratio = meshbus / raw (higher is better).
 
-    reqrep and pipeline arrive with their patterns; until then they say so
-    and exit 2.
+    bench reqrep and bench pipeline live in cli_bench_reqrep.c and
+    cli_bench_pipeline.c.
     ========================================================================= */
 
 #include "meshbus_cli.h"
@@ -870,10 +870,10 @@ cli_bench (cli_opts_t *opts, int argc, char **argv)
         return s_bench_pubsub (opts, size_arg? size: BENCH_DEFAULT_SIZE,
                                count_arg? count: 0, subs, rounds, json);
     }
-    if (streq_ (what, "reqrep") || streq_ (what, "pipeline")) {
-        cli_fail ("bench %s: not available yet (pattern not built)", what);
-        return 2;
-    }
+    if (streq_ (what, "reqrep"))
+        return cli_bench_reqrep (opts, size_arg? size: 0, count_arg? count: 0, json);
+    if (streq_ (what, "pipeline"))
+        return cli_bench_pipeline (opts, size_arg? size: 0, count_arg? count: 0, json);
     cli_fail ("bench: unknown benchmark '%s' (link, pubsub, reqrep, pipeline)", what);
     return 2;
 }

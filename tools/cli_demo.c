@@ -56,10 +56,10 @@ s_on_direct (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         state->replies++;
 }
 
-static bool
-s_pump (mesh_node_t **nodes, int64_t deadline)
+bool
+cli_demo_pump (mesh_node_t **nodes, int count, int64_t deadline)
 {
-    for (int i = 0; i < DEMO_NODES; i++) {
+    for (int i = 0; i < count; i++) {
         mesh_node_dispatch (nodes [i], 5);
         mesh_event_t *event;
         while ((event = mesh_node_event (nodes [i]))) {
@@ -108,7 +108,7 @@ cli_demo (cli_opts_t *opts, int argc, char **argv)
     if (rc == 0) {
         printf ("1. discovery: every node finds the other %d\n", DEMO_NODES - 1);
         bool all = false;
-        while (!all && s_pump (nodes, deadline)) {
+        while (!all && cli_demo_pump (nodes, DEMO_NODES, deadline)) {
             all = true;
             for (int i = 0; i < DEMO_NODES; i++)
                 all = all && mesh_node_peer_count (nodes [i]) == DEMO_NODES - 1;
@@ -123,7 +123,7 @@ cli_demo (cli_opts_t *opts, int argc, char **argv)
             if (mesh_node_whisper (nodes [0], *peer, "question", "hello, who is there?", 20))
                 rc = cli_fail ("demo: send failed: %s", mesh_last_error ());
         mesh_strv_free (&peers);
-        while (rc == 0 && state.replies < DEMO_NODES - 1 && s_pump (nodes, deadline))
+        while (rc == 0 && state.replies < DEMO_NODES - 1 && cli_demo_pump (nodes, DEMO_NODES, deadline))
             ;
         if (rc == 0 && state.replies < DEMO_NODES - 1)
             rc = cli_fail ("demo: only %d of %d answers arrived", state.replies, DEMO_NODES - 1);
@@ -142,7 +142,7 @@ cli_demo (cli_opts_t *opts, int argc, char **argv)
         //  sees a subscriber for "demo", it has both.
         if (rc == 0 && mesh_pubsub_wait_subscribers (alpha_ps, "demo", 1, 5000))
             rc = cli_fail ("demo: alpha did not learn beta's subscriptions in 5 s");
-        s_pump (nodes, deadline);       //  print the UPDATE events that announced them
+        cli_demo_pump (nodes, DEMO_NODES, deadline);       //  print the UPDATE events that announced them
         for (size_t i = 0; rc == 0 && i < sizeof subjects / sizeof subjects [0]; i++) {
             char body [32];
             snprintf (body, sizeof body, "event %zu", i + 1);
@@ -154,22 +154,26 @@ cli_demo (cli_opts_t *opts, int argc, char **argv)
         }
         int expected = state.subs [0].expected + state.subs [1].expected;
         while (rc == 0 && state.subs [0].got + state.subs [1].got < expected
-           &&  s_pump (nodes, deadline))
+           &&  cli_demo_pump (nodes, DEMO_NODES, deadline))
             ;
         //  a moment more, so that a delivery too many would show
         int64_t until = (int64_t) mesh_clock_ms () + 200;
-        while (rc == 0 && s_pump (nodes, until))
+        while (rc == 0 && cli_demo_pump (nodes, DEMO_NODES, until))
             ;
         for (int i = 0; i < 2 && rc == 0; i++)
             if (state.subs [i].got != state.subs [i].expected)
                 rc = cli_fail ("demo: %s got %d messages, expected %d", state.subs [i].pattern,
                                state.subs [i].got, state.subs [i].expected);
     }
+    if (rc == 0)
+        rc = cli_demo_reqrep (nodes, DEMO_NODES, deadline);
+    if (rc == 0)
+        rc = cli_demo_pipeline (nodes, DEMO_NODES, deadline);
     if (rc == 0) {
-        printf ("4. leaving: gamma stops, the others see EXIT at once (BYE)\n");
+        printf ("6. leaving: gamma stops, the others see EXIT at once (BYE)\n");
         mesh_node_destroy (&nodes [2]);
         int64_t until = (int64_t) mesh_clock_ms () + 5000;
-        while (mesh_node_peer_count (nodes [0]) > 1 && s_pump (nodes, until))
+        while (mesh_node_peer_count (nodes [0]) > 1 && cli_demo_pump (nodes, DEMO_NODES, until))
             ;
         if (mesh_node_peer_count (nodes [0]) > 1)
             rc = cli_fail ("demo: alpha did not see gamma leave");

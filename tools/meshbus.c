@@ -48,6 +48,19 @@ s_usage (FILE *out)
 "  sub PATTERN [--count N] [--timeout S] [--durable NAME] [--last-value] [--block]\n"
 "      [--no-replay] [--since S]\n"
 "                                 one line per message: SUBJECT<TAB>BODY; * = one token, # = any\n"
+"  serve SERVICE (--echo | --exec CMD) [--count N]\n"
+"                                 answer calls: --echo returns the body, --exec runs CMD with\n"
+"                                 the body on stdin and replies with its stdout\n"
+"  call SERVICE BODY [--timeout S] [--wait]\n"
+"                                 print the reply; non-zero exit and a reason on failure\n"
+"  push QUEUE [BODY|-] [--count N] [--durable DIR] [--timeout S]\n"
+"                                 push jobs; exits once every job is acked (or, with --durable,\n"
+"                                 committed to DIR's outbox)\n"
+"  work QUEUE [--exec CMD] [--prefetch N] [--count N] [--timeout S]\n"
+"                                 take jobs: one line per job done; CMD gets the body on stdin,\n"
+"                                 exit 0 acks, anything else nacks\n"
+"  dlq list|replay QUEUE [--durable DIR]\n"
+"                                 dead letters of a durable producer\n"
 "  bench link|pubsub|reqrep|pipeline [--size B] [--count N] [--json]\n"
 "      [--subscribers S] [--rounds R]   (pubsub: fan-out and rounds)\n"
 "                                 meshbus and raw libzmq side by side in one run, and their ratio\n"
@@ -263,6 +276,11 @@ static struct {
     { "pub",   cli_pub },
     { "sub",   cli_sub },
     { "bench", cli_bench },
+    { "serve", cli_serve },
+    { "call",  cli_call },
+    { "push",  cli_push },
+    { "work",  cli_work },
+    { "dlq",   cli_dlq },
 };
 
 int

@@ -47,5 +47,28 @@ int cli_demo (cli_opts_t *opts, int argc, char **argv);
 int cli_pub (cli_opts_t *opts, int argc, char **argv);
 int cli_sub (cli_opts_t *opts, int argc, char **argv);
 int cli_bench (cli_opts_t *opts, int argc, char **argv);
+//  request-reply: tools/cli_reqrep.c
+int cli_serve (cli_opts_t *opts, int argc, char **argv);
+int cli_call (cli_opts_t *opts, int argc, char **argv);
+//  pipeline: tools/cli_pipeline.c
+int cli_push (cli_opts_t *opts, int argc, char **argv);
+int cli_work (cli_opts_t *opts, int argc, char **argv);
+int cli_dlq (cli_opts_t *opts, int argc, char **argv);
+
+//  bench reqrep (tools/cli_bench_reqrep.c) and bench pipeline
+//  (tools/cli_bench_pipeline.c): size and count as given (count 0 = the
+//  benchmark's default); exit status.
+int cli_bench_reqrep (cli_opts_t *opts, size_t size, size_t count, bool json);
+int cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json);
+
+//  Demo steps of the patterns (tools/cli_demo_reqrep.c,
+//  tools/cli_demo_pipeline.c): nodes [0..count) are started and have met;
+//  a step prints what it does, pumps with cli_demo_pump and returns 0,
+//  or 1 after printing why.
+int cli_demo_reqrep (mesh_node_t **nodes, int count, int64_t deadline);
+int cli_demo_pipeline (mesh_node_t **nodes, int count, int64_t deadline);
+//  Dispatch every node once (5 ms each), print their events; false once
+//  deadline (ms since the epoch) passed or the user interrupted.
+bool cli_demo_pump (mesh_node_t **nodes, int count, int64_t deadline);
 
 #endif
