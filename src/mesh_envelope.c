@@ -198,6 +198,17 @@ s_read_uint (reader_t *r, uint64_t *value)
         *value = *r->p++;
         return MESH_ENV_OK;
     }
+    //  sequence numbers and ids pass 127 at once: uint16/32 inline too
+    if (r->end - r->p >= 5 && *r->p == MP_UINT32) {
+        *value = s_load (r->p + 1, 4);
+        r->p += 5;
+        return MESH_ENV_OK;
+    }
+    if (r->end - r->p >= 3 && *r->p == MP_UINT16) {
+        *value = s_load (r->p + 1, 2);
+        r->p += 3;
+        return MESH_ENV_OK;
+    }
     return s_read_uint_slow (r, value);
 }
 

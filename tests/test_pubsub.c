@@ -416,6 +416,56 @@ test_local_delivery_and_unsubscribe (void **state)
     mesh_node_destroy (&a);
 }
 
+//  A subscriber that gets one subject again and again (the fast path
+//  remembers what it matched) still follows its own subscription changes:
+//  a second subscription on the same node gets the subject's next
+//  messages too, and an unsubscribed one gets nothing more.
+static void
+test_repeated_subject_follows_subscription_changes (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "a");
+    mesh_node_t *b = s_node (&net, "b");
+    mesh_pubsub_t *pa = mesh_pubsub_new (a);
+    mesh_pubsub_t *pb = mesh_pubsub_new (b);
+    s_recorder_t first = { 0 }, second = { 0 };
+    int first_id = mesh_subscribe (pb, "ticks.#", NULL, s_record, &first);
+    assert_true (first_id > 0);
+    assert_int_equal (mesh_node_start (a), 0);
+    assert_int_equal (mesh_node_start (b), 0);
+    s_wait_subscribers (pa, "ticks.eu", 1, b, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (mesh_publish (pa, "ticks.eu", "x", 1), 1);
+    assert_true (s_pump_until (a, b, NULL, &first.count, 3));
+
+    //  b already sends every ticks.* message: a second pattern changes
+    //  nothing on the wire, only which handlers run on b
+    int second_id = mesh_subscribe (pb, "*.eu", NULL, s_record, &second);
+    assert_true (second_id > 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (mesh_publish (pa, "ticks.eu", "y", 1), 1);
+    assert_true (s_pump_until (a, b, NULL, &second.count, 2));
+    assert_true (s_pump_until (a, b, NULL, &first.count, 5));
+
+    //  the first goes away: the same subject reaches only the second
+    assert_int_equal (mesh_unsubscribe (pb, first_id), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal (mesh_publish (pa, "ticks.eu", "z", 1), 1);
+    assert_true (s_pump_until (a, b, NULL, &second.count, 4));
+    s_pump_for (a, b, NULL, SETTLE_MS);
+    assert_int_equal (first.count, 5);
+    assert_int_equal (second.count, 4);
+    assert_true (s_body_is (second.kept [3], "z"));
+
+    s_recorder_free (&first);
+    s_recorder_free (&second);
+    mesh_pubsub_destroy (&pa);
+    mesh_pubsub_destroy (&pb);
+    mesh_node_destroy (&b);
+    mesh_node_destroy (&a);
+}
+
 //  ---------------------------------------------------------------------
 //  5. Messages of one publisher arrive in publish order, with no gap.
 
@@ -1152,6 +1202,7 @@ main (void)
         cmocka_unit_test (test_bad_subjects_and_patterns),
         cmocka_unit_test (test_routing_at_the_source),
         cmocka_unit_test (test_local_delivery_and_unsubscribe),
+        cmocka_unit_test (test_repeated_subject_follows_subscription_changes),
         cmocka_unit_test (test_order_without_gaps),
         cmocka_unit_test (test_loss_gap_and_replay),
         cmocka_unit_test (test_loss_gap_without_replay),
