@@ -161,6 +161,7 @@ struct _mesh_pipeline_t {
     zhashx_t *works;            //  queue -> pl_work_t *
     pl_work_t *hot_work;
     zhashx_t *owed;             //  producer -> pl_owed_t *
+    pl_owed_t *hot_owed;        //  the last one used: jobs come in runs from one producer
     zhashx_t *windows;          //  origin -> pl_window_t *
     pl_window_t *hot_window;
     zhashx_t *held;             //  "producer/id" -> pl_held_t * (MESH_JOB_LATER)

@@ -345,6 +345,9 @@ pl_pump (mesh_pipeline_t *self, pl_queue_t *queue)
         job->deliveries++;
         job->sent_at = now;
         job->slot = slot;
+        if (job->deliveries == 1)
+            memcpy (job->last_worker, slot->peer, sizeof job->last_worker);
+        else
         if (!streq (job->last_worker, slot->peer)) {
             memcpy (job->prev_worker, job->last_worker, sizeof job->prev_worker);
             memcpy (job->last_worker, slot->peer, sizeof job->last_worker);
@@ -638,11 +641,15 @@ pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     }
     s_touched_t touched = { .count = 0 };
     uint64_t unknown = 0, late = 0;
+    const char *peer = mesh_msg_sender (msg);
+    pl_slot_t *known = NULL;        //  a slot of this sender: one compare per batch
     pthread_mutex_lock (&self->lock);
     for (long i = 0; i < count; i++) {
         pl_job_t *job = s_ring_get (self, pl_ids_at (ids, (size_t) i));
-        const char *peer = mesh_msg_sender (msg);
-        bool holder = job && job->where == PL_INFLIGHT && streq (job->slot->peer, peer);
+        bool holder = job && job->where == PL_INFLIGHT
+                   && (job->slot == known || streq (job->slot->peer, peer));
+        if (holder)
+            known = job->slot;
         //  a job taken back from a worker (timeout, exit) and done there
         //  after all is done; a peer it never went to cannot ack it
         if (!holder && job && job->deliveries

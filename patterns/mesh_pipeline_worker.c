@@ -119,7 +119,10 @@ s_window (mesh_pipeline_t *self, const char *origin)
 static pl_owed_t *
 s_owed (mesh_pipeline_t *self, const char *peer)
 {
-    pl_owed_t *owed = (pl_owed_t *) zhashx_lookup (self->owed, peer);
+    pl_owed_t *owed = self->hot_owed;
+    if (owed && streq (owed->peer, peer))
+        return owed;
+    owed = (pl_owed_t *) zhashx_lookup (self->owed, peer);
     if (!owed) {
         owed = (pl_owed_t *) calloc (1, sizeof (pl_owed_t));
         if (!owed)
@@ -128,6 +131,7 @@ s_owed (mesh_pipeline_t *self, const char *peer)
         owed->threshold = 1;
         zhashx_insert (self->owed, peer, owed);
     }
+    self->hot_owed = owed;
     return owed;
 }
 
@@ -192,12 +196,13 @@ s_threshold (int prefetch)
 static bool
 s_origin_ok (const char *origin)
 {
-    if (strlen (origin) != 32)
-        return false;
-    for (const char *c = origin; *c; c++)
-        if (!strchr ("0123456789abcdefABCDEF", *c))
+    size_t i = 0;
+    for (; i < 32 && origin [i]; i++) {
+        char c = origin [i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
             return false;
-    return true;
+    }
+    return i == 32 && origin [32] == 0;
 }
 
 void
@@ -229,9 +234,11 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         return;
     }
     self->hot_work = work;
-    char held_key [33 + 24];
-    snprintf (held_key, sizeof held_key, "%s/%llu", origin, (unsigned long long) id);
-    bool held = zhashx_size (self->held) && zhashx_lookup (self->held, held_key);
+    //  the key of jobs held for later, built only when some are
+    char held_key [33 + 24] = "";
+    if (zhashx_size (self->held))
+        snprintf (held_key, sizeof held_key, "%s/%llu", origin, (unsigned long long) id);
+    bool held = *held_key && zhashx_lookup (self->held, held_key);
     if (held || s_window_has (window, id)) {
         //  done (or being done) here already: its ack was lost or is late
         if (!held)
@@ -260,6 +267,7 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         }
         else
         if (rc == MESH_JOB_LATER) {
+            snprintf (held_key, sizeof held_key, "%s/%llu", origin, (unsigned long long) id);
             pl_held_t *hold = (pl_held_t *) zmalloc (sizeof (pl_held_t));
             snprintf (hold->peer, sizeof hold->peer, "%s", peer);
             snprintf (hold->origin, sizeof hold->origin, "%s", origin);
@@ -427,6 +435,7 @@ pl_worker_tick (mesh_pipeline_t *self)
         }
     }
     if (gone) {
+        self->hot_owed = NULL;
         for (char *peer = (char *) zlistx_first (gone); peer; peer = (char *) zlistx_next (gone))
             zhashx_delete (self->owed, peer);
         zlistx_destroy (&gone);
