@@ -443,7 +443,15 @@ cli_work (cli_opts_t *opts, int argc, char **argv)
     }
     if (rc == 0 && w.count >= 0 && w.done < w.count)
         rc = cli_fail ("did %ld of %ld jobs before the timeout", w.done, w.count);
-    mesh_pipeline_destroy (&pl);        //  acks still owed go out first
+    //  Stop taking jobs (those still coming go back untried), and let the
+    //  acks owed reach the producers before our BYE does: a frame that
+    //  arrives after BYE is dropped there, and its job would run again
+    if (pl)
+        mesh_unwork (pl, queue);
+    int64_t until = (int64_t) mesh_clock_ms () + 100;
+    while (pl && (int64_t) mesh_clock_ms () < until)
+        mesh_node_dispatch (node, 20);
+    mesh_pipeline_destroy (&pl);
     mesh_node_destroy (&node);
     free (w.out);
     return rc;
