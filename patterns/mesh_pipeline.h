@@ -31,6 +31,7 @@
 #define PL_ACK_BATCH        1024    //  job ids in one ACK or NACK (8 bytes each)
 #define PL_DEDUP_WINDOW     8192    //  job ids a worker remembers per producer
 #define PL_DEDUP_ORIGINS    64      //  producers a worker keeps a window for
+#define PL_MAX_HELD         100000  //  jobs a worker's handlers may hold for later
 #define PL_MAX_DELIVERIES   1000    //  largest max_deliveries accepted
 #define PL_BACKOFF_MAX      30000   //  ms, ceiling of the nack backoff
 #define PL_DLQ_MEMORY       10000   //  dead letters kept without a data dir

@@ -99,6 +99,7 @@ s_window (mesh_pipeline_t *self, const char *origin)
                     used = o->used;
                     oldest = (const char *) zhashx_cursor (self->windows);
                 }
+            self->hot_window = NULL;
             if (oldest)
                 zhashx_delete (self->windows, oldest);
         }
@@ -264,6 +265,13 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
             s_window_add (window, id);
             s_owe (self, owed, owed->acks, &owed->ack_count, id);
             self->done++;
+        }
+        else
+        if (rc == MESH_JOB_LATER && zhashx_size (self->held) >= PL_MAX_HELD) {
+            //  a producer that ignores credit cannot make us hold without end
+            s_owe (self, owed, owed->returns, &owed->return_count, id);
+            s_flush (self, owed);
+            pl_count (self, peer, "pipeline.returned.held-full", 1);
         }
         else
         if (rc == MESH_JOB_LATER) {
