@@ -13,6 +13,11 @@
     acking each job. A round's clock runs from the first push to the moment
     the producer has every job ACKED (mesh_pipeline_pending() == 0): the
     figure includes the acks travelling back, which raw does not have.
+    The producer holds at most BENCH_PL_HOLD jobs: at that bound
+    mesh_push() fails with MESH_EFULL and the producer waits in
+    mesh_node_dispatch() until half of them are acked (back-pressure, as
+    raw PUSH blocks at its high-water mark; spinning on failed pushes
+    instead took a third of the throughput on 2 cores).
     Rounds alternate raw and meshbus (who goes first alternates too), after
     a warm-up round each; headline: jobs/s, median over the rounds; ratio =
     meshbus / raw (higher is better).
@@ -378,12 +383,12 @@ cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json)
     double ratio = mesh_med / raw_med;
     if (json)
         printf ("{\"bench\":\"pipeline\",\"size\":%zu,\"count\":%zu,\"rounds\":%zu,"
-                "\"prefetch\":%d,\"unit\":\"jobs/s\",\"meshbus\":%.0f,\"raw\":%.0f,"
+                "\"prefetch\":%d,\"hold\":%d,\"unit\":\"jobs/s\",\"meshbus\":%.0f,\"raw\":%.0f,"
                 "\"ratio\":%.3f,\"meshbus_min\":%.0f,\"meshbus_max\":%.0f,\"raw_min\":%.0f,"
                 "\"raw_max\":%.0f,\"redelivered\":%llu,\"durable_group\":%.0f,"
                 "\"durable_group_jobs\":%zu,\"durable_sync\":%.0f,\"durable_sync_jobs\":%zu,"
                 "\"durable_fs\":\"%s\"}\n",
-                size, count, rounds, BENCH_PL_PREFETCH, mesh_med, raw_med, ratio,
+                size, count, rounds, BENCH_PL_PREFETCH, BENCH_PL_HOLD, mesh_med, raw_med, ratio,
                 mesh_lo, mesh_hi, raw_lo, raw_hi, (unsigned long long) redelivered,
                 group, group_jobs, sync, sync_jobs, fs);
     else {
