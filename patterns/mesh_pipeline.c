@@ -281,6 +281,50 @@ pl_rebuild (mesh_pipeline_t *self)
 //  ---------------------------------------------------------------------
 //  Housekeeping
 
+static void s_tick (mesh_node_t *node, void *arg);
+
+//  The tick runs every PL_TICK_MS while there is something to flush,
+//  commit or dispatch, and every PL_IDLE_TICK_MS once there was nothing
+//  for PL_IDLE_AFTER ticks: an idle node then wakes 4 times a second, not
+//  100 (measured: 0.8 % of a core at 10 ms). Lock held.
+static void
+s_set_tick (mesh_pipeline_t *self, int tick_ms)
+{
+    if (self->tick_ms == tick_ms)
+        return;
+    mesh_node_on_tick (self->node, 0, NULL, self);
+    if (mesh_node_on_tick (self->node, tick_ms, s_tick, self) == 0)
+        self->tick_ms = tick_ms;
+    else
+        self->tick_ms = 0;
+}
+
+void
+pl_wake (mesh_pipeline_t *self)
+{
+    self->quiet_ticks = 0;
+    if (self->tick_ms != PL_TICK_MS)
+        s_set_tick (self, PL_TICK_MS);
+}
+
+//  Nothing waits for a tick: no ack owed, no job ready, delayed or
+//  uncommitted, no delete to commit
+static bool
+s_quiet (mesh_pipeline_t *self)
+{
+    if (self->uncommitted.head || self->outbox_dirty)
+        return false;
+    for (pl_queue_t *q = (pl_queue_t *) zhashx_first (self->queues); q;
+         q = (pl_queue_t *) zhashx_next (self->queues))
+        if (q->ready.head || q->delayed.head)
+            return false;
+    for (pl_owed_t *o = (pl_owed_t *) zhashx_first (self->owed); o;
+         o = (pl_owed_t *) zhashx_next (self->owed))
+        if (o->ack_count || o->nack_count || o->return_count)
+            return false;
+    return true;
+}
+
 static void
 s_tick (mesh_node_t *node, void *arg)
 {
@@ -290,6 +334,11 @@ s_tick (mesh_node_t *node, void *arg)
     pl_rebuild (self);
     pl_producer_tick (self, pl_mono_ms ());
     pl_worker_tick (self);
+    if (!s_quiet (self))
+        pl_wake (self);
+    else
+    if (self->tick_ms == PL_TICK_MS && ++self->quiet_ticks >= PL_IDLE_AFTER)
+        s_set_tick (self, PL_IDLE_TICK_MS);
     uint64_t acked = self->acked, pushed = self->pushed, done = self->done;
     uint64_t duplicates = self->duplicates;
     self->acked = self->pushed = self->done = self->duplicates = 0;
@@ -363,6 +412,7 @@ mesh_pipeline_new (mesh_node_t *node)
         mesh_pipeline_destroy (&self);
         return NULL;
     }
+    self->tick_ms = PL_TICK_MS;
     return self;
 }
 
@@ -374,7 +424,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     mesh_pipeline_t *self = *self_p;
     for (int kind = PL_KIND_JOB; kind <= PL_KIND_NACK; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);
-    mesh_node_on_tick (self->node, PL_TICK_MS, NULL, self);
+    mesh_node_on_tick (self->node, PL_TICK_MS, NULL, self);     //  either tick
     pthread_mutex_lock (&self->lock);
     //  worker side: what we owe goes out; jobs held for later go back
     pl_worker_destroy (self);

@@ -25,7 +25,9 @@
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
 
 #define PL_KEY              "pipeline"  //  announcement: "i<incarnation>\n" + "queue\tprefetch\n"...
-#define PL_TICK_MS          5       //  housekeeping: ack flush, group commit, timeouts
+#define PL_TICK_MS          10      //  housekeeping: ack flush, group commit, timeouts
+#define PL_IDLE_TICK_MS     250     //  ... once nothing is owed, waiting or uncommitted
+#define PL_IDLE_AFTER       100     //  quiet ticks before the slow one
 #define PL_MAX_QUEUES_PEER  256     //  queues a peer may announce that we accept
 #define PL_MAX_PREFETCH     100000  //  largest prefetch (window) we accept or grant
 #define PL_ACK_BATCH        1024    //  job ids in one ACK or NACK (8 bytes each)
@@ -169,6 +171,8 @@ struct _mesh_pipeline_t {
     uint64_t use_clock;
     uint64_t done, duplicates;  //  not yet added to the node's counters
     bool announce_dirty;
+    int tick_ms;                //  the tick registered now: PL_TICK_MS or PL_IDLE_TICK_MS
+    int quiet_ticks;            //  fast ticks in a row with nothing to do
 };
 
 //  A dead letter kept in memory
@@ -189,6 +193,7 @@ typedef struct {
 
 //  mesh_pipeline.c
 int64_t pl_mono_ms (void);
+void pl_wake (mesh_pipeline_t *self);      //  work to do: the fast tick (lock held)
 void pl_count (mesh_pipeline_t *self, const char *peer, const char *name, uint64_t delta);
 void pl_rebuild (mesh_pipeline_t *self);
 void pl_announce (mesh_pipeline_t *self);

@@ -537,6 +537,8 @@ mesh_push_ex (mesh_pipeline_t *self, const mesh_head_t *head, const void *body, 
     else
         pl_list_add_tail (&queue->ready, job, PL_READY);
     pl_pump (self, queue);
+    if (self->tick_ms != PL_TICK_MS)
+        pl_wake (self);
     if (++self->pushed >= PL_COUNT_BATCH) {
         uint64_t pushed = self->pushed;
         self->pushed = 0;

@@ -297,6 +297,8 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         }
         if (owed->ack_count >= owed->threshold)
             s_flush (self, owed);
+        if (owed->ack_count && self->tick_ms != PL_TICK_MS)
+            pl_wake (self);         //  the rest of the batch goes at the next tick
     }
     uint64_t done = self->done >= PL_COUNT_BATCH? self->done: 0;
     self->done -= done;
@@ -344,6 +346,8 @@ mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, boo
         }
         if (owed->ack_count >= owed->threshold || !ok)
             s_flush (self, owed);
+        if (owed->ack_count && self->tick_ms != PL_TICK_MS)
+            pl_wake (self);
     }
     zhashx_delete (self->held, key);
     pthread_mutex_unlock (&self->lock);
@@ -373,6 +377,7 @@ mesh_work (mesh_pipeline_t *self, const char *queue, int prefetch, mesh_work_fn 
     work->arg = arg;
     zhashx_insert (self->works, queue, work);
     pl_announce (self);
+    pl_wake (self);
     pthread_mutex_unlock (&self->lock);
     return 0;
 }
