@@ -22,7 +22,10 @@
     gets work as soon as its announcement arrives. Acks are batched by the
     worker (one ACK frame carries up to PL_ACK_BATCH job ids; with prefetch
     P a worker acks every P/4 jobs, at once for P <= 4, and at each tick for
-    the rest), which is what keeps throughput near raw PUSH/PULL.
+    the rest), which is what keeps throughput near raw PUSH/PULL. A JOB
+    that uses the worker's last credit, or comes alone (nothing sent there
+    for PL_LONE_MS), carries PL_FLAG_FLUSH: the worker acks it at once, so
+    a lone job does not wait for the tick and a full window is released.
 
     Jobs live in a table indexed by id (ids are sequential per producer
     process, so the table is a power-of-two ring that grows when the span

@@ -23,11 +23,13 @@
 #define PL_KIND_ACK         (MESH_KIND_PATTERN + 18)    //  worker -> producer: job ids done
 #define PL_KIND_NACK        (MESH_KIND_PATTERN + 19)    //  worker -> producer: job ids failed
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
+#define PL_FLAG_FLUSH       0x00020000  //  JOB: the producer waits for acks after this one
 
 #define PL_KEY              "pipeline"  //  announcement: "i<incarnation>\n" + "queue\tprefetch\n"...
 #define PL_TICK_MS          10      //  housekeeping: ack flush, group commit, timeouts
 #define PL_IDLE_TICK_MS     250     //  ... once nothing is owed, waiting or uncommitted
 #define PL_IDLE_AFTER       100     //  quiet ticks before the slow one
+#define PL_LONE_MS          2       //  a job sent this long after the last one is acked at once
 #define PL_MAX_QUEUES_PEER  256     //  queues a peer may announce that we accept
 #define PL_MAX_PREFETCH     100000  //  largest prefetch (window) we accept or grant
 #define PL_ACK_BATCH        1024    //  job ids in one ACK or NACK (8 bytes each)
@@ -87,6 +89,7 @@ struct _pl_slot_t {
     pl_list_t jobs;             //  in flight there, oldest first
     bool alive;                 //  announced now
     int64_t blocked_until;      //  link full: skip it until then
+    int64_t last_sent;          //  monotonic ms of the last job sent there
 };
 
 //  A queue jobs are pushed to here
@@ -188,6 +191,7 @@ typedef struct {
     char origin [33];
     uint64_t id;
     int prefetch;
+    bool flush;                 //  its JOB asked for the ack at once
     char queue [MESH_MAX_SUBJECT + 1];
 } pl_held_t;
 

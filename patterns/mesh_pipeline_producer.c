@@ -304,10 +304,17 @@ s_pick (pl_queue_t *queue, const pl_job_t *job, int64_t now)
 }
 
 static int
-s_send (mesh_pipeline_t *self, pl_slot_t *slot, pl_job_t *job)
+s_send (mesh_pipeline_t *self, pl_slot_t *slot, pl_job_t *job, int64_t now)
 {
+    //  ask the worker to ack this one without waiting for a full batch or
+    //  its tick when the producer will wait for that ack: no credit left
+    //  there after it, or a job that comes alone (nothing sent there for
+    //  a while). A stream of jobs is acked in batches.
+    bool last = slot->inflight + 1 >= s_window (slot) || now - slot->last_sent >= PL_LONE_MS;
+    slot->last_sent = now;
     mesh_head_t head = {
-        .kind = PL_KIND_JOB, .id = job->id, .seq = job->deliveries + 1,
+        .kind = PL_KIND_JOB, .flags = last? PL_FLAG_FLUSH: 0,
+        .id = job->id, .seq = job->deliveries + 1,
         .subject = job->queue->name, .reply = job->origin, .ctype = job->ctype,
         .headers = (const char *const *) job->headers, .header_count = job->header_count
     };
@@ -326,7 +333,7 @@ pl_pump (mesh_pipeline_t *self, pl_queue_t *queue)
         pl_slot_t *slot = s_pick (queue, job, now);
         if (!slot)
             break;
-        if (s_send (self, slot, job)) {
+        if (s_send (self, slot, job, now)) {
             int err = mesh_errno ();
             if (err == MESH_EAGAIN)
                 slot->blocked_until = now + PL_TICK_MS;     //  link full: others first

@@ -282,6 +282,7 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
             snprintf (hold->queue, sizeof hold->queue, "%s", queue);
             hold->id = id;
             hold->prefetch = prefetch;
+            hold->flush = (mesh_msg_flags (msg) & PL_FLAG_FLUSH) != 0;
             zhashx_update (self->held, held_key, hold);
         }
         else
@@ -295,7 +296,8 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
             s_flush (self, owed);
             pl_count (self, peer, "pipeline.failed", 1);
         }
-        if (owed->ack_count >= owed->threshold)
+        if (owed->ack_count >= owed->threshold
+        ||  (rc == MESH_JOB_ACK && (mesh_msg_flags (msg) & PL_FLAG_FLUSH)))
             s_flush (self, owed);
         if (owed->ack_count && self->tick_ms != PL_TICK_MS)
             pl_wake (self);         //  the rest of the batch goes at the next tick
@@ -344,7 +346,7 @@ mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, boo
             snprintf (owed->reason, sizeof owed->reason, "handler failed");
             s_owe (self, owed, owed->nacks, &owed->nack_count, job_id);
         }
-        if (owed->ack_count >= owed->threshold || !ok)
+        if (owed->ack_count >= owed->threshold || !ok || hold->flush)
             s_flush (self, owed);
         if (owed->ack_count && self->tick_ms != PL_TICK_MS)
             pl_wake (self);
