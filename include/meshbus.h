@@ -725,7 +725,7 @@ typedef struct _mesh_pipeline_t mesh_pipeline_t;
 #define MESH_JOB_NACK   1       //  failed: redeliver (after a backoff, maybe elsewhere)
 #define MESH_JOB_LATER  2       //  the application acks later with mesh_job_done()
 #define MESH_JOB_REJECT 3       //  not taken: back to its producer at once, no delivery
-                                //  counted, and no more jobs from it until credit returns
+                                //  counted; that producer sends this worker nothing for 1 s
 
 typedef struct {
     int ack_timeout_ms;         //  0 = MESH_DEFAULT_ACK_TIMEOUT

@@ -30,6 +30,7 @@
 #define PL_IDLE_TICK_MS     250     //  ... once nothing is owed, waiting or uncommitted
 #define PL_IDLE_AFTER       100     //  quiet ticks before the slow one
 #define PL_LONE_MS          2       //  a job sent this long after the last one is acked at once
+#define PL_RETURN_PAUSE_MS  1000    //  a worker that handed a job back gets none for this long
 #define PL_MAX_QUEUES_PEER  256     //  queues a peer may announce that we accept
 #define PL_MAX_PREFETCH     100000  //  largest prefetch (window) we accept or grant
 #define PL_ACK_BATCH        1024    //  job ids in one ACK or NACK (8 bytes each)

@@ -253,7 +253,7 @@ void
 pl_slot_gone (mesh_pipeline_t *self, pl_slot_t *slot, const char *reason)
 {
     slot->alive = false;
-    slot->credit = 0;
+    slot->credit = -1;          //  if it comes back (restarted), its announcement holds
     uint64_t count = 0;
     //  from the newest, so adding each at the head keeps the oldest first
     while (slot->jobs.tail) {
@@ -339,7 +339,7 @@ pl_pump (mesh_pipeline_t *self, pl_queue_t *queue)
                 slot->blocked_until = now + PL_TICK_MS;     //  link full: others first
             else
             if (err == MESH_ENOPEER)
-                slot->credit = 0;                           //  gone: the rebuild will say
+                slot->blocked_until = now + PL_RETURN_PAUSE_MS;   //  gone: the rebuild will say
             else {
                 //  it can never be sent (too big for a link): not worth retrying
                 pl_list_remove (&queue->ready, job);
@@ -714,10 +714,10 @@ pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         s_job_unlink (self, job);
         s_touch (&touched, job->queue);
         if (returned) {
-            //  not attempted: no delivery counted, and that worker takes no
-            //  more until it grants credit again
+            //  not attempted: no delivery counted, and that worker gets
+            //  nothing for a while (it stops working the queue, or is full)
             job->deliveries -= job->deliveries > 0;
-            slot->credit = 0;
+            slot->blocked_until = pl_mono_ms () + PL_RETURN_PAUSE_MS;
             pl_list_add_head (&job->queue->ready, job, PL_READY);
         }
         else {

@@ -6,8 +6,9 @@
     worker is killed with -9 (repeated), none lost when a durable producer
     is killed with -9 and restarted on its outbox, fair dispatch with
     prefetch 1 (a slow worker gets little), a job that always fails ends in
-    the dead letters after the maximum deliveries and can be replayed, and
-    a producer that cannot get its jobs done says so.
+    the dead letters after the maximum deliveries and can be replayed, a
+    producer that cannot get its jobs done says so, and a worker restarted
+    under the same id at once gets back the job its old self held.
 
     Bodies are job indices ("0", "1"... fed to `push QUEUE -` on stdin);
     a worker prints one line per job done (flushed before its ack), so the
@@ -367,6 +368,31 @@ test_push_without_worker_says_what_remains (void **state)
     sc_release (p);
 }
 
+//  6. A worker killed with -9 and restarted at once under the same id (a
+//  new incarnation) gets the job its old self held, long before the ack
+//  timeout: the producer sees the restart, not just silence
+static void
+test_restarted_worker_gets_its_job_back (void **state)
+{
+    (void) state;
+    char id [33];
+    sc_random_id (id);
+    sc_proc_t *old = sc_mesh ("old", NULL, "work", "restart.jobs", "--id", id, "--prefetch", "1",
+                              "--delay-ms", "5000", "--timeout", "60", FAST, NULL);
+    sc_pump_for (400);
+    sc_proc_t *push = sc_mesh ("push", NULL, "push", "restart.jobs", "7", "--timeout", "20",
+                               "--ack-timeout", "60", FAST, NULL);
+    sc_pump_for (800);              //  the old worker is inside its 5 s job
+    assert_int_equal (s_done (old), 0);
+    sc_signal (old, SIGKILL);
+    assert_true (sc_wait_exit (old, WAIT_MS));
+    sc_proc_t *again = sc_mesh ("again", NULL, "work", "restart.jobs", "--id", id,
+                                "--prefetch", "1", "--count", "1", "--timeout", "30", FAST, NULL);
+    assert_int_equal (s_wait_exit_code (push, WAIT_MS), 0);
+    assert_int_equal (s_wait_exit_code (again, WAIT_MS), 0);
+    assert_int_equal (s_done (again), 1);
+}
+
 int
 main (void)
 {
@@ -379,6 +405,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fair_dispatch, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_letters_and_replay, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_push_without_worker_says_what_remains,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_restarted_worker_gets_its_job_back,
                                          s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
