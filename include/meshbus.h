@@ -724,6 +724,8 @@ typedef struct _mesh_pipeline_t mesh_pipeline_t;
 #define MESH_JOB_ACK    0       //  done: the producer forgets the job
 #define MESH_JOB_NACK   1       //  failed: redeliver (after a backoff, maybe elsewhere)
 #define MESH_JOB_LATER  2       //  the application acks later with mesh_job_done()
+#define MESH_JOB_REJECT 3       //  not taken: back to its producer at once, no delivery
+                                //  counted; that producer sends this worker nothing for 1 s
 
 typedef struct {
     int ack_timeout_ms;         //  0 = MESH_DEFAULT_ACK_TIMEOUT
@@ -751,6 +753,10 @@ mesh_node_t *
 //  Before the first push.
 int
     mesh_pipeline_set_outbox (mesh_pipeline_t *self, const char *dir, int sync_mode);
+//  Commit the jobs pushed so far to the outbox now (group mode); returns
+//  once they are on disk. 0, or -1 (MESH_ESYS). A no-op without an outbox.
+int
+    mesh_pipeline_flush (mesh_pipeline_t *self);
 //  Bound of jobs held in memory (not acked yet) before mesh_push() fails
 //  with MESH_EFULL; default MESH_DEFAULT_HOLD_JOBS.
 int
