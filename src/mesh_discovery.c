@@ -163,7 +163,16 @@ mesh_discovery_beacon_in (mesh_node_t *self)
         mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
         if (peer) {
             if (pkt.flags & MESH_BEACON_FLAG_LEAVING) {
-                mesh_node_remove_peer (self, peer, "bye");
+                //  The datagram can overtake the last frames of the link,
+                //  which end with BYE: removing a linked peer now would
+                //  drop what it sent last. The link's BYE removes it in
+                //  order; the grace in s_liveness covers a BYE that never
+                //  comes. A peer with no link yet has nothing in flight.
+                if (peer->state == MESH_PEER_CONNECTING)
+                    mesh_node_remove_peer (self, peer, "bye");
+                else
+                if (!peer->leaving_since)
+                    peer->leaving_since = now;
                 continue;
             }
             if (!peer->incarnation || peer->incarnation == pkt.incarnation)
@@ -273,6 +282,7 @@ s_liveness (mesh_node_t *self, int64_t now)
     //  proves nothing: hold every peer's verdict until reading resumes.
     bool blind = zlistx_size (self->queue) >= self->queue_max;
     zlistx_t *gone = zlistx_new ();
+    zlistx_t *left = zlistx_new ();     //  said they leave, then fell silent
     mesh_head_t ping = { .kind = MESH_KIND_PING };
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
@@ -294,6 +304,12 @@ s_liveness (mesh_node_t *self, int64_t now)
             zlistx_add_end (gone, peer);
             continue;
         }
+        if (peer->leaving_since
+        &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)
+            >= MESH_LEAVING_GRACE_MS) {
+            zlistx_add_end (left, peer);
+            continue;
+        }
         if (silence >= self->suspect_ms && peer->state == MESH_PEER_ALIVE) {
             peer->state = MESH_PEER_SUSPECT;
             mesh_counters_add (self->counters, "peers.suspected", 1);
@@ -310,7 +326,11 @@ s_liveness (mesh_node_t *self, int64_t now)
     for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (gone); peer;
          peer = (mesh_peer_t *) zlistx_next (gone))
         mesh_node_remove_peer (self, peer, "silent");
+    for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (left); peer;
+         peer = (mesh_peer_t *) zlistx_next (left))
+        mesh_node_remove_peer (self, peer, "bye");
     zlistx_destroy (&gone);
+    zlistx_destroy (&left);
 }
 
 static void

@@ -23,6 +23,7 @@
 #define MESH_KEEPER_TICK        100     //  ms between liveness checks
 #define MESH_APP_ACTIVE_MS      10      //  app called dispatch this recently: it owns the inbox
 #define MESH_CONNECT_TIMEOUT    2000    //  ms a CONNECTING peer waits for HELLO
+#define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
 #define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
 #define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
 
@@ -39,6 +40,7 @@ typedef struct {
     int64_t created;            //  mono ms
     int64_t last_heard;         //  mono ms of the last frame we noticed
     int64_t last_spoke;         //  mono ms of the last frame we noticed going out
+    int64_t leaving_since;      //  mono ms its leaving beacon came, 0 = none
     int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check

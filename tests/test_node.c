@@ -552,6 +552,44 @@ test_stop_says_bye (void **state)
     mesh_node_destroy (&a);
 }
 
+//  What a node sends just before it stops all arrives: its leaving beacon
+//  (UDP) often reaches the peer before the link's last frames, and must not
+//  make the peer forget it while they are in flight. The BYE at the end of
+//  the link is what ends the peer. Repeated, since it is a race.
+
+#define LAST_WORDS_ROUNDS   5
+#define LAST_WORDS_COUNT    200
+
+static void
+test_last_messages_before_stop_arrive (void **state)
+{
+    (void) state;
+    for (int round = 0; round < LAST_WORDS_ROUNDS; round++) {
+        s_net_t net = s_net ();
+        mesh_node_t *a = s_node (&net, "leaver");
+        mesh_node_t *b = s_node (&net, "stayer");
+        s_recorder_t rec = { 0 };
+        assert_int_equal (mesh_node_on_kind (b, MESH_KIND_DIRECT, s_record, &rec), 0);
+        s_meet (a, b);
+        //  b's application is away: its keeper reads the inbox meanwhile
+        s_sleep_ms (200);
+        char bid [33];
+        snprintf (bid, sizeof bid, "%s", mesh_node_id (b));
+        for (int i = 0; i < LAST_WORDS_COUNT; i++)
+            assert_int_equal (mesh_node_whisper (a, bid, "last", "words", 5), 0);
+        mesh_node_destroy (&a);
+        mesh_event_t *event = s_wait_event (b, NULL, MESH_EVENT_EXIT);
+        assert_non_null (event);
+        assert_string_equal (mesh_event_detail (event), "bye");
+        mesh_event_destroy (&event);
+        s_pump (b, NULL);
+        assert_int_equal (rec.count, LAST_WORDS_COUNT);
+        assert_int_equal (mesh_node_counter (b, NULL, "dropped.unknown-sender"), 0);
+        s_recorder_free (&rec);
+        mesh_node_destroy (&b);
+    }
+}
+
 //  ---------------------------------------------------------------------
 //  Destroy is safe twice, on NULL, and on nodes in every state
 
@@ -1387,6 +1425,7 @@ main (void)
         cmocka_unit_test (test_configure_after_start),
         cmocka_unit_test (test_bad_arguments),
         cmocka_unit_test (test_stop_says_bye),
+        cmocka_unit_test (test_last_messages_before_stop_arrive),
         cmocka_unit_test (test_destroy_is_safe),
         cmocka_unit_test (test_announcements),
         cmocka_unit_test (test_large_bodies),
