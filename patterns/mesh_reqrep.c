@@ -148,6 +148,7 @@ struct _mesh_reply_t {
     mesh_reqrep_t *rr;
     char caller [33];
     uint64_t id;
+    uint64_t deadline;          //  the request's: a reply after it is useless
     bool cast, local, deferred, heap;
     uint32_t flags;
     char ctype [128];
@@ -827,6 +828,7 @@ s_reply_init (mesh_reply_t *reply, mesh_reqrep_t *rr, const char *caller, uint64
               bool cast, bool local)
 {
     reply->rr = rr;
+    reply->deadline = 0;
     snprintf (reply->caller, sizeof reply->caller, "%s", caller);
     reply->id = id;
     reply->cast = cast;
@@ -876,6 +878,12 @@ s_reply_finish (mesh_reply_t *reply)
             mesh_node_count (self->node, NULL, "reqrep.cache.evicted", evicted);
         if (!kept)
             s_count (self, reply->caller, "reqrep.cache.unkept");
+        //  the caller gave up at its deadline: what we send now is counted
+        //  there as late, so count it here as dropped instead
+        if (reply->deadline && mesh_clock_ms () >= reply->deadline) {
+            s_count (self, reply->caller, "reqrep.dropped.reply-late");
+            return;
+        }
     }
     s_send_reply (self, reply->caller, reply->id, reply->local, reply->flags, reply->ctype,
                   reply->body, reply->size);
@@ -929,6 +937,7 @@ s_serve (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local)
         pthread_mutex_unlock (&self->lock);
     mesh_reply_t reply;
     s_reply_init (&reply, self, caller, id, cast, local);
+    reply.deadline = mesh_msg_deadline (msg);
     if (!fn) {
         char text [MESH_MAX_SUBJECT + 64];
         snprintf (text, sizeof text, "unknown service %s at %s", service,
@@ -965,7 +974,7 @@ s_on_req (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         return;
     }
     uint64_t deadline = mesh_msg_deadline (msg);
-    if (deadline && mesh_clock_ms () > deadline) {
+    if (deadline && mesh_clock_ms () >= deadline) {
         s_count (self, peer, "reqrep.dropped.expired");
         return;
     }
@@ -1454,9 +1463,10 @@ mesh_reqrep_recv (mesh_reqrep_t *self, int timeout_ms, uint64_t *call_id, int *e
     }
 }
 
-//  Wait (dispatching) while discovery settles and nobody offers service
+//  Wait (dispatching) while nobody offers service, until `until`; with
+//  all, until then even when some do (to find every provider)
 static route_t *
-s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until)
+s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until, bool all)
 {
     while (true) {
         pthread_mutex_lock (&self->lock);
@@ -1465,7 +1475,7 @@ s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until)
         bool found = route && route->count;
         pthread_mutex_unlock (&self->lock);
         uint64_t now = mesh_clock_ms ();
-        if (found || now >= until)
+        if ((found && !all) || now >= until)
             return found? route: NULL;
         if (mesh_node_dispatch (self->node, until - now < 50? (int) (until - now): 50) < 0)
             return NULL;
@@ -1481,7 +1491,7 @@ mesh_cast (mesh_reqrep_t *self, const char *service, const void *body, size_t si
     memset (&p, 0, sizeof p);
     if (s_prepare (self, &p, P_SYNC, service, body, size, opts, false))
         return -1;
-    if (!s_route_settled (self, service, p.wait_until)) {
+    if (!s_route_settled (self, service, p.wait_until, false)) {
         s_count (self, NULL, "reqrep.no-responders");
         return mesh_set_error (MESH_ENORESPONDERS, "no responders");
     }
@@ -1533,7 +1543,11 @@ mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_
     memset (&probe, 0, sizeof probe);
     if (s_prepare (self, &probe, P_SYNC, service, body, size, opts, false))
         return -1;
-    if (!s_route_settled (self, service, probe.wait_until)) {
+    //  every provider is wanted: let discovery settle fully first
+    uint64_t settle = s_settle_end (self);
+    if (settle != UINT64_MAX && settle > mesh_clock_ms ())
+        s_route_settled (self, service, settle < probe.deadline? settle: probe.deadline, true);
+    if (!s_route_settled (self, service, probe.wait_until, false)) {
         s_count (self, NULL, "reqrep.no-responders");
         return mesh_set_error (MESH_ENORESPONDERS, "no responders");
     }
