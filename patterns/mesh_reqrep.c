@@ -262,6 +262,7 @@ s_pt_remove (ptable_t *t, uint64_t id)
 //  ---------------------------------------------------------------------
 //  Small helpers
 
+//  Counted for the peer and (by the core) for the node as a whole
 static void
 s_count (mesh_reqrep_t *self, const char *peer, const char *name)
 {
