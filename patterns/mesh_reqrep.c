@@ -47,6 +47,7 @@
     ========================================================================= */
 
 #include "mesh_reqrep_int.h"
+#include "mesh_reqrep_wire.h"
 
 //  Counted for the peer and (by the core) for the node as a whole
 void
@@ -154,41 +155,37 @@ mesh_rr_route (mesh_reqrep_t *self, const char *service)
     return route;
 }
 
+typedef struct {
+    mesh_reqrep_t *self;
+    const char *peer;
+    const char *before;         //  what it announced before, or NULL
+    bool changed;
+} parse_ctx_t;
+
+static void
+s_on_service (const char *name, void *arg)
+{
+    parse_ctx_t *ctx = (parse_ctx_t *) arg;
+    s_route_add (ctx->self, name, ctx->peer, false);
+    if (ctx->changed && (!ctx->before || !s_has_line (ctx->before, name, strlen (name))))
+        mesh_node_post_event (ctx->self->node, MESH_EVENT_SERVICE_UP, "SERVICE_UP",
+                              ctx->peer, name, 0);
+}
+
 //  A peer's services: add them as providers, post UP/DOWN against what it
-//  announced before. Input from the network: each line is checked.
+//  announced before. Input from the network: mesh_reqrep_wire.c checks it.
 static void
 s_parse_peer (mesh_reqrep_t *self, const char *peer, const char *text, const char *before)
 {
-    bool changed = !before || strcmp (text, before);
-    size_t services = 0;
-    for (const char *line = text; *line; ) {
-        const char *end = strchr (line, '\n');
-        size_t len = end? (size_t) (end - line): strlen (line);
-        char name [MESH_MAX_SUBJECT + 1];
-        bool ok = len > 0 && len <= MESH_MAX_SUBJECT;
-        if (ok) {
-            memcpy (name, line, len);
-            name [len] = 0;
-            ok = mesh_subject_valid (name);
-        }
-        if (ok && services == RR_MAX_SERVICES) {
-            if (changed)
-                mesh_rr_count (self, peer, "reqrep.services.refused");
-        }
-        else
-        if (ok) {
-            services++;
-            s_route_add (self, name, peer, false);
-            if (changed && (!before || !s_has_line (before, name, len)))
-                mesh_node_post_event (self->node, MESH_EVENT_SERVICE_UP, "SERVICE_UP",
-                                      peer, name, 0);
-        }
-        else
-        if (changed && len)
-            mesh_rr_count (self, peer, "reqrep.malformed.service");
-        line = end? end + 1: line + len;
-    }
-    for (const char *line = before; changed && line && *line; ) {
+    parse_ctx_t ctx = { self, peer, before, !before || strcmp (text, before) };
+    size_t refused = 0;
+    size_t bad = mesh_rr_parse_services (text, strlen (text), RR_MAX_SERVICES, s_on_service,
+                                         &ctx, &refused);
+    if (ctx.changed && bad)
+        mesh_node_count (self->node, peer, "reqrep.malformed.service", bad);
+    if (ctx.changed && refused)
+        mesh_node_count (self->node, peer, "reqrep.services.refused", refused);
+    for (const char *line = before; ctx.changed && line && *line; ) {
         const char *end = strchr (line, '\n');
         size_t len = end? (size_t) (end - line): strlen (line);
         char name [MESH_MAX_SUBJECT + 1];
