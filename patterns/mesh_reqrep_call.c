@@ -234,8 +234,8 @@ s_attempt (mesh_reqrep_t *self, pending_t *p, uint64_t now)
         }
         p->attempts++;
         if (!s_tried (p, prov->peer) && p->ntried < RR_MAX_TRIED)
-            snprintf (p->tried [p->ntried++], 33, "%s", prov->peer);
-        snprintf (p->target, sizeof p->target, "%s", prov->peer);
+            mesh_rr_copy (p->tried [p->ntried++], 33, prov->peer);
+        mesh_rr_copy (p->target, sizeof p->target, prov->peer);
         p->target_local = prov->local;
         p->target_gone = false;
         int left = p->fixed? 0: p->retries_left;
@@ -250,8 +250,10 @@ s_attempt (mesh_reqrep_t *self, pending_t *p, uint64_t now)
                                  .header_count = p->header_count };
             mesh_msg_t *req = mesh_msg_new (&head, p->body, p->size, self->self_id,
                                             mesh_node_name (self->node));
-            if (req)
+            if (req) {
                 zlistx_add_end (self->local_reqs, req);
+                __atomic_add_fetch (&self->local_count, 1, __ATOMIC_RELEASE);
+            }
         }
         else {
             mesh_head_t head = { .kind = KIND_REQ, .seq = (uint64_t) p->attempts, .id = p->id,
@@ -440,7 +442,7 @@ s_prepare (mesh_reqrep_t *self, pending_t *p, pmode_t mode, const char *service,
         return mesh_set_error (MESH_EINVAL, "header_count without headers");
     uint64_t now = mesh_clock_ms ();
     p->mode = mode;
-    snprintf (p->service, sizeof p->service, "%s", service);
+    mesh_rr_copy (p->service, sizeof p->service, service);
     p->deadline = now + (uint64_t) (opts->timeout_ms > 0? opts->timeout_ms
                                                         : MESH_DEFAULT_CALL_TIMEOUT);
     p->retries_left = opts->retries < 0? 0: opts->retries? opts->retries
@@ -663,6 +665,7 @@ mesh_cast (mesh_reqrep_t *self, const char *service, const void *body, size_t si
                                             mesh_node_name (self->node));
             if (req) {
                 zlistx_add_end (self->local_reqs, req);
+                __atomic_add_fetch (&self->local_count, 1, __ATOMIC_RELEASE);
                 sent++;
             }
         }

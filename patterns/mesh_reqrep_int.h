@@ -28,10 +28,20 @@
 #define RR_MAX_ERROR        1024    //  bytes of remote error text we keep
 #define RR_MAX_PENDING      100000  //  calls in flight per node
 #define RR_QUEUE_MAX        100000  //  outcomes queued for mesh_reqrep_recv
-#define RR_MAX_TRIED        16      //  providers remembered per call
+#define RR_MAX_TRIED        8       //  providers remembered per call
 #define RR_INLINE_REPLY     256     //  reply bodies this small need no allocation
 #define RR_COUNT_BATCH      1024    //  served requests per counter update
 #define RR_MAX_BODY         (256u << 20)    //  the envelope's body limit
+
+//  Copy a NUL-terminated string into a fixed buffer, cut to fit: snprintf
+//  ("%s") costs ~150 ns a call, several times per request
+static inline void
+mesh_rr_copy (char *dest, size_t size, const char *src)
+{
+    size_t len = strnlen (src, size - 1);
+    memcpy (dest, src, len);
+    dest [len] = 0;
+}
 
 typedef enum { P_SYNC, P_ASYNC, P_GATHER } pmode_t;
 
@@ -141,6 +151,7 @@ struct _mesh_reqrep_t {
     uint64_t next_id;
     uint64_t next_due;          //  earliest time s_check has something to do
     zlistx_t *local_reqs;       //  mesh_msg_t *, requests for our own services
+    size_t local_count;         //  its size, read without the lock
     zlistx_t *outcomes;         //  outcome_t *, for mesh_reqrep_recv
     mesh_rrc_t *cache;
     int settle_ms;

@@ -19,7 +19,7 @@ s_reply_init (mesh_reply_t *reply, mesh_reqrep_t *rr, const char *caller, uint64
 {
     reply->rr = rr;
     reply->deadline = 0;
-    snprintf (reply->caller, sizeof reply->caller, "%s", caller);
+    mesh_rr_copy (reply->caller, sizeof reply->caller, caller);
     reply->id = id;
     reply->cast = cast;
     reply->local = local;
@@ -92,7 +92,7 @@ s_serve (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local)
     if (!svc || strcmp (self->hot_served, service)) {
         svc = (service_t *) zhashx_lookup (self->services, service);
         if (svc) {
-            snprintf (self->hot_served, sizeof self->hot_served, "%s", service);
+            mesh_rr_copy (self->hot_served, sizeof self->hot_served, service);
             self->hot_service = svc;
         }
     }
@@ -176,8 +176,13 @@ void
 mesh_rr_pump_local (mesh_reqrep_t *self)
 {
     for (int i = 0; i < 1024; i++) {
+        //  nearly always empty: a look without the lock first
+        if (!__atomic_load_n (&self->local_count, __ATOMIC_ACQUIRE))
+            break;
         pthread_mutex_lock (&self->lock);
         mesh_msg_t *msg = (mesh_msg_t *) zlistx_detach (self->local_reqs, NULL);
+        if (msg)
+            __atomic_sub_fetch (&self->local_count, 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock (&self->lock);
         if (!msg)
             break;
