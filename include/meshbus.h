@@ -657,12 +657,24 @@ int
 mesh_reply_t *
     mesh_reply_defer (mesh_reply_t *reply);
 //  Send a deferred reply (what was set or failed on it) and free it.
+//  Every deferred reply must be sent before mesh_reqrep_destroy().
 int
     mesh_reply_send (mesh_reply_t **reply_p);
 
 //  Number of providers of a service known now (local one included).
 size_t
     mesh_reqrep_providers (mesh_reqrep_t *self, const char *service);
+//  How long after mesh_reqrep_new() (or the node's start, if later) a call
+//  that finds no provider waits for discovery before it fails with
+//  MESH_ENORESPONDERS (default MESH_DEFAULT_SETTLE_MS, about one beacon
+//  interval; 0 = never wait). 0 or -1.
+int
+    mesh_reqrep_set_settle (mesh_reqrep_t *self, int msecs);
+//  Dispatch until service has at least count providers, or timeout_ms
+//  passes. 0 or -1 with MESH_ETIMEDOUT.
+int
+    mesh_reqrep_wait_providers (mesh_reqrep_t *self, const char *service, size_t count,
+                                int timeout_ms);
 
 //  Call and wait for the reply, dispatching the node meanwhile. Returns the
 //  reply (the caller destroys it) or NULL with MESH_ENORESPONDERS (nobody
@@ -679,7 +691,9 @@ typedef void (mesh_call_fn) (mesh_reqrep_t *rr, uint64_t call_id, int err,
                              const char *error, const mesh_msg_t *reply, void *arg);
 //  Call without waiting. fn runs once in mesh_node_dispatch(); with fn NULL
 //  the outcome is queued for mesh_reqrep_recv(). Returns the call id (> 0),
-//  or 0 with the reason in mesh_errno() (MESH_ENORESPONDERS at once).
+//  or 0 with the reason in mesh_errno() (MESH_ENORESPONDERS at once, except
+//  while discovery settles: then the call waits for a provider until the
+//  settle time ends and fn reports MESH_ENORESPONDERS if none came).
 uint64_t
     mesh_call_async (mesh_reqrep_t *self, const char *service, const void *body,
                      size_t size, const mesh_call_opts_t *opts, mesh_call_fn *fn, void *arg);
@@ -695,7 +709,9 @@ int
                bool all, const mesh_call_opts_t *opts);
 //  Call every provider and gather their replies until each has answered or
 //  the deadline passes. fn runs for each outcome (as for mesh_call_async,
-//  plus the provider's id). Returns the number of replies, or -1.
+//  plus the provider's id); a provider that did not answer in time gets
+//  MESH_ETIMEDOUT. No retries. Returns the number of replies, or -1
+//  (MESH_ENORESPONDERS when nobody offers the service).
 typedef void (mesh_gather_fn) (mesh_reqrep_t *rr, const char *provider, int err,
                                const char *error, const mesh_msg_t *reply, void *arg);
 int
