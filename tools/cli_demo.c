@@ -60,6 +60,8 @@ bool
 cli_demo_pump (mesh_node_t **nodes, int count, int64_t deadline)
 {
     for (int i = 0; i < count; i++) {
+        if (!nodes [i])
+            continue;               //  a node that has left the demo
         mesh_node_dispatch (nodes [i], 5);
         mesh_event_t *event;
         while ((event = mesh_node_event (nodes [i]))) {
