@@ -54,31 +54,6 @@
 #define BENCH_MEET_MS        15000      //  nodes must have met within this
 #define BENCH_REPLY_MS       5000       //  a lost reply fails the run after this
 
-static uint64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int
-s_cmp_u64 (const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y? -1: x > y;
-}
-
-//  Percentile of sorted samples, in microseconds
-static double
-s_pct_us (const uint64_t *sorted, size_t n, int pct)
-{
-    size_t i = n * (size_t) pct / 100;
-    if (i >= n)
-        i = n - 1;
-    return sorted [i] / 1000.0;
-}
-
 //  ---------------------------------------------------------------------
 //  Raw libzmq: DEALER -> ROUTER, a thread echoes
 
@@ -138,13 +113,13 @@ s_raw_start (raw_t *raw, size_t size)
 static uint64_t
 s_raw_round_trip (raw_t *raw)
 {
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     if (zmq_send (raw->dealer, raw->buf, raw->size, 0) < 0)
         return 0;
     zmq_msg_t reply;
     zmq_msg_init (&reply);
     int rc = zmq_msg_recv (&reply, raw->dealer, 0);
-    uint64_t took = s_now_ns () - start;
+    uint64_t took = cli_now_ns () - start;
     zmq_msg_close (&reply);
     return rc == (int) raw->size? took: 0;
 }
@@ -262,14 +237,14 @@ static uint64_t
 s_mesh_round_trip (mesh_side_t *side)
 {
     uint64_t want = side->replies + 1;
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     if (mesh_node_whisper (side->a, side->b_id, NULL, side->buf, side->size))
         return 0;
     while (side->replies < want) {
         if (mesh_node_dispatch (side->a, BENCH_REPLY_MS) <= 0 || side->bad_replies)
             return 0;
     }
-    return s_now_ns () - start;
+    return cli_now_ns () - start;
 }
 
 static void
@@ -324,10 +299,10 @@ s_bench_link (const cli_opts_t *opts, size_t size, size_t count, bool json)
     s_mesh_stop (&mesh);
     s_raw_stop (&raw);
     if (rc == 0) {
-        qsort (raw_ns, count, sizeof (uint64_t), s_cmp_u64);
-        qsort (mesh_ns, count, sizeof (uint64_t), s_cmp_u64);
-        double raw_p50 = s_pct_us (raw_ns, count, 50), raw_p99 = s_pct_us (raw_ns, count, 99);
-        double mesh_p50 = s_pct_us (mesh_ns, count, 50), mesh_p99 = s_pct_us (mesh_ns, count, 99);
+        qsort (raw_ns, count, sizeof (uint64_t), cli_cmp_u64);
+        qsort (mesh_ns, count, sizeof (uint64_t), cli_cmp_u64);
+        double raw_p50 = cli_pct_us (raw_ns, count, 50), raw_p99 = cli_pct_us (raw_ns, count, 99);
+        double mesh_p50 = cli_pct_us (mesh_ns, count, 50), mesh_p99 = cli_pct_us (mesh_ns, count, 99);
         double ratio = mesh_p50 / raw_p50;
         if (json)
             printf ("{\"bench\":\"link\",\"size\":%zu,\"count\":%zu,\"meshbus\":%.2f,"
@@ -386,7 +361,7 @@ s_ps_received (ps_count_t *count, const void *body, size_t size, size_t want)
     uint64_t got = count->got + 1;
     __atomic_store_n (&count->got, got, __ATOMIC_RELAXED);
     if (got == __atomic_load_n (&count->target, __ATOMIC_ACQUIRE))
-        __atomic_store_n (&count->done_ns, s_now_ns (), __ATOMIC_RELEASE);
+        __atomic_store_n (&count->done_ns, cli_now_ns (), __ATOMIC_RELEASE);
 }
 
 //  Before a round: every subscriber ends it after count more messages
@@ -508,9 +483,9 @@ s_ps_raw_start (ps_raw_t *raw, size_t subs, size_t size, int hwm)
     }
     //  The slow joiner: publish warm-ups until every SUB got one
     raw->buf [0] = PS_MARK_WARM;
-    uint64_t deadline = s_now_ns () + PS_WARM_MS * 1000000ull;
+    uint64_t deadline = cli_now_ns () + PS_WARM_MS * 1000000ull;
     while (!s_ps_all_warm (raw->counts, subs)) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return cli_fail ("bench: raw subscribers did not join within %d s", PS_WARM_MS / 1000);
         zmq_send (raw->pub, raw->buf, size, ZMQ_DONTWAIT);
         usleep (1000);
@@ -524,13 +499,13 @@ s_ps_raw_round (ps_raw_t *raw, size_t count)
 {
     s_ps_arm (raw->counts, raw->sub_count, count);
     raw->buf [0] = PS_MARK_DATA;
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     for (size_t i = 0; i < count; i++)
         if (zmq_send (raw->pub, raw->buf, raw->size, 0) < 0)
             return cli_fail ("bench: raw send failed: %s", zmq_strerror (errno)), 0;
     uint64_t deadline = start + PS_ROUND_MS * 1000000ull, last;
     while (!(last = s_ps_done (raw->counts, raw->sub_count))) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return s_ps_round_failed ("raw libzmq", raw->counts, raw->sub_count), 0;
         usleep (200);
     }
@@ -653,9 +628,9 @@ s_ps_mesh_start (ps_mesh_t *mesh, const cli_opts_t *opts, size_t subs, size_t si
                          PS_WARM_MS / 1000);
     //  Seen is not yet linked both ways: publish warm-ups until each got one
     mesh->buf [0] = PS_MARK_WARM;
-    uint64_t deadline = s_now_ns () + PS_WARM_MS * 1000000ull;
+    uint64_t deadline = cli_now_ns () + PS_WARM_MS * 1000000ull;
     while (!s_ps_all_warm (mesh->counts, subs)) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return cli_fail ("bench: meshbus subscribers got nothing within %d s",
                              PS_WARM_MS / 1000);
         mesh_publish (mesh->pubsub, PS_SUBJECT, mesh->buf, size);
@@ -671,7 +646,7 @@ s_ps_mesh_round (ps_mesh_t *mesh, size_t count)
     s_ps_arm (mesh->counts, mesh->sub_count, count);
     mesh->buf [0] = PS_MARK_DATA;
     int want = (int) mesh->sub_count;
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     for (size_t i = 0; i < count; i++) {
         int sent = mesh_publish (mesh->pubsub, PS_SUBJECT, mesh->buf, mesh->size);
         if (sent < 0)
@@ -681,7 +656,7 @@ s_ps_mesh_round (ps_mesh_t *mesh, size_t count)
     }
     uint64_t deadline = start + PS_ROUND_MS * 1000000ull, last;
     while (!(last = s_ps_done (mesh->counts, mesh->sub_count))) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return s_ps_round_failed ("meshbus", mesh->counts, mesh->sub_count), 0;
         //  the publisher's application loop, as a real one would run it
         mesh_node_dispatch (mesh->node, 0);
@@ -721,20 +696,6 @@ s_ps_mesh_stop (ps_mesh_t *mesh)
     free (mesh->subs);
     free (mesh->counts);
     free (mesh->buf);
-}
-
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static double
-s_median (double *values, size_t n)
-{
-    qsort (values, n, sizeof (double), s_cmp_double);
-    return n % 2? values [n / 2]: (values [n / 2 - 1] + values [n / 2]) / 2;
 }
 
 static int
@@ -793,7 +754,7 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
             mesh_lo = mesh_rate [r] < mesh_lo? mesh_rate [r]: mesh_lo;
             mesh_hi = mesh_rate [r] > mesh_hi? mesh_rate [r]: mesh_hi;
         }
-        double raw_med = s_median (raw_rate, rounds), mesh_med = s_median (mesh_rate, rounds);
+        double raw_med = cli_median (raw_rate, rounds), mesh_med = cli_median (mesh_rate, rounds);
         double ratio = mesh_med / raw_med;
         if (json)
             printf ("{\"bench\":\"pubsub\",\"size\":%zu,\"count\":%zu,\"rounds\":%zu,"

@@ -42,37 +42,6 @@
 #define RB_ASYNC_COUNT      20000       //  calls per asynchronous round
 #define RB_SERVICE          "bench.echo"
 
-static uint64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int
-s_cmp_u64 (const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y? -1: x > y;
-}
-
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static double
-s_pct_us (const uint64_t *sorted, size_t n, int pct)
-{
-    size_t i = n * (size_t) pct / 100;
-    if (i >= n)
-        i = n - 1;
-    return sorted [i] / 1000.0;
-}
-
 //  ---------------------------------------------------------------------
 //  Raw libzmq: one DEALER, N ROUTERs each echoed by a thread
 
@@ -144,13 +113,13 @@ s_raw_start (raw_t *raw, size_t size, size_t servers)
 static uint64_t
 s_raw_round_trip (raw_t *raw)
 {
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     if (zmq_send (raw->dealer, raw->buf, raw->size, 0) < 0)
         return 0;
     zmq_msg_t reply;
     zmq_msg_init (&reply);
     int rc = zmq_msg_recv (&reply, raw->dealer, 0);
-    uint64_t took = s_now_ns () - start;
+    uint64_t took = cli_now_ns () - start;
     zmq_msg_close (&reply);
     return rc == (int) raw->size? took: 0;
 }
@@ -162,7 +131,7 @@ s_raw_rate (raw_t *raw, size_t count, size_t window)
     //  every connection must be up, or libzmq queues on the first only
     sleep (0);
     size_t sent = 0, got = 0;
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     while (got < count) {
         while (sent < count && sent - got < window) {
             if (zmq_send (raw->dealer, raw->buf, raw->size, 0) < 0)
@@ -177,7 +146,7 @@ s_raw_rate (raw_t *raw, size_t count, size_t window)
             return 0;
         got++;
     }
-    return count / ((s_now_ns () - start) / 1e9);
+    return count / ((cli_now_ns () - start) / 1e9);
 }
 
 static void
@@ -305,9 +274,9 @@ static uint64_t
 s_mesh_round_trip (mesh_side_t *side)
 {
     mesh_call_opts_t opts = { .timeout_ms = RB_REPLY_MS };
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     mesh_msg_t *reply = mesh_call (side->rr, RB_SERVICE, side->buf, side->size, &opts);
-    uint64_t took = s_now_ns () - start;
+    uint64_t took = cli_now_ns () - start;
     bool ok = reply && mesh_msg_size (reply) == side->size;
     mesh_msg_destroy (&reply);
     return ok? took: 0;
@@ -331,7 +300,7 @@ s_mesh_rate (mesh_side_t *side, size_t count, size_t window)
     mesh_call_opts_t opts = { .timeout_ms = RB_REPLY_MS };
     side->got = side->bad = 0;
     size_t sent = 0;
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     while (side->got < count) {
         while (sent < count && sent - side->got - side->bad < window) {
             if (!mesh_call_async (side->rr, RB_SERVICE, side->buf, side->size, &opts,
@@ -342,7 +311,7 @@ s_mesh_rate (mesh_side_t *side, size_t count, size_t window)
         if (mesh_node_dispatch (side->a, RB_REPLY_MS) <= 0 || side->bad)
             return 0;
     }
-    return count / ((s_now_ns () - start) / 1e9);
+    return count / ((cli_now_ns () - start) / 1e9);
 }
 
 static void
@@ -402,12 +371,12 @@ s_latency (size_t size, size_t count, const cli_opts_t *opts, double *figures)
     s_mesh_stop (&mesh);
     s_raw_stop (&raw);
     if (rc == 0) {
-        qsort (raw_ns, count, sizeof (uint64_t), s_cmp_u64);
-        qsort (mesh_ns, count, sizeof (uint64_t), s_cmp_u64);
-        figures [0] = s_pct_us (mesh_ns, count, 50);
-        figures [1] = s_pct_us (raw_ns, count, 50);
-        figures [2] = s_pct_us (mesh_ns, count, 99);
-        figures [3] = s_pct_us (raw_ns, count, 99);
+        qsort (raw_ns, count, sizeof (uint64_t), cli_cmp_u64);
+        qsort (mesh_ns, count, sizeof (uint64_t), cli_cmp_u64);
+        figures [0] = cli_pct_us (mesh_ns, count, 50);
+        figures [1] = cli_pct_us (raw_ns, count, 50);
+        figures [2] = cli_pct_us (mesh_ns, count, 99);
+        figures [3] = cli_pct_us (raw_ns, count, 99);
     }
     free (raw_ns);
     free (mesh_ns);
@@ -442,8 +411,8 @@ s_rate (size_t size, const cli_opts_t *opts, double *mesh_rate, double *raw_rate
     s_mesh_stop (&mesh);
     s_raw_stop (&raw);
     if (rc == 0) {
-        qsort (raws, RB_ASYNC_ROUNDS, sizeof (double), s_cmp_double);
-        qsort (meshes, RB_ASYNC_ROUNDS, sizeof (double), s_cmp_double);
+        qsort (raws, RB_ASYNC_ROUNDS, sizeof (double), cli_cmp_double);
+        qsort (meshes, RB_ASYNC_ROUNDS, sizeof (double), cli_cmp_double);
         *raw_rate = raws [RB_ASYNC_ROUNDS / 2];
         *mesh_rate = meshes [RB_ASYNC_ROUNDS / 2];
     }
