@@ -43,16 +43,6 @@
 #define CLI_PUSH_TIMEOUT    60      //  s, default wait for acks
 #define CLI_OUTPUT_MAX      (1 << 20)   //  bytes of a command's output we keep
 
-static int
-s_count_arg (const char *text, const char *what, long min, long *count)
-{
-    char *end;
-    *count = strtol (text, &end, 10);
-    if (*end || end == text || *count < min)
-        return cli_fail ("%s: '%s' is not a number >= %ld", what, text, min), -1;
-    return 0;
-}
-
 static int64_t
 s_deadline (double seconds)
 {
@@ -87,51 +77,6 @@ s_events (mesh_node_t *node)
         mesh_event_destroy (&event);
     }
     return dead;
-}
-
-//  ---------------------------------------------------------------------
-//  Lines from stdin without stdio, so the node is served between lines
-
-typedef struct {
-    char buf [65536];
-    size_t len;
-    bool eof;
-} line_reader_t;
-
-//  1 = a line in out, 0 = none yet, -1 = end of input
-static int
-s_next_line (line_reader_t *r, mesh_node_t *node, char *out, size_t cap)
-{
-    char *nl = (char *) memchr (r->buf, '\n', r->len);
-    if (!nl && (r->eof || r->len == sizeof r->buf)) {
-        if (r->len == 0)
-            return -1;
-        nl = r->buf + r->len;
-    }
-    if (nl) {
-        size_t n = (size_t) (nl - r->buf);
-        size_t copy = n < cap - 1? n: cap - 1;
-        memcpy (out, r->buf, copy);
-        out [copy] = 0;
-        size_t used = n < r->len? n + 1: n;
-        memmove (r->buf, r->buf + used, r->len - used);
-        r->len -= used;
-        return 1;
-    }
-    struct pollfd fds [2] = {
-        { .fd = 0, .events = POLLIN },
-        { .fd = mesh_node_fd (node), .events = POLLIN },
-    };
-    poll (fds, 2, 50);
-    mesh_node_dispatch (node, 0);
-    if (fds [0].revents & (POLLIN | POLLHUP)) {
-        ssize_t got = read (0, r->buf + r->len, sizeof r->buf - r->len);
-        if (got <= 0)
-            r->eof = true;
-        else
-            r->len += (size_t) got;
-    }
-    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -244,10 +189,10 @@ cli_push (cli_opts_t *opts, int argc, char **argv)
         return cli_fail ("bad queue '%s': dot-separated non-empty tokens, no * or #", queue);
     long count = 1, max = 0, backoff = 0, hold = 0;
     double timeout = CLI_PUSH_TIMEOUT, ack_timeout = 0;
-    if ((count_arg && s_count_arg (count_arg, "--count", 0, &count))
-    ||  (max_arg && s_count_arg (max_arg, "--max-deliveries", 1, &max))
-    ||  (backoff_arg && s_count_arg (backoff_arg, "--backoff-ms", 1, &backoff))
-    ||  (hold_arg && s_count_arg (hold_arg, "--hold", 1, &hold))
+    if ((count_arg && cli_count (count_arg, "--count", 0, &count))
+    ||  (max_arg && cli_count (max_arg, "--max-deliveries", 1, &max))
+    ||  (backoff_arg && cli_count (backoff_arg, "--backoff-ms", 1, &backoff))
+    ||  (hold_arg && cli_count (hold_arg, "--hold", 1, &hold))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout))
     ||  (ack_arg && cli_seconds (ack_arg, &ack_timeout)))
         return 2;
@@ -261,7 +206,7 @@ cli_push (cli_opts_t *opts, int argc, char **argv)
         rc = cli_fail ("%s", mesh_last_error ());
     if (rc == 0 && hold && mesh_pipeline_set_hold (p.pl, (size_t) hold, (size_t) 1 << 40))
         rc = cli_fail ("%s", mesh_last_error ());
-    static line_reader_t reader;
+    static cli_lines_t reader;
     static char line [65536];
     mesh_head_t head = { .subject = queue, .ctype = ctype };
     long made = 0;
@@ -269,7 +214,7 @@ cli_push (cli_opts_t *opts, int argc, char **argv)
         const char *text = body;
         size_t size = strlen (body);
         if (streq_ (body, "-")) {
-            int got = s_next_line (&reader, p.node, line, sizeof line);
+            int got = cli_next_line (&reader, p.node, line, sizeof line, 50);
             if (got < 0)
                 break;
             if (got == 0)
@@ -416,9 +361,9 @@ cli_work (cli_opts_t *opts, int argc, char **argv)
     worker_t w = { .exec = exec, .count = -1 };
     long prefetch = MESH_DEFAULT_PREFETCH;
     double timeout = -1;
-    if ((prefetch_arg && s_count_arg (prefetch_arg, "--prefetch", 1, &prefetch))
-    ||  (count_arg && s_count_arg (count_arg, "--count", 0, &w.count))
-    ||  (delay_arg && s_count_arg (delay_arg, "--delay-ms", 0, &w.delay_ms))
+    if ((prefetch_arg && cli_count (prefetch_arg, "--prefetch", 1, &prefetch))
+    ||  (count_arg && cli_count (count_arg, "--count", 0, &w.count))
+    ||  (delay_arg && cli_count (delay_arg, "--delay-ms", 0, &w.delay_ms))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
         return 2;
     if (exec && !(w.out = (char *) malloc (CLI_OUTPUT_MAX)))
@@ -489,7 +434,7 @@ cli_dlq (cli_opts_t *opts, int argc, char **argv)
                          "(a producer without one keeps them in memory only)");
     long id = 0;
     double timeout = 10;
-    if ((id_arg && s_count_arg (id_arg, "--id", 1, &id))
+    if ((id_arg && cli_count (id_arg, "--id", 1, &id))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
         return 2;
     if (streq_ (argv [0], "list")) {

@@ -38,16 +38,6 @@ s_on_message (mesh_pubsub_t *pubsub, const mesh_msg_t *msg, void *arg)
     state->received++;
 }
 
-static int
-s_count_arg (const char *text, long *count)
-{
-    char *end;
-    *count = strtol (text, &end, 10);
-    if (*end || end == text || *count < 0)
-        return cli_fail ("'%s' is not a count", text), -1;
-    return 0;
-}
-
 int
 cli_sub (cli_opts_t *opts, int argc, char **argv)
 {
@@ -67,7 +57,7 @@ cli_sub (cli_opts_t *opts, int argc, char **argv)
         return cli_fail ("bad pattern '%s': dot-separated tokens, * = one token, # = any", pattern);
     sub_state_t state = { 0, -1 };
     double timeout = -1;
-    if ((count_arg && s_count_arg (count_arg, &state.count))
+    if ((count_arg && cli_count (count_arg, "--count", 0, &state.count))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
         return 2;
     double since = 0;
@@ -109,52 +99,6 @@ cli_sub (cli_opts_t *opts, int argc, char **argv)
     return rc;
 }
 
-//  Lines from stdin without stdio, so poll() sees what is really waiting
-//  and the node keeps being served between lines (acknowledgements,
-//  replay requests, new subscribers).
-typedef struct {
-    char buf [65536];
-    size_t len;
-    bool eof;
-} line_reader_t;
-
-//  1 = a line in out (NUL-terminated, newline removed), 0 = none yet,
-//  -1 = end of input
-static int
-s_next_line (line_reader_t *r, mesh_node_t *node, char *out, size_t cap)
-{
-    char *nl = memchr (r->buf, '\n', r->len);
-    if (!nl && (r->eof || r->len == sizeof r->buf)) {
-        if (r->len == 0)
-            return -1;
-        nl = r->buf + r->len;       //  last line without newline, or a full buffer
-    }
-    if (nl) {
-        size_t n = (size_t) (nl - r->buf);
-        size_t copy = n < cap - 1? n: cap - 1;
-        memcpy (out, r->buf, copy);
-        out [copy] = 0;
-        size_t used = n < r->len? n + 1: n;
-        memmove (r->buf, r->buf + used, r->len - used);
-        r->len -= used;
-        return 1;
-    }
-    struct pollfd fds [2] = {
-        { .fd = 0, .events = POLLIN },
-        { .fd = mesh_node_fd (node), .events = POLLIN },
-    };
-    poll (fds, 2, 100);
-    mesh_node_dispatch (node, 0);
-    if (fds [0].revents & (POLLIN | POLLHUP)) {
-        ssize_t got = read (0, r->buf + r->len, sizeof r->buf - r->len);
-        if (got <= 0)
-            r->eof = true;
-        else
-            r->len += (size_t) got;
-    }
-    return 0;
-}
-
 int
 cli_pub (cli_opts_t *opts, int argc, char **argv)
 {
@@ -176,9 +120,9 @@ cli_pub (cli_opts_t *opts, int argc, char **argv)
     long count = 1, wait = 0, interval = 0;
     double timeout = 10, linger = 0.5;
     if ((linger_arg && cli_seconds (linger_arg, &linger))
-    ||  (count_arg && s_count_arg (count_arg, &count))
-    ||  (wait_arg && s_count_arg (wait_arg, &wait))
-    ||  (interval_arg && s_count_arg (interval_arg, &interval))
+    ||  (count_arg && cli_count (count_arg, "--count", 0, &count))
+    ||  (wait_arg && cli_count (wait_arg, "--wait-subscribers", 0, &wait))
+    ||  (interval_arg && cli_count (interval_arg, "--interval-ms", 0, &interval))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
         return 2;
     mesh_node_t *node = cli_node_new (opts, NULL);
@@ -194,12 +138,12 @@ cli_pub (cli_opts_t *opts, int argc, char **argv)
                        mesh_pubsub_subscribers (pubsub, subject), wait, subject, timeout);
     long published = 0;
     char line [65536];
-    static line_reader_t reader;
+    static cli_lines_t reader;
     while (rc == 0 && !cli_interrupted ()) {
         const char *text = body;
         size_t size = strlen (body);
         if (streq_ (body, "-")) {
-            int got = s_next_line (&reader, node, line, sizeof line);
+            int got = cli_next_line (&reader, node, line, sizeof line, 100);
             if (got < 0)
                 break;
             if (got == 0)

@@ -174,16 +174,6 @@ s_on_request (mesh_reqrep_t *rr, const mesh_msg_t *request, mesh_reply_t *reply,
     free (out);
 }
 
-static int
-s_count_arg (const char *text, long *count)
-{
-    char *end;
-    *count = strtol (text, &end, 10);
-    if (*end || end == text || *count < 0)
-        return cli_fail ("'%s' is not a count", text), -1;
-    return 0;
-}
-
 int
 cli_serve (cli_opts_t *opts, int argc, char **argv)
 {
@@ -201,7 +191,7 @@ cli_serve (cli_opts_t *opts, int argc, char **argv)
                          service);
     long count = -1;
     double timeout = -1;
-    if ((count_arg && s_count_arg (count_arg, &count))
+    if ((count_arg && cli_count (count_arg, "--count", 0, &count))
     ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
         return 2;
     mesh_node_t *node = cli_node_new (opts, NULL);
@@ -314,7 +304,7 @@ cli_call (cli_opts_t *opts, int argc, char **argv)
     double timeout = MESH_DEFAULT_CALL_TIMEOUT / 1000.0;
     long retries = MESH_DEFAULT_CALL_RETRIES;
     if ((timeout_arg && cli_seconds (timeout_arg, &timeout))
-    ||  (retries_arg && s_count_arg (retries_arg, &retries)))
+    ||  (retries_arg && cli_count (retries_arg, "--retries", 0, &retries)))
         return 2;
     if (timeout <= 0 || timeout > 86400)
         return cli_fail ("--timeout must be in (0, 86400] seconds");

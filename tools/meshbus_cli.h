@@ -61,6 +61,19 @@ int cli_dlq (cli_opts_t *opts, int argc, char **argv);
 int cli_bench_reqrep (cli_opts_t *opts, size_t size, size_t count, bool json);
 int cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json);
 
+//  A count flag: a number >= min, or -1 after printing why (naming what).
+int cli_count (const char *text, const char *what, long min, long *count);
+//  Lines of stdin, read between dispatches of a node (tools/cli_lines.c)
+typedef struct {
+    char buf [65536];
+    size_t len;
+    bool eof;
+} cli_lines_t;
+//  1 = a line in out (NUL-terminated, newline removed, cut to cap - 1),
+//  0 = none yet (the node was dispatched, waiting up to wait_ms for input),
+//  -1 = end of input
+int cli_next_line (cli_lines_t *r, mesh_node_t *node, char *out, size_t cap, int wait_ms);
+
 //  Benchmarks' shared arithmetic (tools/cli_bench_util.c): monotonic ns,
 //  qsort comparators, the pct-th percentile of sorted ns samples in us,
 //  and the median of values (sorts them).
