@@ -127,8 +127,10 @@ pl_announce (mesh_pipeline_t *self)
 {
     zchunk_t *text = zchunk_new (NULL, 256);
     char line [MESH_MAX_SUBJECT + 32];
-    int n = snprintf (line, sizeof line, "i%llu\n",
-                      (unsigned long long) mesh_node_incarnation (self->node));
+    //  the capability rides on the incarnation line: producers of the
+    //  first version compare that line whole, and it never changes
+    int n = snprintf (line, sizeof line, "i%llu%s\n",
+                      (unsigned long long) mesh_node_incarnation (self->node), PL_CAN_BATCH);
     zchunk_extend (text, line, (size_t) n);
     for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); work;
          work = (pl_work_t *) zhashx_next (self->works)) {
@@ -146,6 +148,10 @@ s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
 {
     const char *line = text;
     size_t lines = 0;
+    const char *nl = strchr (text, '\n');
+    const char *tab = text [0] == 'i' && nl? memchr (text, '\t', (size_t) (nl - text)): NULL;
+    bool batch = tab && (size_t) (nl - tab) == strlen (PL_CAN_BATCH)
+              && memcmp (tab, PL_CAN_BATCH, strlen (PL_CAN_BATCH)) == 0;
     while (*line) {
         const char *end = strchr (line, '\n');
         if (!end)
@@ -186,6 +192,7 @@ s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
         if (slot->window != (uint32_t) prefetch)
             slot->credit = -1;  //  a new announcement overrides an old CREDIT
         slot->window = (uint32_t) prefetch;
+        slot->batch = batch;
         slot->alive = true;
     }
 }
@@ -411,6 +418,7 @@ mesh_pipeline_new (mesh_node_t *node)
     ||  mesh_node_on_kind (node, PL_KIND_CREDIT, pl_on_credit, self)
     ||  mesh_node_on_kind (node, PL_KIND_ACK, pl_on_ack, self)
     ||  mesh_node_on_kind (node, PL_KIND_NACK, pl_on_nack, self)
+    ||  mesh_node_on_kind (node, PL_KIND_JOBS, pl_on_jobs, self)
     ||  mesh_node_on_tick (node, PL_TICK_MS, s_tick, self)) {
         mesh_pipeline_destroy (&self);
         return NULL;
@@ -425,7 +433,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     if (!self_p || !*self_p)
         return;
     mesh_pipeline_t *self = *self_p;
-    for (int kind = PL_KIND_JOB; kind <= PL_KIND_NACK; kind++)
+    for (int kind = PL_KIND_JOB; kind <= PL_KIND_JOBS; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);
     mesh_node_on_tick (self->node, PL_TICK_MS, NULL, self);     //  either tick
     pthread_mutex_lock (&self->lock);
@@ -457,6 +465,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
         free (job);
     }
     free (self->ring);
+    free (self->batch_buf);
     mesh_store_destroy (&self->outbox);
     mesh_store_destroy (&self->dead);
     pthread_mutex_destroy (&self->lock);
