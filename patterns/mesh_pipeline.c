@@ -350,13 +350,14 @@ s_tick (mesh_node_t *node, void *arg)
     if (self->tick_ms == PL_TICK_MS && ++self->quiet_ticks >= PL_IDLE_AFTER)
         s_set_tick (self, PL_IDLE_TICK_MS);
     uint64_t acked = self->acked, pushed = self->pushed, done = self->done;
-    uint64_t duplicates = self->duplicates;
-    self->acked = self->pushed = self->done = self->duplicates = 0;
+    uint64_t duplicates = self->duplicates, batched = self->batched;
+    self->acked = self->pushed = self->done = self->duplicates = self->batched = 0;
     pthread_mutex_unlock (&self->lock);
     pl_count (self, NULL, "pipeline.acked", acked);
     pl_count (self, NULL, "pipeline.pushed", pushed);
     pl_count (self, NULL, "pipeline.done", done);
     pl_count (self, NULL, "pipeline.duplicates", duplicates);
+    pl_count (self, NULL, "pipeline.sent.batched", batched);
 }
 
 //  ---------------------------------------------------------------------
@@ -449,6 +450,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     pl_count (self, NULL, "pipeline.pushed", self->pushed);
     pl_count (self, NULL, "pipeline.done", self->done);
     pl_count (self, NULL, "pipeline.duplicates", self->duplicates);
+    pl_count (self, NULL, "pipeline.sent.batched", self->batched);
     zhashx_destroy (&self->slots);
     zhashx_destroy (&self->queues);
     zhashx_destroy (&self->incarnations);

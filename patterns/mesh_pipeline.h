@@ -168,6 +168,7 @@ struct _mesh_pipeline_t {
     uint64_t dead_next;
     zlistx_t *dead_mem;         //  without a data dir: pl_dead_t *
     uint64_t acked, pushed;     //  not yet added to the node's counters
+    uint64_t batched;           //  ... jobs sent in JOBS frames
     uint8_t *batch_buf;         //  a JOBS body being built (PL_BATCH_BYTES, made on first use)
     //  worker side
     zhashx_t *works;            //  queue -> pl_work_t *

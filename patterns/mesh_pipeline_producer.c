@@ -422,6 +422,7 @@ pl_pump (mesh_pipeline_t *self, pl_queue_t *queue)
         if (n > 1 && s_send_batch (self, slot, jobs, n, now) == 0) {
             for (size_t i = 0; i < n; i++)
                 s_sent (queue, slot, jobs [i], now);
+            self->batched += n;
             continue;
         }
         if (n > 1) {
