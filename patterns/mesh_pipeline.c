@@ -27,6 +27,15 @@
     for PL_LONE_MS), carries PL_FLAG_FLUSH: the worker acks it at once, so
     a lone job does not wait for the tick and a full window is released.
 
+    Batches. When several jobs are ready for one worker at once (credit
+    came back, a worker joined, a group commit, redeliveries), pl_pump
+    sends up to PL_BATCH_JOBS of them in one JOBS frame (format in
+    mesh_pipeline_batch.h): one envelope, one zmq message and one node
+    lock for the lot, which is what the producer spent most on per job. A
+    job is never held back to make a batch. The worker checks the whole
+    frame, then runs each job as a JOB. Workers say in their announcement
+    (PL_CAN_BATCH after the incarnation) that they take JOBS frames.
+
     Jobs live in a table indexed by id (ids are sequential per producer
     process, so the table is a power-of-two ring that grows when the span
     of ids held outgrows it), in intrusive lists (ready, delayed, in

@@ -5,7 +5,8 @@
     housekeeping, dead letters), mesh_pipeline_producer.c (push, dispatch,
     acks, redelivery, the durable outbox) and mesh_pipeline_worker.c (work,
     acks and credit sent back, the duplicate window). The outbox record
-    codec is mesh_pipeline_record.c (also built into a fuzz target). Only
+    codec is mesh_pipeline_record.c, the JOBS batch codec
+    mesh_pipeline_batch.c (each also built into a fuzz target). Only
     meshbus.h and czmq are used: the pattern sits on the public core API.
     ========================================================================= */
 

@@ -1,7 +1,9 @@
 /*  =========================================================================
     mesh_pipeline_worker - work queues: run jobs, ack in batches, dedup
 
-    A JOB runs its queue's handler in mesh_node_dispatch(). The outcome is
+    A JOB runs its queue's handler in mesh_node_dispatch(); so does each job
+    of a JOBS batch, checked whole first and then split into messages of
+    kind JOB (mesh_msg_new), in order, with the same rules. The outcome is
     owed to the producer: acks and nacks wait in a per-producer batch that
     goes out as ONE frame (up to PL_ACK_BATCH ids) when prefetch/4 have
     gathered (at once for prefetch <= 4, so a worker with prefetch 1 gets
