@@ -27,6 +27,15 @@
     for PL_LONE_MS), carries PL_FLAG_FLUSH: the worker acks it at once, so
     a lone job does not wait for the tick and a full window is released.
 
+    Batches. When several jobs are ready for one worker at once (credit
+    came back, a worker joined, a group commit, redeliveries), pl_pump
+    sends up to PL_BATCH_JOBS of them in one JOBS frame (format in
+    mesh_pipeline_batch.h): one envelope, one zmq message and one node
+    lock for the lot, which is what the producer spent most on per job. A
+    job is never held back to make a batch. The worker checks the whole
+    frame, then runs each job as a JOB. Workers say in their announcement
+    (PL_CAN_BATCH after the incarnation) that they take JOBS frames.
+
     Jobs live in a table indexed by id (ids are sequential per producer
     process, so the table is a power-of-two ring that grows when the span
     of ids held outgrows it), in intrusive lists (ready, delayed, in
@@ -127,8 +136,10 @@ pl_announce (mesh_pipeline_t *self)
 {
     zchunk_t *text = zchunk_new (NULL, 256);
     char line [MESH_MAX_SUBJECT + 32];
-    int n = snprintf (line, sizeof line, "i%llu\n",
-                      (unsigned long long) mesh_node_incarnation (self->node));
+    //  the capability rides on the incarnation line: producers of the
+    //  first version compare that line whole, and it never changes
+    int n = snprintf (line, sizeof line, "i%llu%s\n",
+                      (unsigned long long) mesh_node_incarnation (self->node), PL_CAN_BATCH);
     zchunk_extend (text, line, (size_t) n);
     for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); work;
          work = (pl_work_t *) zhashx_next (self->works)) {
@@ -146,6 +157,10 @@ s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
 {
     const char *line = text;
     size_t lines = 0;
+    const char *nl = strchr (text, '\n');
+    const char *tab = text [0] == 'i' && nl? memchr (text, '\t', (size_t) (nl - text)): NULL;
+    bool batch = tab && (size_t) (nl - tab) == strlen (PL_CAN_BATCH)
+              && memcmp (tab, PL_CAN_BATCH, strlen (PL_CAN_BATCH)) == 0;
     while (*line) {
         const char *end = strchr (line, '\n');
         if (!end)
@@ -186,6 +201,7 @@ s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
         if (slot->window != (uint32_t) prefetch)
             slot->credit = -1;  //  a new announcement overrides an old CREDIT
         slot->window = (uint32_t) prefetch;
+        slot->batch = batch;
         slot->alive = true;
     }
 }
@@ -343,13 +359,14 @@ s_tick (mesh_node_t *node, void *arg)
     if (self->tick_ms == PL_TICK_MS && ++self->quiet_ticks >= PL_IDLE_AFTER)
         s_set_tick (self, PL_IDLE_TICK_MS);
     uint64_t acked = self->acked, pushed = self->pushed, done = self->done;
-    uint64_t duplicates = self->duplicates;
-    self->acked = self->pushed = self->done = self->duplicates = 0;
+    uint64_t duplicates = self->duplicates, batched = self->batched;
+    self->acked = self->pushed = self->done = self->duplicates = self->batched = 0;
     pthread_mutex_unlock (&self->lock);
     pl_count (self, NULL, "pipeline.acked", acked);
     pl_count (self, NULL, "pipeline.pushed", pushed);
     pl_count (self, NULL, "pipeline.done", done);
     pl_count (self, NULL, "pipeline.duplicates", duplicates);
+    pl_count (self, NULL, "pipeline.sent.batched", batched);
 }
 
 //  ---------------------------------------------------------------------
@@ -411,6 +428,7 @@ mesh_pipeline_new (mesh_node_t *node)
     ||  mesh_node_on_kind (node, PL_KIND_CREDIT, pl_on_credit, self)
     ||  mesh_node_on_kind (node, PL_KIND_ACK, pl_on_ack, self)
     ||  mesh_node_on_kind (node, PL_KIND_NACK, pl_on_nack, self)
+    ||  mesh_node_on_kind (node, PL_KIND_JOBS, pl_on_jobs, self)
     ||  mesh_node_on_tick (node, PL_TICK_MS, s_tick, self)) {
         mesh_pipeline_destroy (&self);
         return NULL;
@@ -425,7 +443,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     if (!self_p || !*self_p)
         return;
     mesh_pipeline_t *self = *self_p;
-    for (int kind = PL_KIND_JOB; kind <= PL_KIND_NACK; kind++)
+    for (int kind = PL_KIND_JOB; kind <= PL_KIND_JOBS; kind++)
         mesh_node_on_kind (self->node, kind, NULL, NULL);
     mesh_node_on_tick (self->node, PL_TICK_MS, NULL, self);     //  either tick
     pthread_mutex_lock (&self->lock);
@@ -441,6 +459,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     pl_count (self, NULL, "pipeline.pushed", self->pushed);
     pl_count (self, NULL, "pipeline.done", self->done);
     pl_count (self, NULL, "pipeline.duplicates", self->duplicates);
+    pl_count (self, NULL, "pipeline.sent.batched", self->batched);
     zhashx_destroy (&self->slots);
     zhashx_destroy (&self->queues);
     zhashx_destroy (&self->incarnations);
@@ -457,6 +476,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
         free (job);
     }
     free (self->ring);
+    free (self->batch_buf);
     mesh_store_destroy (&self->outbox);
     mesh_store_destroy (&self->dead);
     pthread_mutex_destroy (&self->lock);

@@ -5,7 +5,8 @@
     housekeeping, dead letters), mesh_pipeline_producer.c (push, dispatch,
     acks, redelivery, the durable outbox) and mesh_pipeline_worker.c (work,
     acks and credit sent back, the duplicate window). The outbox record
-    codec is mesh_pipeline_record.c (also built into a fuzz target). Only
+    codec is mesh_pipeline_record.c, the JOBS batch codec
+    mesh_pipeline_batch.c (each also built into a fuzz target). Only
     meshbus.h and czmq are used: the pattern sits on the public core API.
     ========================================================================= */
 
@@ -14,6 +15,7 @@
 
 #include "meshbus.h"
 #include "mesh_pipeline_record.h"
+#include "mesh_pipeline_batch.h"
 #include <czmq.h>
 #include <pthread.h>
 
@@ -22,10 +24,12 @@
 #define PL_KIND_CREDIT      (MESH_KIND_PATTERN + 17)    //  worker -> producer: window for a queue
 #define PL_KIND_ACK         (MESH_KIND_PATTERN + 18)    //  worker -> producer: job ids done
 #define PL_KIND_NACK        (MESH_KIND_PATTERN + 19)    //  worker -> producer: job ids failed
+#define PL_KIND_JOBS        (MESH_KIND_PATTERN + 20)    //  producer -> worker: several jobs
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
 #define PL_FLAG_FLUSH       0x00020000  //  JOB: the producer waits for acks after this one
 
-#define PL_KEY              "pipeline"  //  announcement: "i<incarnation>\n" + "queue\tprefetch\n"...
+#define PL_KEY              "pipeline"  //  announcement: "i<incarnation>\tb\n" + "queue\tprefetch\n"...
+#define PL_CAN_BATCH        "\tb"       //  ... after the incarnation: JOBS understood here
 #define PL_TICK_MS          10      //  housekeeping: ack flush, group commit, timeouts
 #define PL_IDLE_TICK_MS     250     //  ... once nothing is owed, waiting or uncommitted
 #define PL_IDLE_AFTER       100     //  quiet ticks before the slow one
@@ -91,6 +95,7 @@ struct _pl_slot_t {
     bool alive;                 //  announced now
     int64_t blocked_until;      //  link full: skip it until then
     int64_t last_sent;          //  monotonic ms of the last job sent there
+    bool batch;                 //  it takes JOBS frames (it said so in its announcement)
 };
 
 //  A queue jobs are pushed to here
@@ -164,6 +169,8 @@ struct _mesh_pipeline_t {
     uint64_t dead_next;
     zlistx_t *dead_mem;         //  without a data dir: pl_dead_t *
     uint64_t acked, pushed;     //  not yet added to the node's counters
+    uint64_t batched;           //  ... jobs sent in JOBS frames
+    uint8_t *batch_buf;         //  a JOBS body being built (PL_BATCH_BYTES, made on first use)
     //  worker side
     zhashx_t *works;            //  queue -> pl_work_t *
     pl_work_t *hot_work;
@@ -223,6 +230,7 @@ void pl_on_credit (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
 
 //  mesh_pipeline_worker.c
 void pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
+void pl_on_jobs (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
 void pl_worker_tick (mesh_pipeline_t *self);        //  lock held
 void pl_worker_flush_all (mesh_pipeline_t *self);   //  lock held
 void pl_worker_destroy (mesh_pipeline_t *self);     //  lock held

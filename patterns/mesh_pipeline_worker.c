@@ -1,7 +1,9 @@
 /*  =========================================================================
     mesh_pipeline_worker - work queues: run jobs, ack in batches, dedup
 
-    A JOB runs its queue's handler in mesh_node_dispatch(). The outcome is
+    A JOB runs its queue's handler in mesh_node_dispatch(); so does each job
+    of a JOBS batch, checked whole first and then split into messages of
+    kind JOB (mesh_msg_new), in order, with the same rules. The outcome is
     owed to the producer: acks and nacks wait in a per-producer batch that
     goes out as ONE frame (up to PL_ACK_BATCH ids) when prefetch/4 have
     gathered (at once for prefetch <= 4, so a worker with prefetch 1 gets
@@ -206,18 +208,12 @@ s_origin_ok (const char *origin)
     return i == 32 && origin [32] == 0;
 }
 
-void
-pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+//  One job, from a JOB frame or a JOBS batch: dedup, handler, what is owed.
+//  Input checked by the caller.
+static void
+s_job (mesh_pipeline_t *self, const mesh_msg_t *msg, const char *peer, const char *queue,
+       const char *origin, uint64_t id)
 {
-    (void) node;
-    mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
-    const char *peer = mesh_msg_sender (msg), *queue = mesh_msg_subject (msg);
-    const char *origin = *mesh_msg_reply (msg)? mesh_msg_reply (msg): peer;
-    uint64_t id = mesh_msg_id (msg), seq = mesh_msg_seq (msg);
-    if (!id || !seq || seq > PL_MAX_DELIVERIES || !s_origin_ok (origin)) {
-        pl_count (self, peer, "pipeline.malformed.job", 1);
-        return;
-    }
     pthread_mutex_lock (&self->lock);
     pl_work_t *work = self->hot_work;
     if (!work || !streq (work->name, queue))
@@ -306,6 +302,65 @@ pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     self->done -= done;
     pthread_mutex_unlock (&self->lock);
     pl_count (self, NULL, "pipeline.done", done);
+}
+
+void
+pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+{
+    (void) node;
+    mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
+    const char *peer = mesh_msg_sender (msg), *queue = mesh_msg_subject (msg);
+    const char *origin = *mesh_msg_reply (msg)? mesh_msg_reply (msg): peer;
+    uint64_t id = mesh_msg_id (msg), seq = mesh_msg_seq (msg);
+    if (!id || !seq || seq > PL_MAX_DELIVERIES || !s_origin_ok (origin)) {
+        pl_count (self, peer, "pipeline.malformed.job", 1);
+        return;
+    }
+    s_job (self, msg, peer, queue, origin, id);
+}
+
+//  A JOBS batch: checked whole before any job runs (a malformed one runs
+//  nothing and is counted), then each job runs exactly as if it had come
+//  in its own JOB frame, in the order of the batch. The handler gets a
+//  message of kind JOB built from the entry and the batch's envelope.
+void
+pl_on_jobs (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+{
+    (void) node;
+    mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
+    const char *peer = mesh_msg_sender (msg), *queue = mesh_msg_subject (msg);
+    const char *origin = *mesh_msg_reply (msg)? mesh_msg_reply (msg): peer;
+    pl_batch_entry_t entries [PL_BATCH_JOBS];
+    long count = mesh_msg_size (msg) <= PL_BATCH_BYTES
+               ? pl_batch_decode (mesh_msg_body (msg), mesh_msg_size (msg), mesh_msg_seq (msg),
+                                  entries, PL_BATCH_JOBS)
+               : -1;
+    if (count < 0 || !s_origin_ok (origin) || !mesh_subject_valid (queue)) {
+        pl_count (self, peer, "pipeline.malformed.jobs", 1);
+        return;
+    }
+    const char *name = mesh_msg_sender_name (msg);
+    for (long i = 0; i < count; i++) {
+        mesh_head_t head = {
+            .kind = PL_KIND_JOB, .flags = entries [i].flags, .id = entries [i].id,
+            .seq = entries [i].seq, .subject = queue, .reply = origin
+        };
+        mesh_msg_t *job = mesh_msg_new (&head, entries [i].body, entries [i].size, peer, name);
+        if (!job) {
+            //  out of memory: not run; the producer redelivers it after its
+            //  ack timeout (or at once if we hand it back)
+            pthread_mutex_lock (&self->lock);
+            pl_owed_t *owed = s_owed (self, peer);
+            if (owed) {
+                s_owe (self, owed, owed->returns, &owed->return_count, entries [i].id);
+                s_flush (self, owed);
+            }
+            pthread_mutex_unlock (&self->lock);
+            continue;
+        }
+        s_job (self, job, peer, queue, mesh_msg_reply (job), entries [i].id);
+        mesh_msg_destroy (&job);
+    }
 }
 
 int

@@ -23,6 +23,7 @@
 
 #include "meshbus.h"
 #include "../patterns/mesh_pipeline_record.h"
+#include "../patterns/mesh_pipeline_batch.h"
 
 #define WAIT_MS     15000       //  ceiling of every wait; valgrind is slow
 #include "testnet.h"
@@ -100,6 +101,8 @@ typedef struct {
     uint64_t last_seq;
     char last_producer [33];
     uint64_t last_id;
+    long out_of_order;          //  jobs whose id was not above the previous one
+    long not_job_kind;          //  jobs the handler saw with a kind other than JOB
 } s_worker_t;
 
 static int
@@ -109,6 +112,10 @@ s_on_job (mesh_pipeline_t *pl, const mesh_msg_t *job, void *arg)
     s_worker_t *w = (s_worker_t *) arg;
     w->jobs++;
     w->last_seq = mesh_msg_seq (job);
+    if (mesh_msg_id (job) <= w->last_id)
+        w->out_of_order++;
+    if (mesh_msg_kind (job) != MESH_KIND_PATTERN + 16)
+        w->not_job_kind++;
     w->last_id = mesh_msg_id (job);
     snprintf (w->last_producer, sizeof w->last_producer, "%s", mesh_msg_sender (job));
     char text [32] = "";
@@ -477,6 +484,173 @@ test_garbage_from_peers (void **state)
 
 //  9. A durable outbox keeps jobs across a restart of the producer: a new
 //  pipeline on the same directory delivers what was not acked
+//  ---------------------------------------------------------------------
+//  Batches: jobs ready at once travel several per frame (JOBS); a user
+//  sees exactly what single JOB frames gave
+
+//  Many jobs pushed at once (held until the worker comes) all run exactly
+//  once, in push order, each acked
+static void
+test_batch_runs_each_once_in_order (void **state)
+{
+    (void) state;
+    mesh_node_t *nodes [2] = { s_started ("producer"), s_started ("worker") };
+    s_meet (nodes, 2);
+    mesh_pipeline_t *producer = mesh_pipeline_new (nodes [0]);
+    for (int i = 0; i < 1000; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "%d", i);
+        assert_true (mesh_push (producer, "jobs.batch", body, strlen (body)) > 0);
+    }
+    //  the worker comes now: 1000 jobs are ready for it at once
+    mesh_pipeline_t *worker = mesh_pipeline_new (nodes [1]);
+    s_worker_t w = { .answer = MESH_JOB_ACK };
+    assert_int_equal (mesh_work (worker, "jobs.batch", 2000, s_on_job, &w), 0);
+    assert_true (s_pump_until_acked (nodes, 2, producer));
+    assert_int_equal (w.jobs, 1000);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal (w.seen [i], 1);
+    assert_int_equal (w.out_of_order, 0);
+    assert_int_equal (w.not_job_kind, 0);
+    assert_int_equal (w.last_seq, 1);
+    assert_string_equal (w.last_producer, mesh_node_id (nodes [0]));
+    mesh_pipeline_destroy (&worker);
+    mesh_pipeline_destroy (&producer);
+    //  they went in batches, and nothing was run twice or acked late
+    assert_true (mesh_node_counter (nodes [0], NULL, "pipeline.sent.batched") >= 900);
+    assert_int_equal (mesh_node_counter (nodes [0], NULL, "pipeline.acked"), 1000);
+    assert_int_equal (mesh_node_counter (nodes [0], NULL, "pipeline.redelivered"), 0);
+    assert_int_equal (mesh_node_counter (nodes [1], NULL, "pipeline.done"), 1000);
+    mesh_node_destroy (&nodes [1]);
+    mesh_node_destroy (&nodes [0]);
+}
+
+//  A worker that leaves with a batch in flight (held, not acked): every
+//  job of it is redelivered to another worker
+static void
+test_batch_worker_leaves (void **state)
+{
+    (void) state;
+    mesh_node_t *nodes [3] = { s_started ("producer"), s_started ("leaver"), s_started ("stayer") };
+    s_meet (nodes, 3);
+    mesh_pipeline_t *producer = mesh_pipeline_new (nodes [0]);
+    for (int i = 0; i < 40; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "%d", i);
+        assert_true (mesh_push (producer, "jobs.leave", body, strlen (body)) > 0);
+    }
+    mesh_pipeline_t *leaver = mesh_pipeline_new (nodes [1]);
+    s_worker_t l = { .answer = MESH_JOB_LATER }, s = { .answer = MESH_JOB_ACK };
+    assert_int_equal (mesh_work (leaver, "jobs.leave", 100, s_on_job, &l), 0);
+    assert_true (s_pump_until (nodes, 3, &l.jobs, 40));
+    mesh_node_stop (nodes [1]);
+    mesh_pipeline_t *stayer = mesh_pipeline_new (nodes [2]);
+    assert_int_equal (mesh_work (stayer, "jobs.leave", 100, s_on_job, &s), 0);
+    mesh_node_t *left [3] = { nodes [0], NULL, nodes [2] };
+    assert_true (s_pump_until_acked (left, 3, producer));
+    for (int i = 0; i < 40; i++)
+        assert_int_equal (s.seen [i], 1);
+    assert_int_equal (s.last_seq, 2);
+    assert_int_equal (s.out_of_order, 0);
+    assert_int_equal (mesh_node_counter (nodes [0], NULL, "pipeline.redelivered"), 40);
+    mesh_pipeline_destroy (&stayer);
+    mesh_pipeline_destroy (&leaver);
+    mesh_pipeline_destroy (&producer);
+    //  both deliveries went in batches
+    assert_true (mesh_node_counter (nodes [0], NULL, "pipeline.sent.batched") >= 60);
+    for (int i = 2; i >= 0; i--)
+        mesh_node_destroy (&nodes [i]);
+}
+
+static size_t
+s_entry (uint8_t *at, uint64_t id, uint16_t seq, uint16_t flags, uint32_t size)
+{
+    for (int i = 0; i < 8; i++)
+        at [i] = (uint8_t) (id >> (8 * i));
+    at [8] = (uint8_t) seq, at [9] = (uint8_t) (seq >> 8);
+    at [10] = (uint8_t) flags, at [11] = (uint8_t) (flags >> 8);
+    for (int i = 0; i < 4; i++)
+        at [12 + i] = (uint8_t) (size >> (8 * i));
+    memset (at + 16, '7', size);
+    return 16 + size;
+}
+
+//  A malformed JOBS frame from a peer is counted and runs nothing, not
+//  even the valid entries before the bad one; a valid one from the same
+//  peer runs every job
+static void
+test_batch_malformed (void **state)
+{
+    (void) state;
+    mesh_node_t *nodes [2] = { s_started ("raw"), s_started ("target") };
+    s_meet (nodes, 2);
+    mesh_pipeline_t *pl = mesh_pipeline_new (nodes [1]);
+    s_worker_t w = { .answer = MESH_JOB_ACK };
+    assert_int_equal (mesh_work (pl, "jobs.b", 100, s_on_job, &w), 0);
+    const char *peer = mesh_node_id (nodes [1]);
+    static uint8_t body [128];
+    size_t good = s_entry (body, 1, 1, 0, 1);
+    good += s_entry (body + good, 2, 1, 0, 1);
+    struct { uint64_t count; const char *subject, *reply; size_t size; int patch; } bad [] = {
+        { 3, "jobs.b", NULL, 0, 0 },            //  says 3 jobs, holds 2
+        { 1, "jobs.b", NULL, 0, 0 },            //  says 1 job, bytes left after it
+        { 0, "jobs.b", NULL, 0, 0 },            //  no jobs
+        { 65, "jobs.b", NULL, 0, 0 },           //  more than a batch may hold
+        { 2, "jobs.b", "not-hex", 0, 0 },       //  bad origin
+        { 2, "bad..q", NULL, 0, 0 },            //  bad queue
+        { 2, "jobs.b", NULL, 1, 0 },            //  truncated: second entry cut
+        { 2, "jobs.b", NULL, 0, 1 },            //  second job id 0
+        { 2, "jobs.b", NULL, 0, 2 },            //  second delivery 0
+        { 2, "jobs.b", NULL, 0, 3 },            //  second delivery over 1000
+        { 2, "jobs.b", NULL, 0, 4 },            //  unknown entry flag
+        { 2, "jobs.b", NULL, 0, 5 },            //  second body length past the end
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        uint8_t frame [128];
+        memcpy (frame, body, good);
+        size_t second = 17;
+        if (bad [i].patch == 1)
+            memset (frame + second, 0, 8);
+        if (bad [i].patch == 2)
+            frame [second + 8] = 0;
+        if (bad [i].patch == 3)
+            frame [second + 8] = 0xE9, frame [second + 9] = 0x03;     //  1001
+        if (bad [i].patch == 4)
+            frame [second + 10] = 0x01;
+        if (bad [i].patch == 5)
+            frame [second + 12] = 2;
+        size_t size = good - bad [i].size;
+        mesh_head_t head = { .kind = MESH_KIND_PATTERN + 20, .id = 1, .seq = bad [i].count,
+                             .subject = bad [i].subject, .reply = bad [i].reply };
+        assert_int_equal (mesh_node_send (nodes [0], peer, &head, frame, size), 0);
+    }
+    s_pump (nodes, 2, 300);
+    const char *raw = mesh_node_id (nodes [0]);
+    assert_int_equal (mesh_node_counter (nodes [1], raw, "pipeline.malformed.jobs"),
+                      sizeof bad / sizeof bad [0]);
+    assert_int_equal (w.jobs, 0);
+    //  the same frame, well formed: both jobs run, in order
+    mesh_head_t head = { .kind = MESH_KIND_PATTERN + 20, .id = 1, .seq = 2, .subject = "jobs.b" };
+    assert_int_equal (mesh_node_send (nodes [0], peer, &head, body, good), 0);
+    assert_true (s_pump_until (nodes, 2, &w.jobs, 2));
+    assert_int_equal (w.jobs, 2);
+    assert_int_equal (w.last_id, 2);
+    assert_int_equal (w.out_of_order, 0);
+    assert_string_equal (w.last_producer, raw);
+    //  the decoder alone, on the same table's edges
+    pl_batch_entry_t entries [PL_BATCH_JOBS];
+    assert_int_equal (pl_batch_decode (body, good, 2, entries, PL_BATCH_JOBS), 2);
+    assert_int_equal (entries [1].id, 2);
+    assert_int_equal (entries [1].size, 1);
+    assert_int_equal (pl_batch_decode (body, good - 1, 2, entries, PL_BATCH_JOBS), -1);
+    assert_int_equal (pl_batch_decode (body, good, 1, entries, PL_BATCH_JOBS), -1);
+    assert_int_equal (pl_batch_decode (body, good, 2, entries, 1), -1);
+    assert_int_equal (pl_batch_decode (NULL, 0, 1, entries, PL_BATCH_JOBS), -1);
+    mesh_pipeline_destroy (&pl);
+    mesh_node_destroy (&nodes [1]);
+    mesh_node_destroy (&nodes [0]);
+}
+
 static char s_dir [64];
 
 static int
@@ -624,6 +798,9 @@ main (void)
         cmocka_unit_test_setup (test_worker_exit_redelivers, s_setup),
         cmocka_unit_test_setup (test_duplicate_is_recognised, s_setup),
         cmocka_unit_test_setup (test_garbage_from_peers, s_setup),
+        cmocka_unit_test_setup (test_batch_runs_each_once_in_order, s_setup),
+        cmocka_unit_test_setup (test_batch_worker_leaves, s_setup),
+        cmocka_unit_test_setup (test_batch_malformed, s_setup),
         cmocka_unit_test_setup (test_outbox_survives_restart, s_setup),
         cmocka_unit_test_setup (test_record_decoder, s_setup),
     };
