@@ -52,28 +52,6 @@
 #define BENCH_PL_MEET_MS    15000
 #define BENCH_PL_ROUND_MS   60000
 
-static uint64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static double
-s_median (double *values, size_t n)
-{
-    qsort (values, n, sizeof (double), s_cmp_double);
-    return n % 2? values [n / 2]: (values [n / 2 - 1] + values [n / 2]) / 2;
-}
-
 //  ---------------------------------------------------------------------
 //  Raw PUSH -> PULL
 
@@ -128,17 +106,17 @@ static uint64_t
 s_raw_round (raw_t *raw, size_t count)
 {
     uint64_t target = __atomic_load_n (&raw->got, __ATOMIC_ACQUIRE) + count;
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     for (size_t i = 0; i < count; i++)
         if (zmq_send (raw->push, raw->buf, raw->size, 0) < 0)
             return cli_fail ("bench: raw send failed: %s", zmq_strerror (errno)), 0;
     uint64_t deadline = start + BENCH_PL_ROUND_MS * 1000000ull;
     while (__atomic_load_n (&raw->got, __ATOMIC_ACQUIRE) < target) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return cli_fail ("bench pipeline: raw round did not complete"), 0;
         usleep (100);
     }
-    return s_now_ns () - start;
+    return cli_now_ns () - start;
 }
 
 static void
@@ -235,11 +213,11 @@ s_mesh_start (mesh_t *mesh, const cli_opts_t *opts, size_t size)
         return cli_fail ("bench: cannot start the worker thread");
     mesh->running = true;
     //  one job through: the nodes met and the worker's queue is known
-    uint64_t deadline = s_now_ns () + BENCH_PL_MEET_MS * 1000000ull;
+    uint64_t deadline = cli_now_ns () + BENCH_PL_MEET_MS * 1000000ull;
     if (!mesh_push (mesh->pp, BENCH_PL_QUEUE, mesh->buf, size))
         return cli_fail ("bench: %s", mesh_last_error ());
     while (mesh_pipeline_pending (mesh->pp, NULL)) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return cli_fail ("bench: the worker got nothing within %d s", BENCH_PL_MEET_MS / 1000);
         mesh_node_dispatch (mesh->producer, 10);
         s_drain (mesh->producer);
@@ -251,17 +229,17 @@ s_mesh_start (mesh_t *mesh, const cli_opts_t *opts, size_t size)
 static uint64_t
 s_mesh_round (mesh_t *mesh, mesh_pipeline_t *pl, size_t count)
 {
-    uint64_t start = s_now_ns ();
+    uint64_t start = cli_now_ns ();
     uint64_t deadline = start + BENCH_PL_ROUND_MS * 1000000ull;
     for (size_t i = 0; i < count; i++) {
         while (!mesh_push (pl, BENCH_PL_QUEUE, mesh->buf, mesh->size)) {
-            if (mesh_errno () != MESH_EFULL || s_now_ns () > deadline)
+            if (mesh_errno () != MESH_EFULL || cli_now_ns () > deadline)
                 return cli_fail ("bench: push failed: %s", mesh_last_error ()), 0;
             //  back-pressure: the hold bound is reached, take acks in
             //  until half of it is free (not a failing push per ack)
             //  (waiting in dispatch, not spinning: the worker needs the CPU)
             while (mesh_pipeline_pending (pl, NULL) > BENCH_PL_HOLD / 2
-               &&  s_now_ns () < deadline)
+               &&  cli_now_ns () < deadline)
                 mesh_node_dispatch (mesh->producer, 1);
         }
         //  the producer's loop, as an application would run it: acks in
@@ -269,13 +247,13 @@ s_mesh_round (mesh_t *mesh, mesh_pipeline_t *pl, size_t count)
             mesh_node_dispatch (mesh->producer, 0);
     }
     while (mesh_pipeline_pending (pl, NULL)) {
-        if (s_now_ns () > deadline || cli_interrupted ())
+        if (cli_now_ns () > deadline || cli_interrupted ())
             return cli_fail ("bench pipeline: %zu jobs not acked at the end of a round",
                              mesh_pipeline_pending (pl, NULL)), 0;
         mesh_node_dispatch (mesh->producer, 1);
     }
     s_drain (mesh->producer);
-    return s_now_ns () - start;
+    return cli_now_ns () - start;
 }
 
 static void
@@ -383,7 +361,7 @@ cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json)
         mesh_lo = mesh_rate [r] < mesh_lo? mesh_rate [r]: mesh_lo;
         mesh_hi = mesh_rate [r] > mesh_hi? mesh_rate [r]: mesh_hi;
     }
-    double raw_med = s_median (raw_rate, rounds), mesh_med = s_median (mesh_rate, rounds);
+    double raw_med = cli_median (raw_rate, rounds), mesh_med = cli_median (mesh_rate, rounds);
     double ratio = mesh_med / raw_med;
     if (json)
         printf ("{\"bench\":\"pipeline\",\"size\":%zu,\"count\":%zu,\"rounds\":%zu,"
