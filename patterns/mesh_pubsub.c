@@ -857,14 +857,14 @@ s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
             if (mesh_subject_match (sub->pattern, subject))
                 matched [count++] = *sub;
         //  the whole list seen in one pass: remember what matched
-        if (first_pass && !sub && count <= MESH_PUBSUB_HOT_MATCH
-        &&  strlen (subject) <= MESH_MAX_SUBJECT) {
+        size_t slen = first_pass && !sub? strnlen (subject, MESH_MAX_SUBJECT + 1): 0;
+        if (first_pass && !sub && count <= MESH_PUBSUB_HOT_MATCH && slen <= MESH_MAX_SUBJECT) {
             for (size_t i = 0; i < count; i++) {
                 self->hot_match_fn [i] = matched [i].fn;
                 self->hot_match_arg [i] = matched [i].arg;
             }
             self->hot_match_count = count;
-            memcpy (self->hot_match_subject, subject, strlen (subject) + 1);
+            memcpy (self->hot_match_subject, subject, slen + 1);
             self->hot_match_gen = self->subs_gen;
         }
         first_pass = false;

@@ -22,6 +22,7 @@
 #define SCENARIO_H_INCLUDED
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
@@ -70,6 +72,7 @@ typedef struct {
     char port [16];                 //  beacon UDP port, unique per test
     int port_num;
     sc_proc_t procs [SC_MAX_PROCS];
+    char dir [64];                  //  the test's scratch directory, "" until sc_tmpdir()
 } sc_ctx_t;
 
 static sc_ctx_t sc;
@@ -929,7 +932,27 @@ sc_setup (void **state)
     sc.port_num = 20000 + (int) (sc_random () % 12000);
     snprintf (sc.port, sizeof sc.port, "%d", sc.port_num);
     snprintf (sc.cluster, sizeof sc.cluster, "sc-%d-%08x", (int) getpid (), sc_random ());
+    sc.dir [0] = 0;
     return 0;
+}
+
+//  The test's scratch directory (data dirs, outputs of processes): made
+//  on first use, removed with everything in it by sc_teardown
+static inline const char *
+sc_tmpdir (void)
+{
+    if (!sc.dir [0]) {
+        snprintf (sc.dir, sizeof sc.dir, "/tmp/meshbus-sc-XXXXXX");
+        assert_non_null (mkdtemp (sc.dir));
+    }
+    return sc.dir;
+}
+
+static inline int
+sc_rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    return remove (path);
 }
 
 static inline int
@@ -944,6 +967,10 @@ sc_teardown (void **state)
     sc_stop_all (live, n);
     for (int i = 0; i < n; i++)
         sc_release (live [i]);
+    //  after the processes: none of them writes there any more
+    if (sc.dir [0])
+        nftw (sc.dir, sc_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sc.dir [0] = 0;
     return 0;
 }
 

@@ -33,40 +33,6 @@
 #define FAST        "--beacon-ms", "100", "--suspect-ms", "200", "--gone-ms", "600"
 #define MAX_JOBS    1000
 
-static char s_dir [64];
-
-static int
-s_setup (void **state)
-{
-    s_dir [0] = 0;
-    return sc_setup (state);
-}
-
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
-}
-
-static int
-s_teardown (void **state)
-{
-    int rc = sc_teardown (state);
-    if (s_dir [0])
-        nftw (s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    s_dir [0] = 0;
-    return rc;
-}
-
-static const char *
-s_tmpdir (void)
-{
-    snprintf (s_dir, sizeof s_dir, "/tmp/meshbus-pipeline-XXXXXX");
-    assert_non_null (mkdtemp (s_dir));
-    return s_dir;
-}
-
 //  A line that is a job index: its value, else -1
 static long
 s_index (const char *line)
@@ -211,7 +177,7 @@ test_kill_worker_loses_nothing (void **state)
 static void
 s_durable_restart (bool sync)
 {
-    const char *dir = s_tmpdir ();
+    const char *dir = sc_tmpdir ();
     sc_proc_t *worker = sc_mesh ("worker", NULL, "work", "durable.jobs", "--prefetch", "1",
                                  "--delay-ms", "5", "--timeout", "60", FAST, NULL);
     sc_pump_for (300);
@@ -305,7 +271,7 @@ static void
 test_dead_letters_and_replay (void **state)
 {
     (void) state;
-    const char *dir = s_tmpdir ();
+    const char *dir = sc_tmpdir ();
     sc_proc_t *picky = sc_mesh ("picky", NULL, "work", "dlq.jobs", "--exec",
                                 "read line; [ \"$line\" != poison ] && echo \"$line\"",
                                 "--timeout", "60", FAST, NULL);
@@ -399,15 +365,15 @@ main (void)
     setvbuf (stdout, NULL, _IOLBF, 0);
     signal (SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_kill_worker_loses_nothing, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_kill_durable_producer_group, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_kill_durable_producer_sync, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_fair_dispatch, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_dead_letters_and_replay, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_kill_worker_loses_nothing, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_kill_durable_producer_group, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_kill_durable_producer_sync, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_fair_dispatch, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_letters_and_replay, sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_push_without_worker_says_what_remains,
-                                         s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_restarted_worker_gets_its_job_back,
-                                         s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

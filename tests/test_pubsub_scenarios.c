@@ -36,40 +36,6 @@
 //  Liveness so slow that a frozen subscriber is never declared gone here
 #define SLOW_LIVENESS   "--suspect-ms", "10000", "--gone-ms", "60000"
 
-static char s_dir [64];         //  per-test temporary directory, "" if none
-
-static int
-s_setup (void **state)
-{
-    s_dir [0] = 0;
-    return sc_setup (state);
-}
-
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
-}
-
-static int
-s_teardown (void **state)
-{
-    int rc = sc_teardown (state);
-    if (s_dir [0])
-        nftw (s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    s_dir [0] = 0;
-    return rc;
-}
-
-static const char *
-s_tmpdir (void)
-{
-    snprintf (s_dir, sizeof s_dir, "/tmp/meshbus-pubsub-XXXXXX");
-    assert_non_null (mkdtemp (s_dir));
-    return s_dir;
-}
-
 //  ---------------------------------------------------------------------
 //  Reading what a subscriber printed: "SUBJECT<TAB>BODY" lines, where BODY
 //  starts with the message's index
@@ -460,7 +426,7 @@ test_slow_subscriber_bounded_publisher_memory (void **state)
     char pub_id [33], sub_id [33], out [128];
     sc_random_id (pub_id);
     sc_random_id (sub_id);
-    snprintf (out, sizeof out, "%s/sub.out", s_tmpdir ());
+    snprintf (out, sizeof out, "%s/sub.out", sc_tmpdir ());
     sc_io_t sub_io = { .stdout_path = out };
     sc_proc_t *sub = sc_mesh ("sub", &sub_io, "sub", "bulk.#", "--no-replay", "--id", sub_id,
                               SLOW_LIVENESS, NULL);
@@ -613,7 +579,7 @@ static void
 test_restarted_publisher_serves_durable_subscriber (void **state)
 {
     (void) state;
-    const char *dir = s_tmpdir ();
+    const char *dir = sc_tmpdir ();
     sc_proc_t *sub = sc_mesh ("sub1", NULL, "sub", "audit.#", "--durable", "d1", NULL);
     sc_io_t io = { .stdin_pipe = true };
     sc_proc_t *pub = sc_mesh ("pub1", &io, "pub", "audit.x", "-", "--data-dir", dir,
@@ -646,17 +612,17 @@ main (void)
     setvbuf (stdout, NULL, _IOLBF, 0);
     signal (SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_fan_out_to_three_subscribers, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_wildcard_routing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_fan_out_to_three_subscribers, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_wildcard_routing, sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_forced_drop_reports_gaps_without_replay,
-                                         s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_forced_drop_is_filled_by_replay, s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_forced_drop_is_filled_by_replay, sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_slow_subscriber_bounded_publisher_memory,
-                                         s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_durable_subscriber_gets_what_it_missed,
-                                         s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_restarted_publisher_serves_durable_subscriber,
-                                         s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -40,23 +40,12 @@
 #define HOSTS       2
 #define WAIT_MS     40000       //  bounds a failing wait
 
-static char s_dir [64];
-
 static int
 s_setup (void **state)
 {
-    snprintf (s_dir, sizeof s_dir, "/tmp/meshbus-rrlan-XXXXXX");
-    assert_non_null (mkdtemp (s_dir));
     sc_setup (state);
     sc_lan_init ("rr");
     return 0;
-}
-
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
 }
 
 static int
@@ -64,7 +53,6 @@ s_teardown (void **state)
 {
     sc_teardown (state);        //  our processes first, by pid
     sc_lan_down ();
-    nftw (s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
 }
 
@@ -72,7 +60,7 @@ static int
 s_lines (const char *name)
 {
     char path [128], line [256];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
+    snprintf (path, sizeof path, "%s/%s", sc_tmpdir (), name);
     FILE *file = fopen (path, "r");
     if (!file)
         return 0;
@@ -117,7 +105,7 @@ s_cut_mid_request (bool exit_on_cut)
     sc_random_id (server_id);
     sc_random_id (caller_id);
     snprintf (cmd, sizeof cmd, "echo start >> %s/started; sleep 1; echo run >> %s/effects; "
-              "echo ok", s_dir, s_dir);
+              "echo ok", sc_tmpdir (), sc_tmpdir ());
     sc_proc_t *server = sc_lan_mesh (1, "h1 serve", NULL, "serve", "cut.svc", "--exec", cmd,
                                      "--id", server_id, "--beacon-ms", "200",
                                      "--suspect-ms", suspect, "--gone-ms", gone, NULL);

@@ -38,38 +38,13 @@
 #define ASYNC_CALLS 1000
 #define PROVIDERS   3
 
-static char s_dir [64];
-
-static int
-s_setup (void **state)
-{
-    snprintf (s_dir, sizeof s_dir, "/tmp/meshbus-rr-XXXXXX");
-    assert_non_null (mkdtemp (s_dir));
-    return sc_setup (state);
-}
-
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
-}
-
-static int
-s_teardown (void **state)
-{
-    int rc = sc_teardown (state);
-    nftw (s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    return rc;
-}
-
 //  Lines in a file of the test's directory (0 if it does not exist);
 //  the first line into first (may be NULL)
 static int
 s_lines (const char *name, char *first, size_t size)
 {
     char path [128], line [256];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
+    snprintf (path, sizeof path, "%s/%s", sc_tmpdir (), name);
     FILE *file = fopen (path, "r");
     if (first)
         *first = 0;
@@ -182,7 +157,7 @@ test_kill9_failover_runs_once (void **state)
     for (int i = 0; i < 2; i++) {
         snprintf (cmd [i], sizeof cmd [i],
                   "echo %c >> %s/started; sleep 3; echo %c >> %s/effects; echo done-by-%c",
-                  'A' + i, s_dir, 'A' + i, s_dir, 'A' + i);
+                  'A' + i, sc_tmpdir (), 'A' + i, sc_tmpdir (), 'A' + i);
         char name [8];
         snprintf (name, sizeof name, "p%c", 'A' + i);
         server [i] = sc_mesh (name, NULL, "serve", "work.svc", "--exec", cmd [i], "--name", name,
@@ -335,13 +310,13 @@ main (void)
     setvbuf (stdout, NULL, _IOLBF, 0);
     signal (SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test_setup_teardown (test_echo, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_no_responders, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_deadline_and_remote_error, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_kill9_failover_runs_once, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown (test_async_calls_spread_evenly, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_echo, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_no_responders, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_deadline_and_remote_error, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_kill9_failover_runs_once, sc_setup, sc_teardown),
+        cmocka_unit_test_setup_teardown (test_async_calls_spread_evenly, sc_setup, sc_teardown),
         cmocka_unit_test_setup_teardown (test_call_all_gathers_each_provider,
-                                         s_setup, s_teardown),
+                                         sc_setup, sc_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

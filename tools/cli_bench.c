@@ -68,21 +68,7 @@ typedef struct {
 static void *
 s_raw_echo (void *arg)
 {
-    raw_t *raw = (raw_t *) arg;
-    while (true) {
-        zmq_msg_t rid, body;
-        zmq_msg_init (&rid);
-        zmq_msg_init (&body);
-        if (zmq_msg_recv (&rid, raw->router, 0) < 0
-        ||  zmq_msg_recv (&body, raw->router, 0) < 0) {
-            zmq_msg_close (&rid);
-            zmq_msg_close (&body);
-            break;                      //  ETERM: the bench is over
-        }
-        zmq_msg_send (&rid, raw->router, ZMQ_SNDMORE);
-        zmq_msg_send (&body, raw->router, 0);
-    }
-    zmq_close (raw->router);
+    cli_bench_echo (((raw_t *) arg)->router);
     return NULL;
 }
 

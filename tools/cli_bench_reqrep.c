@@ -63,21 +63,7 @@ typedef struct {
 static void *
 s_raw_echo (void *arg)
 {
-    raw_server_t *server = (raw_server_t *) arg;
-    while (true) {
-        zmq_msg_t rid, body;
-        zmq_msg_init (&rid);
-        zmq_msg_init (&body);
-        if (zmq_msg_recv (&rid, server->router, 0) < 0
-        ||  zmq_msg_recv (&body, server->router, 0) < 0) {
-            zmq_msg_close (&rid);
-            zmq_msg_close (&body);
-            break;                      //  ETERM: the bench is over
-        }
-        zmq_msg_send (&rid, server->router, ZMQ_SNDMORE);
-        zmq_msg_send (&body, server->router, 0);
-    }
-    zmq_close (server->router);
+    cli_bench_echo (((raw_server_t *) arg)->router);
     return NULL;
 }
 

@@ -7,6 +7,7 @@
 #include "meshbus_cli.h"
 #include <stdlib.h>
 #include <time.h>
+#include <zmq.h>
 
 uint64_t
 cli_now_ns (void)
@@ -44,4 +45,23 @@ cli_median (double *values, size_t n)
 {
     qsort (values, n, sizeof (double), cli_cmp_double);
     return n % 2? values [n / 2]: (values [n / 2 - 1] + values [n / 2]) / 2;
+}
+
+void
+cli_bench_echo (void *router)
+{
+    while (true) {
+        zmq_msg_t rid, body;
+        zmq_msg_init (&rid);
+        zmq_msg_init (&body);
+        if (zmq_msg_recv (&rid, router, 0) < 0
+        ||  zmq_msg_recv (&body, router, 0) < 0) {
+            zmq_msg_close (&rid);
+            zmq_msg_close (&body);
+            break;                      //  ETERM: the bench is over
+        }
+        zmq_msg_send (&rid, router, ZMQ_SNDMORE);
+        zmq_msg_send (&body, router, 0);
+    }
+    zmq_close (router);
 }

@@ -82,6 +82,9 @@ int cli_cmp_u64 (const void *a, const void *b);
 int cli_cmp_double (const void *a, const void *b);
 double cli_pct_us (const uint64_t *sorted, size_t n, int pct);
 double cli_median (double *values, size_t n);
+//  Raw side of the round-trip benchmarks: echo every [routing id, body] a
+//  ROUTER gets back to its sender until the context ends, then close it.
+void cli_bench_echo (void *router);
 
 //  Demo steps of the patterns (tools/cli_demo_reqrep.c,
 //  tools/cli_demo_pipeline.c): nodes [0..count) are started and have met;
