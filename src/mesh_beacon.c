@@ -19,6 +19,12 @@
        32   8  incarnation
        40  ..  TLVs: type (1), length (1), value (length bytes)
 
+    TLVs: HOST (1), NAME (2) text; KEY (3) 32 bytes; TIME (4) 8 bytes;
+    MAC (5) 32 bytes of HMAC-SHA-256 (mesh_secret) over every byte before
+    it. A signed beacon ends with its MAC, so the receiver verifies bytes
+    [0, mac_offset) as they came, with no re-encoding, and nothing after
+    the MAC can ride along unauthenticated.
+
     The whole datagram is at most MESH_BEACON_MAX bytes. The decoder checks
     sizes before it reads anything, never allocates and never asserts on its
     input: a beacon is the one thing any host on the LAN can send us.
@@ -76,9 +82,14 @@ _Static_assert (sizeof (((mesh_beacon_packet_t *) 0)->name) == MESH_BEACON_TEXT_
                 "name holds the longest NAME value and its NUL");
 //  A TLV length is one byte: a text value must fit in it
 _Static_assert (MESH_BEACON_TEXT_MAX <= 255, "text fits a TLV");
-//  The largest packet encode can produce must fit in a datagram
-_Static_assert (MESH_BEACON_HEAD + 2 * (2 + MESH_BEACON_TEXT_MAX) <= MESH_BEACON_MAX,
-                "encode fits a datagram");
+//  The largest packet encode_signed can produce must fit in a datagram
+#define S_LARGEST       (MESH_BEACON_HEAD + 2 * (2 + MESH_BEACON_TEXT_MAX) \
+                       + 2 + MESH_BEACON_KEY_SIZE + 2 + MESH_BEACON_TIME_SIZE \
+                       + MESH_BEACON_MAC_TLV)
+_Static_assert (S_LARGEST <= MESH_BEACON_MAX, "encode fits a datagram");
+_Static_assert (sizeof (((mesh_beacon_packet_t *) 0)->key) == MESH_BEACON_KEY_SIZE, "key");
+_Static_assert (sizeof (((mesh_beacon_packet_t *) 0)->mac) == MESH_MAC_SIZE, "mac");
+_Static_assert (MESH_MAC_SIZE <= 255 && MESH_BEACON_KEY_SIZE <= 255, "fits a TLV");
 
 struct _mesh_beacon_t {
     int fd;                                     //  the UDP socket
@@ -153,7 +164,9 @@ mesh_beacon_encode (const mesh_beacon_packet_t *pkt, void *buf, size_t cap)
         return 0;
     size_t need = MESH_BEACON_HEAD
                 + (host_len ? 2 + host_len : 0)
-                + (name_len ? 2 + name_len : 0);
+                + (name_len ? 2 + name_len : 0)
+                + (pkt->has_key ? 2 + MESH_BEACON_KEY_SIZE : 0)
+                + (pkt->has_time ? 2 + MESH_BEACON_TIME_SIZE : 0);
     if (need > cap)
         return 0;
 
@@ -180,8 +193,65 @@ mesh_beacon_encode (const mesh_beacon_packet_t *pkt, void *buf, size_t cap)
         memcpy (p + at, pkt->name, name_len);
         at += name_len;
     }
+    if (pkt->has_key) {
+        p [at++] = MESH_BEACON_TLV_KEY;
+        p [at++] = MESH_BEACON_KEY_SIZE;
+        memcpy (p + at, pkt->key, MESH_BEACON_KEY_SIZE);
+        at += MESH_BEACON_KEY_SIZE;
+    }
+    if (pkt->has_time) {
+        p [at++] = MESH_BEACON_TLV_TIME;
+        p [at++] = MESH_BEACON_TIME_SIZE;
+        s_put_u64 (p + at, pkt->time_ms);
+        at += MESH_BEACON_TIME_SIZE;
+    }
     assert (at == need);
     return at;
+}
+
+size_t
+mesh_beacon_encode_signed (const mesh_beacon_packet_t *pkt, const mesh_secret_t *secret,
+                           void *buf, size_t cap)
+{
+    assert (pkt);
+    assert (secret);
+    assert (buf || cap == 0);
+    if (cap < MESH_BEACON_MAC_TLV)
+        return 0;
+    //  A signed beacon always says when it was sent: the receiver needs
+    //  the time to refuse replays, and the MAC covers it.
+    mesh_beacon_packet_t timed = *pkt;
+    timed.has_time = true;
+    size_t size = mesh_beacon_encode (&timed, buf, cap - MESH_BEACON_MAC_TLV);
+    if (size == 0)
+        return 0;
+    uint8_t *p = buf;
+    p [size] = MESH_BEACON_TLV_MAC;
+    p [size + 1] = MESH_MAC_SIZE;
+    mesh_secret_mac (secret, p, size, p + size + 2);
+    return size + MESH_BEACON_MAC_TLV;
+}
+
+bool
+mesh_beacon_verify (const mesh_beacon_packet_t *pkt, const mesh_secret_t *secret,
+                    const void *data, size_t size)
+{
+    assert (pkt);
+    assert (secret);
+    const uint8_t *p = data;
+    //  The MAC must be the last TLV: bytes after it would be unsigned, and
+    //  a receiver must not act on what the sender did not vouch for.
+    //  mac_offset comes from our decoder, but check it against these bytes
+    //  anyway: a caller passing another datagram must get false, not a read
+    //  past the end.
+    if (!p || !pkt->has_mac || size > MESH_BEACON_MAX
+    ||  pkt->mac_offset < MESH_BEACON_HEAD
+    ||  pkt->mac_offset > size
+    ||  size - pkt->mac_offset != MESH_BEACON_MAC_TLV
+    ||  p [pkt->mac_offset] != MESH_BEACON_TLV_MAC
+    ||  p [pkt->mac_offset + 1] != MESH_MAC_SIZE)
+        return false;
+    return mesh_secret_verify (secret, p, pkt->mac_offset, pkt->mac);
 }
 
 int
@@ -222,6 +292,7 @@ mesh_beacon_decode (mesh_beacon_packet_t *pkt, const void *data, size_t size)
             break;
         }
         const uint8_t *value = p + at;
+        size_t tlv_at = at - 2;
         at += len;
         //  A repeated HOST or NAME is malformed rather than "last wins":
         //  the MAC (issue 6) must not cover a value the reader then ignores.
@@ -234,8 +305,37 @@ mesh_beacon_decode (mesh_beacon_packet_t *pkt, const void *data, size_t size)
             rc = have_name? MESH_BEACON_MALFORMED: s_get_text (pkt->name, value, len);
             have_name = true;
         }
-        //  KEY, TIME and MAC (reserved for security) and any type a newer
-        //  peer adds are skipped, so old nodes still see new ones.
+        else
+        //  KEY, TIME and MAC have one valid length each, and come at most
+        //  once, for the same reason as HOST and NAME: the MAC must cover
+        //  exactly the value the receiver uses.
+        if (type == MESH_BEACON_TLV_KEY) {
+            if (pkt->has_key || len != MESH_BEACON_KEY_SIZE)
+                rc = MESH_BEACON_MALFORMED;
+            else
+                memcpy (pkt->key, value, MESH_BEACON_KEY_SIZE);
+            pkt->has_key = true;
+        }
+        else
+        if (type == MESH_BEACON_TLV_TIME) {
+            if (pkt->has_time || len != MESH_BEACON_TIME_SIZE)
+                rc = MESH_BEACON_MALFORMED;
+            else
+                pkt->time_ms = s_get_u64 (value);
+            pkt->has_time = true;
+        }
+        else
+        if (type == MESH_BEACON_TLV_MAC) {
+            if (pkt->has_mac || len != MESH_MAC_SIZE)
+                rc = MESH_BEACON_MALFORMED;
+            else {
+                memcpy (pkt->mac, value, MESH_MAC_SIZE);
+                pkt->mac_offset = tlv_at;
+            }
+            pkt->has_mac = true;
+        }
+        //  Any type a newer peer adds is skipped, so old nodes still see
+        //  new ones.
     }
     if (rc != MESH_BEACON_OK)
         memset (pkt, 0, sizeof *pkt);   //  no half-decoded packet for the caller

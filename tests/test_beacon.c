@@ -72,6 +72,50 @@ s_assert_packet_equal (const mesh_beacon_packet_t *a, const mesh_beacon_packet_t
     assert_true (a->incarnation == b->incarnation);
     assert_string_equal (a->host, b->host);
     assert_string_equal (a->name, b->name);
+    //  The MAC is not compared: encode never writes one (encode_signed does)
+    assert_int_equal (a->has_key, b->has_key);
+    if (a->has_key)
+        assert_memory_equal (a->key, b->key, MESH_BEACON_KEY_SIZE);
+    assert_int_equal (a->has_time, b->has_time);
+    if (a->has_time)
+        assert_true (a->time_ms == b->time_ms);
+}
+
+//  The signed example of docs/wire-beacon.md: the worked example with a
+//  CURVE key 20 21 .. 3f, sent at 1700000000123 ms, under the secret
+//  "correct horse battery staple". Bytes computed with the Python
+//  reference code of the doc (hashlib.blake2b for the key, hmac for the
+//  MAC), not with this C code.
+#define PASSPHRASE  "correct horse battery staple"
+#define SIGNED_TIME 1700000000123ULL
+static const char *signed_hex =
+    "4d53484201009c40000102030405060708090a0b0c0d0e0f"
+    "65fdbc8f722e60830000018bcfe56800"
+    "010c3139322e3136382e312e3230"
+    "020962696c6c696e672d31"
+    "0320202122232425262728292a2b2c2d2e2f"
+    "303132333435363738393a3b3c3d3e3f"
+    "04080000018bcfe5687b"
+    "052015f504af5670aa49225daca85a08ec5f"
+    "bf1efbb3ae783dec31619d2bb9026fce";
+
+static mesh_beacon_packet_t
+s_signed_packet (void)
+{
+    mesh_beacon_packet_t pkt = s_example_packet ();
+    pkt.has_key = true;
+    for (int i = 0; i < MESH_BEACON_KEY_SIZE; i++)
+        pkt.key [i] = (uint8_t) (32 + i);
+    pkt.time_ms = SIGNED_TIME;
+    return pkt;
+}
+
+static mesh_secret_t
+s_secret (const char *text)
+{
+    mesh_secret_t secret;
+    assert_int_equal (mesh_secret_from_bytes (&secret, text, strlen (text)), 0);
+    return secret;
 }
 
 
@@ -185,6 +229,8 @@ typedef struct {
 #define TAIL(s)     s, sizeof (s) - 1
 #define NO_TAIL     NULL, 0
 #define TEXT64      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define KEY32       "0123456789abcdef0123456789abcdef"
+#define KEY31       "0123456789abcdef0123456789abcde"
 
 static const garbage_t garbage [] = {
     { "empty", NO_TAIL, -1, 0, 0, MESH_BEACON_MALFORMED, NULL },
@@ -222,12 +268,32 @@ static const garbage_t garbage [] = {
     { "unknown type of 255 bytes", TAIL ("\xc8\xff"), -1, 0, MESH_BEACON_HEAD + 257, MESH_BEACON_OK, "" },
     { "unknown type of 255, one short", TAIL ("\xc8\xff"), -1, 0, MESH_BEACON_HEAD + 256,
       MESH_BEACON_MALFORMED, NULL },
-    { "KEY, TIME, MAC skipped",
-      TAIL ("\x03\x20" "0123456789abcdef0123456789abcdef"
+    { "KEY, TIME, MAC, then NAME (decodes; verify refuses)",
+      TAIL ("\x03\x20" KEY32
             "\x04\x08" "\0\0\1\x8b\xcf\xe5\x68\0"
-            "\x05\x20" "0123456789abcdef0123456789abcdef"
+            "\x05\x20" KEY32
             "\x02\x02ok"), -1, 0, -1, MESH_BEACON_OK, "ok" },
     { "KEY past end", TAIL ("\x03\x20" "0123"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "KEY empty", TAIL ("\x03\x00"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "KEY of 31 bytes", TAIL ("\x03\x1f" KEY31), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "KEY of 33 bytes", TAIL ("\x03\x21" KEY32 "x"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "KEY twice", TAIL ("\x03\x20" KEY32 "\x03\x20" KEY32), -1, 0, -1,
+      MESH_BEACON_MALFORMED, NULL },
+    { "TIME empty", TAIL ("\x04\x00"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "TIME of 7 bytes", TAIL ("\x04\x07" "1234567"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "TIME of 9 bytes", TAIL ("\x04\x09" "123456789"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "TIME twice", TAIL ("\x04\x08" "12345678" "\x04\x08" "12345678"), -1, 0, -1,
+      MESH_BEACON_MALFORMED, NULL },
+    { "TIME past end", TAIL ("\x04\x08" "1234"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "MAC empty", TAIL ("\x05\x00"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "MAC of 31 bytes", TAIL ("\x05\x1f" KEY31), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "MAC of 33 bytes", TAIL ("\x05\x21" KEY32 "x"), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "MAC twice", TAIL ("\x05\x20" KEY32 "\x05\x20" KEY32), -1, 0, -1,
+      MESH_BEACON_MALFORMED, NULL },
+    { "MAC past end", TAIL ("\x05\x20" KEY31), -1, 0, -1, MESH_BEACON_MALFORMED, NULL },
+    { "KEY, TIME, MAC in any order", TAIL ("\x05\x20" KEY32 "\x04\x08" "12345678"
+                                           "\x03\x20" KEY32 "\x02\x02ok"), -1, 0, -1,
+      MESH_BEACON_OK, "ok" },
 };
 
 static void
@@ -364,6 +430,234 @@ test_cluster_tag (void **state)
     mesh_beacon_cluster_tag (MESH_DEFAULT_CLUSTER, b);
     assert_memory_equal (a, b, sizeof a);
     assert_memory_equal (a, "\x65\xfd\xbc\x8f\x72\x2e\x60\x83", sizeof a);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Security TLVs: KEY, TIME, MAC
+
+static void
+test_round_trip_key_time (void **state)
+{
+    (void) state;
+    uint64_t times [] = { 0, 1, SIGNED_TIME, UINT64_MAX };
+    for (size_t i = 0; i < sizeof times / sizeof times [0]; i++) {
+        for (int with = 0; with < 4; with++) {
+            mesh_beacon_packet_t pkt = s_example_packet ();
+            if (with & 1) {
+                pkt.has_key = true;
+                randombytes_buf (pkt.key, sizeof pkt.key);
+            }
+            if (with & 2) {
+                pkt.has_time = true;
+                pkt.time_ms = times [i];
+            }
+            else
+                pkt.time_ms = 12345;    //  not sent: decodes as 0
+            uint8_t buf [MESH_BEACON_MAX];
+            size_t size = mesh_beacon_encode (&pkt, buf, sizeof buf);
+            assert_int_equal (size, 65 + (with & 1? 34: 0) + (with & 2? 10: 0));
+            mesh_beacon_packet_t back;
+            assert_int_equal (mesh_beacon_decode (&back, buf, size), MESH_BEACON_OK);
+            s_assert_packet_equal (&back, &pkt);
+            assert_false (back.has_mac);
+            if (!(with & 2))
+                assert_true (back.time_ms == 0);
+        }
+    }
+    //  has_mac alone does not make encode write a MAC
+    mesh_beacon_packet_t pkt = s_example_packet ();
+    pkt.has_mac = true;
+    memset (pkt.mac, 0x11, sizeof pkt.mac);
+    uint8_t buf [MESH_BEACON_MAX];
+    assert_int_equal (mesh_beacon_encode (&pkt, buf, sizeof buf), 65);
+}
+
+//  The C encoder produces the bytes the Python reference computed, and a
+//  decode of them gives back every field and verifies
+static void
+test_signed_matches_documented_bytes (void **state)
+{
+    (void) state;
+    mesh_secret_t secret = s_secret (PASSPHRASE);
+    mesh_beacon_packet_t pkt = s_signed_packet ();
+    uint8_t buf [MESH_BEACON_MAX];
+    size_t size = mesh_beacon_encode_signed (&pkt, &secret, buf, sizeof buf);
+
+    uint8_t expect [MESH_BEACON_MAX];
+    size_t expect_size;
+    assert_int_equal (sodium_hex2bin (expect, sizeof expect, signed_hex,
+                                      strlen (signed_hex), NULL, &expect_size, NULL), 0);
+    assert_int_equal (expect_size, 143);
+    assert_int_equal (size, expect_size);
+    assert_memory_equal (buf, expect, size);
+
+    mesh_beacon_packet_t back;
+    assert_int_equal (mesh_beacon_decode (&back, buf, size), MESH_BEACON_OK);
+    pkt.has_time = true;
+    s_assert_packet_equal (&back, &pkt);
+    assert_true (back.has_mac);
+    assert_int_equal (back.mac_offset, size - MESH_BEACON_MAC_TLV);
+    assert_memory_equal (back.mac, buf + size - MESH_MAC_SIZE, MESH_MAC_SIZE);
+    assert_true (mesh_beacon_verify (&back, &secret, buf, size));
+}
+
+static void
+test_signed_verify (void **state)
+{
+    (void) state;
+    mesh_secret_t secret = s_secret (PASSPHRASE);
+    mesh_secret_t other = s_secret (PASSPHRASE "\n");
+
+    //  As a node sends and checks: time from the clock, no key (no CURVE)
+    mesh_beacon_packet_t out = s_example_packet ();
+    out.time_ms = mesh_secret_now_ms ();
+    uint8_t buf [MESH_BEACON_MAX];
+    size_t size = mesh_beacon_encode_signed (&out, &secret, buf, sizeof buf);
+    assert_int_equal (size, 65 + 10 + MESH_BEACON_MAC_TLV);
+    mesh_beacon_packet_t in;
+    assert_int_equal (mesh_beacon_decode (&in, buf, size), MESH_BEACON_OK);
+    assert_true (mesh_beacon_verify (&in, &secret, buf, size));
+    assert_true (in.has_time && in.time_ms == out.time_ms);
+    assert_true (mesh_secret_fresh (in.time_ms, mesh_secret_now_ms ()));
+    assert_false (in.has_key);
+
+    //  Another secret (the same passphrase with a newline) fails
+    assert_false (mesh_beacon_verify (&in, &other, buf, size));
+
+    //  A packet without MAC never verifies
+    mesh_beacon_packet_t plain = s_example_packet ();
+    plain.has_time = true;
+    size_t plain_size = mesh_beacon_encode (&plain, buf, sizeof buf);
+    assert_int_equal (mesh_beacon_decode (&in, buf, plain_size), MESH_BEACON_OK);
+    assert_false (in.has_mac);
+    assert_false (mesh_beacon_verify (&in, &secret, buf, plain_size));
+
+    //  Sizes that disagree with the decoded packet, and NULL data, are "no"
+    size = mesh_beacon_encode_signed (&out, &secret, buf, sizeof buf);
+    assert_int_equal (mesh_beacon_decode (&in, buf, size), MESH_BEACON_OK);
+    for (size_t cut = 0; cut < size; cut++)
+        assert_false (mesh_beacon_verify (&in, &secret, buf, cut));
+    assert_false (mesh_beacon_verify (&in, &secret, NULL, size));
+    mesh_beacon_packet_t lying = in;
+    lying.mac_offset = SIZE_MAX - 10;
+    assert_false (mesh_beacon_verify (&lying, &secret, buf, size));
+    lying.mac_offset = 0;
+    assert_false (mesh_beacon_verify (&lying, &secret, buf, size));
+    assert_true (mesh_beacon_verify (&in, &secret, buf, size));
+
+    //  Signing too into too small a buffer: 0, at every size short of it
+    for (size_t cap = 0; cap < size; cap++)
+        assert_int_equal (mesh_beacon_encode_signed (&out, &secret, buf, cap), 0);
+}
+
+//  Any single byte changed, to any of a few values: the datagram is either
+//  no longer a beacon or no longer verifies. Also every prefix.
+static void
+test_signed_every_byte_matters (void **state)
+{
+    (void) state;
+    mesh_secret_t secret = s_secret (PASSPHRASE);
+    mesh_beacon_packet_t pkt = s_signed_packet ();
+    uint8_t good [MESH_BEACON_MAX];
+    size_t size = mesh_beacon_encode_signed (&pkt, &secret, good, sizeof good);
+    assert_true (size > 0);
+    const uint8_t flips [] = { 0x01, 0x02, 0x10, 0x80, 0xff };
+    size_t decoded = 0;
+    for (size_t at = 0; at < size; at++) {
+        for (size_t f = 0; f < sizeof flips; f++) {
+            uint8_t buf [MESH_BEACON_MAX];
+            memcpy (buf, good, size);
+            buf [at] ^= flips [f];
+            mesh_beacon_packet_t in;
+            if (mesh_beacon_decode (&in, buf, size) == MESH_BEACON_OK) {
+                decoded++;
+                if (mesh_beacon_verify (&in, &secret, buf, size))
+                    fail_msg ("byte %zu ^ 0x%02x still verifies", at, flips [f]);
+            }
+        }
+    }
+    //  Most changes leave a decodable beacon: the MAC is what refuses them
+    assert_true (decoded > size);
+    for (size_t cut = 0; cut < size; cut++) {
+        mesh_beacon_packet_t in;
+        if (mesh_beacon_decode (&in, good, cut) == MESH_BEACON_OK)
+            assert_false (mesh_beacon_verify (&in, &secret, good, cut));
+    }
+}
+
+//  A correct MAC that is not the last TLV: whatever follows is unsigned,
+//  so the beacon does not verify even though the MAC itself is right
+static void
+test_mac_must_be_last (void **state)
+{
+    (void) state;
+    mesh_secret_t secret = s_secret (PASSPHRASE);
+    mesh_beacon_packet_t pkt = s_signed_packet ();
+    uint8_t buf [MESH_BEACON_MAX];
+    size_t size = mesh_beacon_encode_signed (&pkt, &secret, buf, sizeof buf);
+
+    //  Anything appended after the MAC, here TLVs the decoder accepts: an
+    //  empty one of type 0, one of unknown type 200
+    const char *tails [] = { "\0\0", "\xc8\x01x" };
+    const size_t tail_sizes [] = { 2, 3 };
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t longer [MESH_BEACON_MAX];
+        memcpy (longer, buf, size);
+        memcpy (longer + size, tails [i], tail_sizes [i]);
+        mesh_beacon_packet_t in;
+        assert_int_equal (mesh_beacon_decode (&in, longer, size + tail_sizes [i]), MESH_BEACON_OK);
+        assert_true (in.has_mac);
+        assert_false (mesh_beacon_verify (&in, &secret, longer, size + tail_sizes [i]));
+    }
+
+    //  A MAC correctly computed over what precedes it, then TIME after it
+    mesh_beacon_packet_t early = s_example_packet ();
+    size_t at = mesh_beacon_encode (&early, buf, sizeof buf);
+    buf [at] = MESH_BEACON_TLV_MAC;
+    buf [at + 1] = MESH_MAC_SIZE;
+    mesh_secret_mac (&secret, buf, at, buf + at + 2);
+    at += MESH_BEACON_MAC_TLV;
+    memcpy (buf + at, "\x04\x08" "\0\0\1\x8b\xcf\xe5\x68\x7b", 10);
+    at += 10;
+    mesh_beacon_packet_t in;
+    assert_int_equal (mesh_beacon_decode (&in, buf, at), MESH_BEACON_OK);
+    assert_true (in.has_mac && in.has_time);
+    assert_int_equal (in.mac_offset, 65);
+    assert_false (mesh_beacon_verify (&in, &secret, buf, at));
+    //  Cut after the MAC, the same bytes verify: the MAC was right
+    assert_int_equal (mesh_beacon_decode (&in, buf, 65 + MESH_BEACON_MAC_TLV), MESH_BEACON_OK);
+    assert_true (mesh_beacon_verify (&in, &secret, buf, 65 + MESH_BEACON_MAC_TLV));
+}
+
+//  The largest beacon there is (HOST and NAME of 64 bytes, KEY, TIME,
+//  MAC) fits in a datagram, signed and verified
+static void
+test_full_size_packet_fits (void **state)
+{
+    (void) state;
+    mesh_secret_t secret = s_secret (PASSPHRASE);
+    mesh_beacon_packet_t pkt = s_signed_packet ();
+    memset (pkt.host, 'h', MESH_BEACON_TEXT_MAX);
+    pkt.host [MESH_BEACON_TEXT_MAX] = 0;
+    memset (pkt.name, 'n', MESH_BEACON_TEXT_MAX);
+    pkt.name [MESH_BEACON_TEXT_MAX] = 0;
+    pkt.flags = 0xff;
+    pkt.has_time = true;        //  encode_signed sends TIME either way
+    pkt.time_ms = UINT64_MAX;
+
+    uint8_t buf [MESH_BEACON_MAX];
+    size_t size = mesh_beacon_encode_signed (&pkt, &secret, buf, sizeof buf);
+    size_t largest = MESH_BEACON_HEAD + 2 * (2 + MESH_BEACON_TEXT_MAX)
+                   + 2 + MESH_BEACON_KEY_SIZE + 2 + MESH_BEACON_TIME_SIZE
+                   + MESH_BEACON_MAC_TLV;
+    assert_int_equal (size, largest);
+    assert_int_equal (size, 250);
+    assert_true (size <= MESH_BEACON_MAX);
+    mesh_beacon_packet_t in;
+    assert_int_equal (mesh_beacon_decode (&in, buf, size), MESH_BEACON_OK);
+    s_assert_packet_equal (&in, &pkt);
+    assert_true (mesh_beacon_verify (&in, &secret, buf, size));
 }
 
 
@@ -833,6 +1127,12 @@ main (int argc, char *argv [])
         cmocka_unit_test (test_random_bytes),
         cmocka_unit_test (test_truncation),
         cmocka_unit_test (test_cluster_tag),
+        cmocka_unit_test (test_round_trip_key_time),
+        cmocka_unit_test (test_signed_matches_documented_bytes),
+        cmocka_unit_test (test_signed_verify),
+        cmocka_unit_test (test_signed_every_byte_matters),
+        cmocka_unit_test (test_mac_must_be_last),
+        cmocka_unit_test (test_full_size_packet_fits),
         cmocka_unit_test (test_loopback_beacons_share_a_port),
         cmocka_unit_test (test_recv_reports_real_size),
         cmocka_unit_test (test_bad_arguments_fail_with_reason),
