@@ -295,7 +295,7 @@ mesh_beacon_decode (mesh_beacon_packet_t *pkt, const void *data, size_t size)
         size_t tlv_at = at - 2;
         at += len;
         //  A repeated HOST or NAME is malformed rather than "last wins":
-        //  the MAC (issue 6) must not cover a value the reader then ignores.
+        //  the MAC must not cover a value the reader then ignores.
         if (type == MESH_BEACON_TLV_HOST) {
             rc = have_host? MESH_BEACON_MALFORMED: s_get_text (pkt->host, value, len);
             have_host = true;
