@@ -95,9 +95,11 @@ mesh_secret_from_file (mesh_secret_t *self, const char *path)
     assert (self);
     if (!path || !*path)
         return mesh_fail (MESH_EINVAL, "cluster secret file: no path given");
+    //  O_NONBLOCK: opening a FIFO would otherwise wait for a writer; the
+    //  type check below refuses it. It changes nothing for a regular file.
     int fd;
     do
-        fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     while (fd == -1 && errno == EINTR);
     if (fd == -1)
         return mesh_fail (MESH_EINVAL, "cluster secret file %.200s: %s", path, strerror (errno));

@@ -202,6 +202,12 @@ test_from_file (void **state)
     //  /dev/zero has no end: refused by its type, never read
     assert_int_equal (mesh_secret_from_file (&from_file, "/dev/zero"), -1);
     assert_non_null (strstr (mesh_last_error (), "not a regular file"));
+    //  A FIFO is refused at once, not waited on for a writer
+    snprintf (path, sizeof path, "%s/fifo", dir);
+    assert_int_equal (mkfifo (path, 0600), 0);
+    assert_int_equal (mesh_secret_from_file (&from_file, path), -1);
+    assert_non_null (strstr (mesh_last_error (), "not a regular file"));
+    unlink (path);
     assert_int_equal (mesh_secret_from_file (&from_file, ""), -1);
     assert_int_equal (mesh_secret_from_file (&from_file, NULL), -1);
     assert_int_equal (mesh_errno (), MESH_EINVAL);
