@@ -11,8 +11,9 @@
     The trust store holds every key of a directory of *.pub files in
     memory. czmq's zcertstore re-reads the directory on every handshake
     (8 ms at 1 000 keys) and aborts on two files with the same key; this one
-    loads once, then re-reads only files whose size or mtime changed, and
-    skips malformed files and repeated keys with a warning and a count.
+    loads once, then re-reads only files whose size, times or inode
+    changed, and skips malformed files and repeated keys with a warning and
+    a count.
     Lookups are thread safe: the ZAP handler runs in its own thread.
     ========================================================================= */
 
@@ -41,7 +42,9 @@ int
 typedef struct _mesh_trust_t mesh_trust_t;
 
 //  Open a trust store on dir and load it. NULL (mesh_last_error) when dir
-//  cannot be read. warn, if not NULL, gets one line per skipped file.
+//  cannot be read. warn, if not NULL, gets one line per skipped file (else
+//  the line goes to stderr); it runs inside mesh_trust_new/_rescan and may
+//  call mesh_trust_has, not mesh_trust_rescan.
 typedef void (mesh_trust_warn_fn) (void *arg, const char *line);
 mesh_trust_t *
     mesh_trust_new (const char *dir, mesh_trust_warn_fn *warn, void *arg);
@@ -66,10 +69,15 @@ size_t
 int
     mesh_trust_rescan (mesh_trust_t *self, uint8_t *revoked, size_t max);
 
-//  Counters: files skipped as malformed, as duplicates; rescans done.
+//  Counters: files skipped as malformed, as duplicates. Each file version
+//  counts once (like its warning): a rescan that finds the same broken
+//  file unchanged counts nothing more.
 uint64_t
     mesh_trust_skipped_malformed (mesh_trust_t *self);
 uint64_t
     mesh_trust_skipped_duplicate (mesh_trust_t *self);
+//  For tests: key files read so far (a rescan with no change reads none).
+uint64_t
+    mesh_trust_reads (mesh_trust_t *self);
 
 #endif

@@ -65,6 +65,7 @@ s_usage (FILE *out)
 "                                 exit 0 acks, anything else nacks\n"
 "  dlq list|replay QUEUE --durable DIR [--id JOB] [--timeout S]\n"
 "                                 dead letters of a durable producer: list, or push them again\n"
+"  keygen NAME                    write a CURVE key pair: NAME.key (mode 0600) and NAME.pub\n"
 "  bench link|pubsub|reqrep|pipeline [--size B] [--count N] [--json]\n"
 "      [--subscribers S] [--rounds R]   (pubsub: fan-out and rounds)\n"
 "                                 meshbus and raw libzmq side by side in one run, and their ratio\n"
@@ -285,6 +286,7 @@ static struct {
     { "push",  cli_push },
     { "work",  cli_work },
     { "dlq",   cli_dlq },
+    { "keygen", cli_keygen },
 };
 
 int

@@ -54,6 +54,7 @@ int cli_call (cli_opts_t *opts, int argc, char **argv);
 int cli_push (cli_opts_t *opts, int argc, char **argv);
 int cli_work (cli_opts_t *opts, int argc, char **argv);
 int cli_dlq (cli_opts_t *opts, int argc, char **argv);
+int cli_keygen (cli_opts_t *opts, int argc, char **argv);    //  tools/cli_keygen.c
 
 //  bench reqrep (tools/cli_bench_reqrep.c) and bench pipeline
 //  (tools/cli_bench_pipeline.c): size and count as given (count 0 = the
