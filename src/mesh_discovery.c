@@ -45,8 +45,17 @@ mesh_discovery_start (mesh_node_t *self)
     size_t i = 0;
     for (const char *seed = (const char *) zlistx_first (self->seeds); seed;
          seed = (const char *) zlistx_next (self->seeds), i++) {
-        snprintf (self->seed_tab [i].endpoint, sizeof self->seed_tab [i].endpoint, "%s", seed);
-        self->seed_tab [i].backoff = MESH_SEED_IVL_MIN;
+        mesh_seed_t *tab = &self->seed_tab [i];
+        //  validated by mesh_node_add_seed: "tcp://host:port" or "...#KEY"
+        mesh_security_split (seed, tab->endpoint, sizeof tab->endpoint, tab->key, &tab->has_key);
+        tab->backoff = MESH_SEED_IVL_MIN;
+        if (self->curve && !tab->has_key) {
+            //  A CURVE client must know the server's key. Without one we
+            //  try our own: right when the cluster shares one key pair.
+            memcpy (tab->key, self->public_key, MESH_KEY_SIZE);
+            tab->has_key = true;
+            mesh_node_log (self, "seed %s has no #KEY: trying our own public key", seed);
+        }
     }
     int64_t now = mesh_mono_ms ();
     self->next_beacon = now;
@@ -73,7 +82,8 @@ s_beacon_packet (mesh_node_t *self, uint8_t flags, uint8_t *buf, size_t cap)
     snprintf (pkt.name, sizeof pkt.name, "%s", self->name);
     if (self->bind_host [0] && strcmp (self->bind_host, "0.0.0.0") && strcmp (self->bind_host, "*"))
         snprintf (pkt.host, sizeof pkt.host, "%s", self->bind_host);
-    return mesh_beacon_encode (&pkt, buf, cap);
+    mesh_security_beacon_fill (self, &pkt);
+    return mesh_security_beacon_encode (self, &pkt, buf, cap);
 }
 
 void
@@ -158,6 +168,15 @@ mesh_discovery_beacon_in (mesh_node_t *self)
             s_ignore (self, "self");
             continue;
         }
+        if (mesh_security_on (self) || pkt.has_key) {
+            //  before anything acts on it: a forged LEAVING must not
+            //  evict a peer, a forged restart must not cut its link
+            const char *reason = mesh_security_beacon_check (self, &pkt, buf, (size_t) size, from);
+            if (reason) {
+                s_ignore (self, reason);
+                continue;
+            }
+        }
         char hex [33];
         mesh_hex (pkt.id, MESH_ID_SIZE, hex);
         mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
@@ -177,6 +196,8 @@ mesh_discovery_beacon_in (mesh_node_t *self)
             }
             if (!peer->incarnation || peer->incarnation == pkt.incarnation)
                 continue;           //  known: beacons are not signs of life
+            if (self->curve && !self->has_secret)
+                continue;           //  unsigned: only its HELLO can tell a restart
             mesh_node_remove_peer (self, peer, "restarted");
         }
         if (pkt.flags & MESH_BEACON_FLAG_LEAVING)
@@ -191,7 +212,7 @@ mesh_discovery_beacon_in (mesh_node_t *self)
         }
         char endpoint [128];
         snprintf (endpoint, sizeof endpoint, "tcp://%s:%u", pkt.host [0]? pkt.host: from, pkt.port);
-        if (!mesh_node_add_peer (self, pkt.id, endpoint, "beacon"))
+        if (!mesh_node_add_peer (self, pkt.id, endpoint, pkt.has_key? pkt.key: NULL, "beacon"))
             s_ignore (self, "refused");
     }
 }
@@ -201,6 +222,7 @@ static void
 s_gossip (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only)
 {
     const char *pairs [2 * MESH_GOSSIP_PER_MSG];
+    char keyed [MESH_GOSSIP_PER_MSG][128 + 1 + MESH_KEY_Z85 + 1];
     size_t count = 0;
     mesh_head_t head = { .kind = MESH_KIND_PEERS, .headers = pairs };
     zlistx_t *list = zlistx_new ();
@@ -216,6 +238,13 @@ s_gossip (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only)
             continue;
         pairs [2 * count] = p->hex;
         pairs [2 * count + 1] = p->endpoint;
+        if (p->has_key) {
+            //  a CURVE client needs the server's key: "endpoint#KEY"
+            char z85 [MESH_KEY_Z85 + 1];
+            zmq_z85_encode (z85, p->key, MESH_KEY_SIZE);
+            snprintf (keyed [count], sizeof keyed [count], "%s#%s", p->endpoint, z85);
+            pairs [2 * count + 1] = keyed [count];
+        }
         if (++count == MESH_GOSSIP_PER_MSG) {
             head.header_count = count;
             mesh_node_send_locked (self, to, &head, NULL, 0);
@@ -253,24 +282,32 @@ void
 mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env)
 {
     for (uint32_t i = 0; i < env->header_count; i++) {
-        char hex [33], endpoint [128];
-        uint8_t id [MESH_ID_SIZE];
+        char hex [33], text [128 + 1 + MESH_KEY_Z85 + 1], endpoint [128];
+        uint8_t id [MESH_ID_SIZE], curve_key [MESH_KEY_SIZE];
+        bool has_key = false;
         const mesh_span_t *key = &env->header_key [i], *value = &env->header_value [i];
-        if (key->len != 32 || value->len >= sizeof endpoint) {
+        if (key->len != 32 || value->len >= sizeof text) {
             mesh_peer_count (self, from, "malformed.gossip");
             continue;
         }
         memcpy (hex, key->ptr, 32);
         hex [32] = 0;
-        memcpy (endpoint, value->ptr, value->len);
-        endpoint [value->len] = 0;
-        if (mesh_unhex (hex, id, MESH_ID_SIZE)) {
+        memcpy (text, value->ptr, value->len);
+        text [value->len] = 0;
+        if (mesh_unhex (hex, id, MESH_ID_SIZE)
+        ||  mesh_security_split (text, endpoint, sizeof endpoint, curve_key, &has_key)) {
             mesh_peer_count (self, from, "malformed.gossip");
             continue;
         }
         if (memcmp (id, self->id, MESH_ID_SIZE) == 0 || zhashx_lookup (self->peers, hex))
             continue;
-        if (!mesh_node_add_peer (self, id, endpoint, "gossip"))
+        if (has_key != self->curve || (has_key && !mesh_security_key_ok (self, curve_key))) {
+            //  a CURVE peer we cannot reach, or a key we do not trust
+            mesh_counters_add (self->counters, has_key && self->curve? "gossip.refused.untrusted"
+                                                                   : "gossip.refused.security", 1);
+            continue;
+        }
+        if (!mesh_node_add_peer (self, id, endpoint, has_key? curve_key: NULL, "gossip"))
             mesh_counters_add (self->counters, "gossip.refused", 1);
     }
 }
@@ -383,6 +420,7 @@ s_seed (mesh_node_t *self, mesh_seed_t *seed, int64_t now)
         zmq_setsockopt (seed->probe, ZMQ_ROUTING_ID, rid, sizeof rid);
         zmq_setsockopt (seed->probe, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt (seed->probe, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        mesh_security_client (self, seed->probe, seed->has_key? seed->key: NULL);
         zmq_connect (seed->probe, resolved);
         snprintf (seed->resolved, sizeof seed->resolved, "%s", resolved);
     }
@@ -412,6 +450,10 @@ mesh_discovery_tick (mesh_node_t *self)
         if (self->next_beacon < next)
             next = self->next_beacon;
     }
+    if (mesh_security_on (self))
+        mesh_security_tick (self, now);
+    if (self->stopping)
+        return 0;
     if (now >= self->next_liveness) {
         s_liveness (self, now);
         self->next_liveness = now + self->tick_ms;

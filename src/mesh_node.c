@@ -144,6 +144,9 @@ mesh_node_destroy (mesh_node_t **self_p)
     zlistx_destroy (&self->seeds);
     mesh_counters_destroy (&self->counters);
     free (self->ifaces);
+    free (self->trust_dir);
+    sodium_memzero (self->secret_key, sizeof self->secret_key);
+    sodium_memzero (&self->secret, sizeof self->secret);
     if (self->app_fd >= 0)
         close (self->app_fd);
     if (self->keeper_fd >= 0)
@@ -228,10 +231,14 @@ mesh_node_add_seed (mesh_node_t *self, const char *endpoint)
     assert (self);
     if (s_not_started (self))
         return -1;
-    char host [256];
+    char host [256], plain [256];
     int port;
-    if (mesh_parse_endpoint (endpoint, host, sizeof host, &port))
-        return mesh_fail (MESH_EINVAL, "seed must be tcp://HOST:PORT, got '%s'", endpoint);
+    uint8_t key [MESH_KEY_SIZE];
+    bool has_key;
+    if (!endpoint || mesh_security_split (endpoint, plain, sizeof plain, key, &has_key)
+    ||  mesh_parse_endpoint (plain, host, sizeof host, &port))
+        return mesh_fail (MESH_EINVAL, "seed must be tcp://HOST:PORT or tcp://HOST:PORT#KEY "
+                          "(KEY: the seed's public key in Z85), got '%s'", endpoint? endpoint: "");
     zlistx_add_end (self->seeds, strdup (endpoint));
     return 0;
 }
@@ -261,8 +268,12 @@ mesh_node_set_header (mesh_node_t *self, const char *key, const char *value)
     if (!key || !value || !*key || strlen (key) > MESH_MAX_HEADER_KEY
     ||  strlen (value) > MESH_MAX_HEADER_VALUE)
         return mesh_fail (MESH_ETOOBIG, "header key 1..64 bytes, value <= 1024");
-    if (zhashx_size (self->headers) >= MESH_MAX_HEADERS && !zhashx_lookup (self->headers, key))
-        return mesh_fail (MESH_ETOOBIG, "at most %d headers", MESH_MAX_HEADERS);
+    if (strncmp (key, "meshbus.", 8) == 0)
+        return mesh_fail (MESH_EINVAL, "header keys starting with 'meshbus.' are reserved");
+    //  HELLO also carries the reserved security headers
+    if (zhashx_size (self->headers) >= MESH_MAX_HEADERS - MESH_RESERVED_HEADERS
+    &&  !zhashx_lookup (self->headers, key))
+        return mesh_fail (MESH_ETOOBIG, "at most %d headers", MESH_MAX_HEADERS - MESH_RESERVED_HEADERS);
     zhashx_update (self->headers, key, strdup (value));
     return 0;
 }
@@ -641,11 +652,14 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
     const char *pairs [2 * MESH_MAX_HEADERS];
     size_t count = 0;
     for (const char *value = (const char *) zhashx_first (self->headers);
-         value && count < MESH_MAX_HEADERS; value = (const char *) zhashx_next (self->headers)) {
+         value && count < MESH_MAX_HEADERS - MESH_RESERVED_HEADERS;
+         value = (const char *) zhashx_next (self->headers)) {
         pairs [2 * count] = (const char *) zhashx_cursor (self->headers);
         pairs [2 * count + 1] = value;
         count++;
     }
+    char storage [2][80];
+    count = mesh_security_hello_headers (self, pairs, count, storage);
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
         .flags = reply_wanted? MESH_FLAG_REPLY_WANTED: 0,
@@ -688,7 +702,7 @@ s_greet (mesh_node_t *self, mesh_peer_t *peer)
 
 mesh_peer_t *
 mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
-                    const char *source)
+                    const uint8_t *key, const char *source)
 {
     char hex [33];
     mesh_hex (id, MESH_ID_SIZE, hex);
@@ -711,6 +725,10 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.backlog-full", 1);
         return NULL;
     }
+    if (self->curve && !key) {
+        mesh_counters_add (self->counters, "peers.refused.no-key", 1);
+        return NULL;
+    }
     void *dealer = zmq_socket (self->ctx, ZMQ_DEALER);
     if (!dealer) {
         mesh_counters_add (self->counters, "peers.refused.no-socket", 1);
@@ -722,13 +740,17 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
-    if (zmq_connect (dealer, endpoint) != 0) {
+    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
         zmq_close (dealer);
         mesh_counters_add (self->counters, "peers.refused.connect", 1);
         return NULL;
     }
     peer = mesh_peer_new (id, endpoint);
     peer->dealer = dealer;
+    if (key) {
+        peer->has_key = true;
+        memcpy (peer->key, key, MESH_KEY_SIZE);
+    }
     zhashx_insert (self->peers, hex, peer);
     self->connecting++;
     mesh_counters_add (self->counters, "peers.discovered", 1);
@@ -819,20 +841,33 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
         snprintf (host, sizeof host, "%s", seen);
     }
     snprintf (endpoint, sizeof endpoint, "tcp://%s:%d", host, port);
+    uint8_t key [MESH_KEY_SIZE];
+    bool has_key = false;
+    if (!mesh_security_hello (self, id, msg, key, &has_key))
+        return;
     char hex [33];
     mesh_hex (id, MESH_ID_SIZE, hex);
     mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    if (peer && has_key && peer->has_key && sodium_memcmp (peer->key, key, MESH_KEY_SIZE)) {
+        //  Another key claims this id. The one we linked to proved its key
+        //  in the handshake of our link, so the newcomer is not believed.
+        mesh_counters_add (self->counters, "hello.refused.key-mismatch", 1);
+        mesh_security_warn (self, 3, "a HELLO with another key claims to be %s: refused", hex);
+        return;
+    }
     if (peer && peer->incarnation && peer->incarnation != msg->env.id) {
         mesh_node_remove_peer (self, peer, "restarted");
         peer = NULL;
     }
     bool greeted = false;
     if (!peer) {
-        peer = mesh_node_add_peer (self, id, endpoint, "hello");
+        peer = mesh_node_add_peer (self, id, endpoint, has_key? key: NULL, "hello");
         if (!peer)
             return;
         greeted = true;
     }
+    if (mesh_security_on (self))
+        mesh_security_frame (self, peer, msg);
     if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
         if (mesh_node_send_hello (self, peer->dealer, false) == 0) {
             peer->frames_out++;
@@ -852,11 +887,13 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
         peer->name [j] = 0;
     zhashx_purge (peer->headers);
     for (uint32_t i = 0; i < msg->env.header_count; i++) {
-        char key [MESH_MAX_HEADER_KEY + 1];
+        char hkey [MESH_MAX_HEADER_KEY + 1];
         size_t klen = msg->env.header_key [i].len;
-        memcpy (key, msg->env.header_key [i].ptr, klen);
-        key [klen] = 0;
-        zhashx_update (peer->headers, key, strndup ((const char *) msg->env.header_value [i].ptr,
+        memcpy (hkey, msg->env.header_key [i].ptr, klen);
+        hkey [klen] = 0;
+        if (strncmp (hkey, "meshbus.", 8) == 0)
+            continue;           //  reserved: security fields, not the application's
+        zhashx_update (peer->headers, hkey, strndup ((const char *) msg->env.header_value [i].ptr,
                                                     msg->env.header_value [i].len));
     }
     if (peer->state == MESH_PEER_CONNECTING) {
@@ -918,8 +955,12 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
         //  a peer we removed (gone, restarted) or never met: it will be
         //  found again by beacon, seed or gossip; until then we drop
         mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
+        if (self->curve)
+            mesh_security_stranger (self, msg);
         return false;
     }
+    if ((self->curve || self->has_secret) && !mesh_security_frame (self, peer, msg))
+        return false;
     peer->frames_in++;
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them
         peer->bytes_in += zmq_msg_size (&msg->frames [i]);
@@ -1093,6 +1134,9 @@ mesh_node_start (mesh_node_t *self)
     self->app_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->keeper_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
 
+    //  the ZAP handler must be bound before the inbox accepts anyone
+    if (mesh_security_start (self))
+        goto failed;
     if (mesh_discovery_start (self))
         goto failed;
     const char *host = self->bind_host [0]? self->bind_host
@@ -1107,6 +1151,8 @@ mesh_node_start (mesh_node_t *self)
     zmq_setsockopt (self->inbox, ZMQ_ROUTER_HANDOVER, &on, sizeof on);
     zmq_setsockopt (self->inbox, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (self->inbox, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (mesh_security_inbox (self, self->inbox))
+        goto failed;
     if (zmq_bind (self->inbox, bind) != 0) {
         mesh_fail (MESH_ESYS, "cannot bind inbox to %s: %s", bind, zmq_strerror (errno));
         goto failed;
@@ -1131,6 +1177,7 @@ failed:
         zmq_close (self->inbox);
     self->inbox = NULL;
     mesh_discovery_stop (self);
+    mesh_security_stop (self);
     zmq_ctx_term (self->ctx);
     self->ctx = NULL;
     self->stopping = true;      //  a node that failed to start cannot be reused
@@ -1169,6 +1216,7 @@ mesh_node_stop (mesh_node_t *self)
     self->connecting = 0;
     zmq_close (self->inbox);
     self->inbox = NULL;
+    mesh_security_stop (self);
     void *ctx = self->ctx;
     self->ctx = NULL;
     self->started = false;

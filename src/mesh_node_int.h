@@ -16,6 +16,9 @@
 #include "mesh_counters.h"
 #include "mesh_event.h"
 #include "mesh_msg.h"
+#include "mesh_keys.h"
+#include "mesh_secret.h"
+#include "mesh_zap.h"
 #include <czmq.h>
 #include <pthread.h>
 
@@ -47,6 +50,13 @@ typedef struct {
     zhashx_t *headers;          //  key -> value (strings)
     zhashx_t *announce;         //  key -> zchunk_t *
     mesh_counters_t *counters;
+    //  security: the CURVE key its links use, and the inbound connection
+    //  (libzmq fd, and its remote address to tell a reused fd) that the
+    //  key was checked on; a frame on another fd is checked again
+    bool has_key;
+    uint8_t key [MESH_KEY_SIZE];
+    int in_fd;                  //  -1 = none checked yet
+    char in_addr [64];
 } mesh_peer_t;
 
 typedef struct {
@@ -55,6 +65,8 @@ typedef struct {
     void *probe;                //  DEALER with a PROBE routing id
     int64_t next_try;
     int backoff;                //  ms
+    bool has_key;               //  CURVE: the seed's key, from "#KEY"
+    uint8_t key [MESH_KEY_SIZE];
 } mesh_seed_t;
 
 typedef struct {
@@ -141,6 +153,21 @@ struct _mesh_node_t {
     mesh_counters_t *counters;
     uint64_t frames_in, frames_out;
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
+    //  security (mesh_security.c); fixed after start, except what the
+    //  trust store holds
+    bool curve;
+    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
+    char public_z85 [MESH_KEY_Z85 + 1];
+    char *trust_dir;
+    mesh_trust_t *trust;        //  NULL without --trust
+    bool has_secret;
+    mesh_secret_t secret;
+    mesh_zap_t *zap;            //  runs whenever curve is on
+    void *monitor;              //  PAIR: inbox handshake events (curve)
+    int64_t next_trust_scan;
+    int64_t next_warn [8];      //  rate limit of security warnings, per kind
+    uint64_t zap_seen [3];      //  ZAP counters already added to ours
+    uint64_t trust_seen [2];    //  trust store skip counters already added
     //  stats collection from peers
     zhashx_t *peer_stats;       //  hex id -> JSON string
     uint64_t stats_request;
@@ -162,9 +189,10 @@ int
 int
     mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted);
 //  Open a link to a peer we learned of; NULL if refused (table full...).
+//  key: the peer's CURVE key, NULL when not known (refused with CURVE on).
 mesh_peer_t *
     mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
-                        const char *source);
+                        const uint8_t *key, const char *source);
 //  Remove a peer; when it had entered, raise EXIT with the reason.
 void
     mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason);
@@ -172,6 +200,68 @@ void
     mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail);
 void
     mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  mesh_security.c, lock held
+#define MESH_RESERVED_HEADERS   2       //  meshbus.time, meshbus.mac in HELLO
+#define MESH_TRUST_SCAN_MS      1000    //  how often the trust directory is re-read
+bool
+    mesh_security_on (mesh_node_t *self);
+//  Before the inbox binds: ZAP handler, trust store. 0 or -1.
+int
+    mesh_security_start (mesh_node_t *self);
+//  Server options of the inbox (CURVE server, ZAP domain) and its monitor
+int
+    mesh_security_inbox (mesh_node_t *self, void *inbox);
+//  Client options of a link or probe to a server with that key. -1 when
+//  CURVE is on and no key is known (nothing to connect to safely).
+int
+    mesh_security_client (mesh_node_t *self, void *socket, const uint8_t *server_key);
+//  After every socket of the context is closed
+void
+    mesh_security_stop (mesh_node_t *self);
+//  Reserved HELLO headers (time, MAC) appended to pairs from index count;
+//  storage holds their text. Returns the new count.
+size_t
+    mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count,
+                                 char storage [2][80]);
+//  Check a HELLO: the connection's key (CURVE) and MAC (secret). On
+//  success key/has_key say which key the sender proved. On failure the
+//  reason is counted and logged, the connection cut, and false returned.
+bool
+    mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
+                         uint8_t *key, bool *has_key);
+//  A frame from a known peer: true if it came on the checked connection
+//  or on a new one with the peer's key (which becomes the checked one).
+bool
+    mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
+//  A frame from no known peer: cut its connection if its key is refused.
+void
+    mesh_security_stranger (mesh_node_t *self, mesh_msg_t *msg);
+//  Every keeper tick: trust rescan and revocation, ZAP counters and log.
+void
+    mesh_security_tick (mesh_node_t *self, int64_t now);
+//  Beacon: fill our security TLVs / check a received packet. check returns
+//  NULL to accept, else the beacon.ignored.<reason> to count.
+void
+    mesh_security_beacon_fill (mesh_node_t *self, mesh_beacon_packet_t *pkt);
+size_t
+    mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
+                                 uint8_t *buf, size_t cap);
+const char *
+    mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
+                                const uint8_t *data, size_t size, const char *from);
+//  Is a peer's key acceptable to link to (own, trusted, or secret mode)?
+bool
+    mesh_security_key_ok (mesh_node_t *self, const uint8_t *key);
+//  "tcp://host:port#Z85KEY" -> endpoint and key; has_key false when no '#'.
+//  -1 when the key part is not valid Z85 of 32 bytes.
+int
+    mesh_security_split (const char *text, char *endpoint, size_t cap, uint8_t *key,
+                         bool *has_key);
+//  A warning line, at most one per kind every 10 s (kinds 0..7)
+void
+    mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 //  mesh_discovery.c, lock held
 int

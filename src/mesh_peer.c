@@ -24,6 +24,7 @@ mesh_peer_new (const uint8_t *id, const char *endpoint)
     snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
     snprintf (self->name, sizeof self->name, "%.8s", self->hex);
     self->state = MESH_PEER_CONNECTING;
+    self->in_fd = -1;
     self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
     self->headers = zhashx_new ();
     zhashx_set_destructor (self->headers, (zhashx_destructor_fn *) zstr_free);

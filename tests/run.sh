@@ -32,6 +32,27 @@ for prog in "$@"; do
     fi
     if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
 done
+#   The pattern scenarios again with CURVE on every link (issue 6): every
+#   process they start reads its key and trusted keys from the environment
+#   (MESHBUS_CURVE, MESHBUS_TRUST), so the same assertions hold secured.
+keys=$(mktemp -d)
+if "$MESHBUS_TOOL" keygen "$keys/cluster" >/dev/null && mkdir "$keys/trust" \
+   && cp "$keys/cluster.pub" "$keys/trust/"; then
+    for prog in "$@"; do
+        case $(basename "$prog") in
+            test_pubsub_scenarios|test_reqrep_scenarios|test_pipeline_scenarios) ;;
+            *) continue ;;
+        esac
+        name="$(basename "$prog") (curve)"
+        echo "=== $name"
+        MESHBUS_CURVE="$keys/cluster.key" MESHBUS_TRUST="$keys/trust" "$prog"
+        rc=$?
+        if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
+    done
+else
+    failed=$((failed + 1)); failures+=("meshbus keygen (for the curve runs)")
+fi
+rm -rf "$keys"
 for f in ${failures[@]+"${failures[@]}"}; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

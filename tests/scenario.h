@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include "meshbus.h"
 
 #define SC_MAX_PROCS    32          //  processes one test may start
 #define SC_MAX_ARGS     64
@@ -916,6 +917,21 @@ sc_lan_mesh (int host, const char *label, const sc_io_t *io, ...)
     argv [argc++] = sc.port;
     argv [argc] = NULL;
     return sc_spawn_ex (label, sc_lan.env, argv, io);
+}
+
+//  ---------------------------------------------------------------------
+//  Security: the suite runs the pattern scenarios a second time with
+//  MESHBUS_CURVE / MESHBUS_TRUST set (tests/run.sh). The tool reads them
+//  itself; a node the test makes in-process takes them from here.
+
+static inline void
+sc_secure_node (mesh_node_t *node)
+{
+    const char *curve = getenv ("MESHBUS_CURVE"), *trust = getenv ("MESHBUS_TRUST");
+    if (curve && *curve)
+        assert_int_equal (mesh_node_set_curve (node, curve), 0);
+    if (trust && *trust)
+        assert_int_equal (mesh_node_set_trust (node, trust), 0);
 }
 
 //  ---------------------------------------------------------------------

@@ -241,6 +241,7 @@ test_async_calls_spread_evenly (void **state)
     assert_int_equal (mesh_node_set_cluster (node, sc.cluster), 0);
     assert_int_equal (mesh_node_set_beacon_port (node, sc.port_num), 0);
     assert_int_equal (mesh_node_set_beacon_interval (node, 200), 0);
+    sc_secure_node (node);
     assert_int_equal (mesh_node_start (node), 0);
     mesh_reqrep_t *rr = mesh_reqrep_new (node);
     if (mesh_reqrep_wait_providers (rr, "spread.svc", PROVIDERS, WAIT_MS))

@@ -416,6 +416,7 @@ typedef struct {
     size_t sub_count;
     char *buf;
     size_t size;
+    bool curve;                 //  --curve: CURVE on both sides
 } ps_raw_t;
 
 static void *
@@ -447,6 +448,14 @@ s_ps_raw_start (ps_raw_t *raw, size_t subs, size_t size, int hwm)
     zmq_setsockopt (raw->pub, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (raw->pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (raw->pub, ZMQ_XPUB_NODROP, &one, sizeof one);
+    char pub_key [41], sec_key [41];
+    if (raw->curve) {
+        //  raw libzmq's own CURVE: no ZAP handler, so any client key passes
+        if (zmq_curve_keypair (pub_key, sec_key))
+            return cli_fail ("bench: raw libzmq has no CURVE: %s", zmq_strerror (errno));
+        zmq_setsockopt (raw->pub, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt (raw->pub, ZMQ_CURVE_SECRETKEY, sec_key, 40);
+    }
     char endpoint [128];
     size_t len = sizeof endpoint;
     if (zmq_bind (raw->pub, "tcp://127.0.0.1:*")
@@ -461,6 +470,13 @@ s_ps_raw_start (ps_raw_t *raw, size_t subs, size_t size, int hwm)
         zmq_setsockopt (sub->sock, ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt (sub->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt (sub->sock, ZMQ_SUBSCRIBE, "", 0);
+        if (raw->curve) {
+            char cpub [41], csec [41];
+            zmq_curve_keypair (cpub, csec);
+            zmq_setsockopt (sub->sock, ZMQ_CURVE_SERVERKEY, pub_key, 40);
+            zmq_setsockopt (sub->sock, ZMQ_CURVE_PUBLICKEY, cpub, 40);
+            zmq_setsockopt (sub->sock, ZMQ_CURVE_SECRETKEY, csec, 40);
+        }
         if (zmq_connect (sub->sock, endpoint))
             return cli_fail ("bench: raw libzmq connect failed: %s", zmq_strerror (errno));
         if (pthread_create (&sub->thread, NULL, s_ps_raw_loop, sub))
@@ -695,7 +711,7 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
     int hwm = MESH_DEFAULT_SNDHWM;
     if (opts->hwm && (hwm = atoi (opts->hwm)) < 1)
         return cli_fail ("bench pubsub: bad --hwm");
-    ps_raw_t raw = { 0 };
+    ps_raw_t raw = { .curve = opts->curve != NULL };
     ps_mesh_t mesh = { 0 };
     double *raw_rate = (double *) calloc (rounds, sizeof (double));
     double *mesh_rate = (double *) calloc (rounds, sizeof (double));
@@ -744,17 +760,17 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
         double ratio = mesh_med / raw_med;
         if (json)
             printf ("{\"bench\":\"pubsub\",\"size\":%zu,\"count\":%zu,\"rounds\":%zu,"
-                    "\"subscribers\":%zu,\"mode\":\"block\",\"unit\":\"msg/s per subscriber\","
+                    "\"subscribers\":%zu,\"curve\":%s,\"mode\":\"block\",\"unit\":\"msg/s per subscriber\","
                     "\"meshbus\":%.0f,\"raw\":%.0f,\"ratio\":%.3f,"
                     "\"meshbus_min\":%.0f,\"meshbus_max\":%.0f,\"raw_min\":%.0f,\"raw_max\":%.0f,"
                     "\"drops\":%llu,\"short_publishes\":%llu}\n",
-                    size, count, rounds, subs, mesh_med, raw_med, ratio,
+                    size, count, rounds, subs, raw.curve? "true": "false", mesh_med, raw_med, ratio,
                     mesh_lo, mesh_hi, raw_lo, raw_hi,
                     (unsigned long long) drops, (unsigned long long) short_sends);
         else {
-            printf ("pubsub, %zu B, %zu subscriber%s, %zu messages x %zu rounds each, "
+            printf ("pubsub%s, %zu B, %zu subscriber%s, %zu messages x %zu rounds each, "
                     "alternating; back-pressure (raw: XPUB_NODROP, meshbus: MESH_SUB_BLOCK)\n",
-                    size, subs, subs == 1? "": "s", count, rounds);
+                    raw.curve? " over CURVE": "", size, subs, subs == 1? "": "s", count, rounds);
             printf ("  raw libzmq   %10.0f msg/s per subscriber (median; rounds %.0f..%.0f)\n",
                     raw_med, raw_lo, raw_hi);
             printf ("  meshbus      %10.0f msg/s per subscriber (median; rounds %.0f..%.0f)\n",
@@ -787,9 +803,10 @@ cli_bench (cli_opts_t *opts, int argc, char **argv)
     const char *count_arg = cli_take (&argc, argv, "--count");
     const char *subs_arg = cli_take (&argc, argv, "--subscribers");
     const char *rounds_arg = cli_take (&argc, argv, "--rounds");
+    const char *keys_arg = cli_take (&argc, argv, "--keys");
     bool json = cli_take_flag (&argc, argv, "--json");
     if (argc < 1) {
-        cli_fail ("bench: which one? link, pubsub, reqrep or pipeline");
+        cli_fail ("bench: which one? link, pubsub, reqrep, pipeline or handshake");
         return 2;
     }
     if (cli_no_extra (argc, argv, 1))
@@ -821,6 +838,12 @@ cli_bench (cli_opts_t *opts, int argc, char **argv)
         return cli_bench_reqrep (opts, size_arg? size: 0, count_arg? count: 0, json);
     if (streq_ (what, "pipeline"))
         return cli_bench_pipeline (opts, size_arg? size: 0, count_arg? count: 0, json);
-    cli_fail ("bench: unknown benchmark '%s' (link, pubsub, reqrep, pipeline)", what);
+    if (streq_ (what, "handshake")) {
+        size_t keys = 0;
+        if (keys_arg && s_number (keys_arg, "--keys", 1, 100000, &keys))
+            return 2;
+        return cli_bench_handshake (opts, keys, count_arg? count: 0, json);
+    }
+    cli_fail ("bench: unknown benchmark '%s' (link, pubsub, reqrep, pipeline, handshake)", what);
     return 2;
 }

@@ -9,6 +9,8 @@
 
 #include "meshbus.h"
 #include "meshbus_cli.h"
+#include <zmq.h>
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +68,9 @@ s_usage (FILE *out)
 "  dlq list|replay QUEUE --durable DIR [--id JOB] [--timeout S]\n"
 "                                 dead letters of a durable producer: list, or push them again\n"
 "  keygen NAME                    write a CURVE key pair: NAME.key (mode 0600) and NAME.pub\n"
-"  bench link|pubsub|reqrep|pipeline [--size B] [--count N] [--json]\n"
-"      [--subscribers S] [--rounds R]   (pubsub: fan-out and rounds)\n"
+"  bench link|pubsub|reqrep|pipeline|handshake [--size B] [--count N] [--json]\n"
+"      [--subscribers S] [--rounds R]   (pubsub: fan-out and rounds; --curve: over CURVE)\n"
+"      [--keys K]                       (handshake: trusted keys, default 1000)\n"
 "                                 meshbus and raw libzmq side by side in one run, and their ratio\n"
 "\n"
 "common options:\n"
@@ -82,7 +85,14 @@ s_usage (FILE *out)
 "  --suspect-ms MS --gone-ms MS  liveness timeouts (default %d, %d)\n"
 "  --beacon-ms MS       beacon interval (default %d)\n"
 "  --hwm N              messages queued per link before sends drop or wait\n"
-"  --verbose            log peer events and warnings to stderr\n",
+"  --verbose            log peer events and warnings to stderr\n"
+"\n"
+"security (docs/security.md; each also read from MESHBUS_CURVE, MESHBUS_TRUST, MESHBUS_SECRET):\n"
+"  --curve NAME.key     CURVE on every link, with this key pair (meshbus keygen NAME);\n"
+"                       bare --curve: a key pair made for this process (bench)\n"
+"  --trust DIR          accept only the public keys of DIR/*.pub (watched: removing one cuts it)\n"
+"  --secret FILE        cluster secret: beacons and HELLO carry a MAC made with FILE's bytes\n"
+"  --seed tcp://H:P#KEY with CURVE, the seed's public key (Z85); without #KEY our own is tried\n",
              MESH_DEFAULT_BEACON_PORT, MESH_DEFAULT_SUSPECT_MS, MESH_DEFAULT_GONE_MS,
              MESH_DEFAULT_BEACON_IVL);
 }
@@ -120,6 +130,8 @@ s_parse_common (cli_opts_t *opts, int *argc, char **argv)
         else if (streq_ (a, "--gone-ms"))   TAKE (gone_ms);
         else if (streq_ (a, "--beacon-ms")) TAKE (beacon_ms);
         else if (streq_ (a, "--hwm"))       TAKE (hwm);
+        else if (streq_ (a, "--curve") && (!v || strncmp (v, "--", 2) == 0))
+            opts->curve = "";               //  bare: a key pair made for this process
         else if (streq_ (a, "--curve"))     TAKE (curve);
         else if (streq_ (a, "--trust"))     TAKE (trust);
         else if (streq_ (a, "--secret"))    TAKE (secret);
@@ -165,10 +177,29 @@ cli_node_new (const cli_opts_t *opts, const char *default_name)
     }
     int rc = 0;
     int value;
-    if (opts->curve || opts->trust || opts->secret) {
-        cli_fail ("--curve, --trust and --secret are not available yet (issue 6)");
-        goto fail;
+    //  Security flags, or the same from the environment, so a whole set of
+    //  commands (or a test suite) can run secured without repeating them
+    const char *curve = opts->curve? opts->curve: getenv ("MESHBUS_CURVE");
+    const char *trust = opts->trust? opts->trust: getenv ("MESHBUS_TRUST");
+    const char *secret = opts->secret? opts->secret: getenv ("MESHBUS_SECRET");
+    if (curve && *curve)
+        rc |= mesh_node_set_curve (node, curve);
+    else
+    if (curve) {
+        //  One key pair per process, shared by its nodes (bench, demo):
+        //  they meet each other and nobody else
+        static uint8_t pub [32], sec [32];
+        static bool made = false;
+        char pub_text [41], sec_text [41];
+        if (!made && zmq_curve_keypair (pub_text, sec_text) == 0
+        &&  zmq_z85_decode (pub, pub_text) && zmq_z85_decode (sec, sec_text))
+            made = true;
+        rc |= made? mesh_node_set_curve_keys (node, pub, sec): -1;
     }
+    if (!rc && trust && *trust)
+        rc |= mesh_node_set_trust (node, trust);
+    if (!rc && secret && *secret)
+        rc |= mesh_node_set_secret (node, secret);
     if (opts->cluster)
         rc |= mesh_node_set_cluster (node, opts->cluster);
     if (!rc && opts->iface)
@@ -293,6 +324,9 @@ int
 main (int argc, char **argv)
 {
     setvbuf (stdout, NULL, _IOLBF, 0);
+    //  czmq logs (e.g. a parse error in a trusted key file) to stdout by
+    //  default, where they would mix with the lines of `meshbus sub`
+    zsys_set_logstream (stderr);
     struct sigaction sa = { .sa_handler = s_on_signal };
     sigaction (SIGINT, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);

@@ -61,6 +61,8 @@ int cli_keygen (cli_opts_t *opts, int argc, char **argv);    //  tools/cli_keyge
 //  benchmark's default); exit status.
 int cli_bench_reqrep (cli_opts_t *opts, size_t size, size_t count, bool json);
 int cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json);
+//  bench handshake (tools/cli_bench_handshake.c): keys and count 0 = defaults
+int cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json);
 
 //  A count flag: a number >= min, or -1 after printing why (naming what).
 int cli_count (const char *text, const char *what, long min, long *count);
