@@ -177,6 +177,16 @@ typedef struct {
 mesh_msg_t *
     mesh_msg_new (const mesh_head_t *head, const void *body, size_t size,
                   const char *sender, const char *sender_name);
+//  Refill self (from mesh_msg_new or mesh_msg_dup) in place: afterwards it
+//  reads exactly as mesh_msg_new (head, body, size, sender, sender_name)
+//  would, but no header frame is encoded and decoded, and its buffer is
+//  reused when big enough and not shared with a copy. For patterns that
+//  hand many messages to handlers in turn (each job of a batch); copies
+//  made earlier stay as they were. 0, or -1 on a bad head (MESH_ETOOBIG)
+//  or out of memory (MESH_ESYS), self unchanged then.
+int
+    mesh_msg_set (mesh_msg_t *self, const mesh_head_t *head, const void *body, size_t size,
+                  const char *sender, const char *sender_name);
 
 //  ---------------------------------------------------------------------
 //  Events: peer life and, later, pattern events. Read them with

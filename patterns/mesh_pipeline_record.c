@@ -202,14 +202,26 @@ pl_ids_count (const void *data, size_t size, size_t max)
     return (long) (size / 8);
 }
 
+//  Ids travel little-endian; on a little-endian host that is one 8-byte
+//  copy (the byte loops were ~60 instructions an id, an id per job acked)
 uint64_t
 pl_ids_at (const void *data, size_t i)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t id;
+    memcpy (&id, (const uint8_t *) data + 8 * i, sizeof id);
+    return id;
+#else
     return s_get ((const uint8_t *) data + 8 * i, 8);
+#endif
 }
 
 void
 pl_ids_put (uint8_t *buf, size_t i, uint64_t id)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy (buf + 8 * i, &id, sizeof id);
+#else
     s_put64 (buf + 8 * i, id);
+#endif
 }

@@ -548,6 +548,13 @@ s_put_str_or_nil (uint8_t *p, mesh_span_t span)
     return p + 1;
 }
 
+bool
+mesh_envelope_fits (const mesh_envelope_t *env)
+{
+    assert (env);
+    return s_encodable (env);
+}
+
 size_t
 mesh_envelope_size (const mesh_envelope_t *env)
 {

@@ -57,6 +57,11 @@ int
 size_t
     mesh_envelope_size (const mesh_envelope_t *env);
 
+//  True if env keeps every limit the decoder enforces (what
+//  mesh_envelope_size checks, without sizing).
+bool
+    mesh_envelope_fits (const mesh_envelope_t *env);
+
 //  Encode env into buf (capacity cap). Returns bytes written, or 0 when
 //  cap is too small or a field breaks a limit (programmer error upstream);
 //  writes nothing then. version 0 means MESH_WIRE_VERSION; a span with a

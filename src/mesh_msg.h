@@ -7,7 +7,8 @@
 #include <zmq.h>
 
 struct _mesh_msg_t {
-    mesh_envelope_t env;        //  spans point into frames [0]
+    mesh_envelope_t env;        //  spans point into frames [0] (an envelope, or
+                                //  raw bytes after mesh_msg_set)
     zmq_msg_t frames [1 + MESH_MAX_FRAMES];
     int nframes;                //  header frame + body frames
     bool heap;                  //  made by mesh_msg_dup: free the struct too
