@@ -39,11 +39,11 @@ keys=$(mktemp -d)
 if "$MESHBUS_TOOL" keygen "$keys/cluster" >/dev/null && mkdir "$keys/trust" \
    && cp "$keys/cluster.pub" "$keys/trust/"; then
     for prog in "$@"; do
-        case $(basename "$prog") in
+        case $(basename -- "$prog") in
             test_pubsub_scenarios|test_reqrep_scenarios|test_pipeline_scenarios) ;;
             *) continue ;;
         esac
-        name="$(basename "$prog") (curve)"
+        name="$(basename -- "$prog") (curve)"
         echo "=== $name"
         MESHBUS_CURVE="$keys/cluster.key" MESHBUS_TRUST="$keys/trust" "$prog"
         rc=$?
