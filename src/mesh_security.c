@@ -172,6 +172,8 @@ mesh_security_start (mesh_node_t *self)
         self->trust = mesh_trust_new (self->trust_dir, s_trust_warn, self);
         if (!self->trust)
             return -1;
+        //  never revoked: peers sharing our key pair are us
+        mesh_trust_pin (self->trust, self->public_key);
         self->next_trust_scan = mesh_mono_ms () + MESH_TRUST_SCAN_MS;
     }
     if (self->curve) {
@@ -530,7 +532,6 @@ s_revoke (mesh_node_t *self, const uint8_t *key)
          p = (mesh_peer_t *) zhashx_next (self->peers))
         if (p->has_key && sodium_memcmp (p->key, key, MESH_KEY_SIZE) == 0)
             zlistx_add_end (cut, p);
-    mesh_counters_add (self->counters, "trust.revoked", 1);
     for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (cut); p;
          p = (mesh_peer_t *) zlistx_next (cut)) {
         fprintf (stderr, "meshbus %s: key %s revoked: cutting %s (%s)\n",
@@ -539,6 +540,8 @@ s_revoke (mesh_node_t *self, const uint8_t *key)
         mesh_node_remove_peer (self, p, "revoked");
     }
     zlistx_destroy (&cut);
+    //  last: whoever reads it sees the links already cut
+    mesh_counters_add (self->counters, "trust.revoked", 1);
 }
 
 static void

@@ -320,6 +320,7 @@ test_revoked_key_cut (void **state)
     }
     assert_true (exited);
     assert_int_equal (s_count (a, "trust.revoked"), 1);
+    assert_true (s_count (a, "links.cut") >= 1);      //  b's link into a
     //  b's link into a was cut: b loses a too, and cannot come back
     until = s_now () + WAIT_MS;
     while (s_alive (b, a) && s_now () < until)
