@@ -19,6 +19,7 @@
 #include "mesh_keys.h"
 #include "mesh_secret.h"
 #include "mesh_zap.h"
+#include "mesh_security_wire.h"
 #include <czmq.h>
 #include <pthread.h>
 
@@ -253,11 +254,6 @@ const char *
 //  Is a peer's key acceptable to link to (own, trusted, or secret mode)?
 bool
     mesh_security_key_ok (mesh_node_t *self, const uint8_t *key);
-//  "tcp://host:port#Z85KEY" -> endpoint and key; has_key false when no '#'.
-//  -1 when the key part is not valid Z85 of 32 bytes.
-int
-    mesh_security_split (const char *text, char *endpoint, size_t cap, uint8_t *key,
-                         bool *has_key);
 //  A warning line, at most one per kind every 10 s (kinds 0..7)
 void
     mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)

@@ -360,17 +360,9 @@ mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
         const char *mtext = s_header (msg, "meshbus.mac", &mlen);
         if (!ttext || !mtext)
             return s_refuse_hello (self, msg, "no-mac", "no MAC: the sender has no cluster secret");
-        char tbuf [24], mbuf [2 * MESH_MAC_SIZE + 1];
         uint8_t mac [MESH_MAC_SIZE], expect [MESH_MAC_SIZE];
-        char *end = NULL;
-        if (tlen == 0 || tlen >= sizeof tbuf || mlen != 2 * MESH_MAC_SIZE)
-            return s_refuse_hello (self, msg, "bad-mac", "malformed MAC fields");
-        memcpy (tbuf, ttext, tlen);
-        tbuf [tlen] = 0;
-        memcpy (mbuf, mtext, mlen);
-        mbuf [mlen] = 0;
-        uint64_t time_ms = strtoull (tbuf, &end, 10);
-        if (*end || mesh_unhex (mbuf, mac, MESH_MAC_SIZE))
+        uint64_t time_ms;
+        if (mesh_security_mac_fields (ttext, tlen, mtext, mlen, &time_ms, mac))
             return s_refuse_hello (self, msg, "bad-mac", "malformed MAC fields");
         mesh_secret_hello_mac (&self->secret, id, msg->env.id, time_ms,
                                *has_key? key: zeros, msg->reply, expect);
@@ -499,24 +491,6 @@ mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
         return "untrusted";
     }
     return NULL;
-}
-
-int
-mesh_security_split (const char *text, char *endpoint, size_t cap, uint8_t *key, bool *has_key)
-{
-    *has_key = false;
-    const char *hash = strchr (text, '#');
-    size_t len = hash? (size_t) (hash - text): strlen (text);
-    if (len >= cap)
-        return -1;
-    memcpy (endpoint, text, len);
-    endpoint [len] = 0;
-    if (!hash)
-        return 0;
-    if (strlen (hash + 1) != MESH_KEY_Z85 || !zmq_z85_decode (key, hash + 1))
-        return -1;
-    *has_key = true;
-    return 0;
 }
 
 //  ---------------------------------------------------------------------
