@@ -711,7 +711,10 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
     int hwm = MESH_DEFAULT_SNDHWM;
     if (opts->hwm && (hwm = atoi (opts->hwm)) < 1)
         return cli_fail ("bench pubsub: bad --hwm");
-    ps_raw_t raw = { .curve = opts->curve != NULL };
+    //  the meshbus nodes take CURVE from the flag or the environment
+    //  (cli_node_new): the raw side follows, so both pay for CURVE or neither
+    const char *env_curve = getenv ("MESHBUS_CURVE");
+    ps_raw_t raw = { .curve = opts->curve != NULL || (env_curve && *env_curve) };
     ps_mesh_t mesh = { 0 };
     double *raw_rate = (double *) calloc (rounds, sizeof (double));
     double *mesh_rate = (double *) calloc (rounds, sizeof (double));
