@@ -362,6 +362,15 @@ s_signal (int fd)
     }
 }
 
+//  Wake the application. Lock held. The flag lets dispatch skip the
+//  read(2) of an eventfd nobody wrote (one syscall per dispatch call).
+static void
+s_wake_app (mesh_node_t *self)
+{
+    self->app_signalled = true;
+    s_signal (self->app_fd);
+}
+
 void
 mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail)
 {
@@ -378,7 +387,7 @@ mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *det
         return;
     }
     zlistx_add_end (self->raw_events, event);
-    s_signal (self->app_fd);
+    s_wake_app (self);
 }
 
 int
@@ -408,7 +417,7 @@ mesh_node_post_event (mesh_node_t *self, int type, const char *name,
     }
     else {
         zlistx_add_end (self->events, event);
-        s_signal (self->app_fd);
+        s_wake_app (self);
     }
     pthread_mutex_unlock (&self->lock);
     return rc;
@@ -782,14 +791,23 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
 //  the rest into frames. Returns the number of frames after the routing
 //  id, 0 if nothing was waiting, -1 if the message was malformed (and
 //  drained).
+//
+//  A read that ends in EAGAIN has processed every command in the socket's
+//  mailbox, so from then on ZMQ_FD (level-triggered at the kernel: an
+//  eventfd) becomes readable when anything new arrives. inbox_idle says
+//  that no zmq call has touched the inbox since such a read, so a waiter
+//  may poll ZMQ_FD straight away instead of reading once more first (the
+//  read costs a poll(2) and a getpid(2) inside libzmq).
 static int
 s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
 {
     zmq_msg_init (rid);
     if (zmq_msg_recv (rid, self->inbox, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close (rid);
+        self->inbox_idle = errno == EAGAIN;
         return 0;
     }
+    self->inbox_idle = false;
     int n = 0;
     bool overflow = false;
     int more = zmq_msg_more (rid);
@@ -1061,7 +1079,7 @@ s_keeper_drain (mesh_node_t *self)
         zmq_msg_close (&rid);
     }
     if (queued)
-        s_signal (self->app_fd);        //  once: a write(2) per message cost more than the rest
+        s_wake_app (self);              //  once: a write(2) per message cost more than the rest
 }
 
 static bool
@@ -1203,6 +1221,7 @@ mesh_node_stop (mesh_node_t *self)
             mesh_node_send_locked (self, peer, &bye, NULL, 0);
         zmq_setsockopt (peer->dealer, ZMQ_LINGER, &linger, sizeof linger);
     }
+    self->app_signalled = true;         //  written just below, after the unlock
     pthread_mutex_unlock (&self->lock);
     s_signal (self->keeper_fd);
     s_signal (self->app_fd);
@@ -1267,9 +1286,15 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
     //  application polling mesh_node_fd() spins. What arrives from here on
     //  signals again; what we leave undone is signalled again below.
     uint64_t ignored;
-    if (read (self->app_fd, &ignored, sizeof ignored) < 0) {
-        //  nothing was signalled
+    if (self->app_signalled) {
+        self->app_signalled = false;
+        if (read (self->app_fd, &ignored, sizeof ignored) < 0) {
+            //  nothing was signalled
+        }
     }
+    //  Once per call, when the inbox was left idle (see s_read) and we are
+    //  about to wait anyway, poll its fd without reading it first
+    bool may_skip = timeout_ms != 0;
     while (!self->stopping && handled < MESH_DISPATCH_BATCH) {
         self->app_last = now;
         //  1. peer events (hooks first: patterns react before the app)
@@ -1296,7 +1321,8 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
         }
         //  3. the inbox
         zmq_msg_t rid, frames [1 + MESH_MAX_FRAMES];
-        int n = s_read (self, &rid, frames);
+        bool skipped = may_skip && !handled && self->inbox_idle;
+        int n = skipped? 0: s_read (self, &rid, frames);
         if (n != 0) {
             if (n > 0) {
                 mesh_msg_t msg;
@@ -1322,10 +1348,16 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
         //  4. timers of the patterns
         int64_t next = deadline;
         handled += s_run_ticks (self, now, &next);
-        if (handled || timeout_ms == 0 || zlistx_size (self->raw_events))
-            break;
-        now = mesh_mono_ms ();
-        if (now >= deadline)
+        bool done = handled || timeout_ms == 0 || zlistx_size (self->raw_events);
+        if (!done) {
+            now = mesh_mono_ms ();
+            done = now >= deadline;
+        }
+        if (done && skipped) {
+            may_skip = false;       //  not waiting after all: read it, as before
+            continue;
+        }
+        if (done)
             break;
         int wait = (int) ((next < deadline? next: deadline) - now);
         if (wait < 0)
@@ -1339,7 +1371,9 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
         poll (fds, 2, wait);
         pthread_mutex_lock (&self->lock);
         self->app_waiting--;
+        may_skip = false;
         if (fds [1].revents & POLLIN) {
+            self->app_signalled = false;
             uint64_t value;
             if (read (self->app_fd, &value, sizeof value) < 0) {
                 //  another dispatcher cleared it first
@@ -1350,7 +1384,7 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
     self->dispatching--;
     self->app_last = mesh_mono_ms ();
     if (zlistx_size (self->queue) || zlistx_size (self->raw_events))
-        s_signal (self->app_fd);        //  batch limit: more to do
+        s_wake_app (self);              //  batch limit: more to do
     bool closed = self->stopping;
     pthread_mutex_unlock (&self->lock);
     if (closed && !handled)

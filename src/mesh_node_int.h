@@ -133,6 +133,8 @@ struct _mesh_node_t {
     pthread_t keeper;
     bool keeper_running;
     int app_fd;                 //  eventfd: dispatch has work (mesh_node_fd)
+    bool app_signalled;         //  app_fd may be readable: we wrote it since the last read
+    bool inbox_idle;            //  the last inbox read ended in EAGAIN, see s_read
     int keeper_fd;              //  eventfd: wake the keeper
     int app_waiting;            //  threads blocked in dispatch
     int64_t app_last;           //  mono ms dispatch last ran

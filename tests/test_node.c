@@ -1116,6 +1116,42 @@ test_fd_for_own_poll_loop (void **state)
 }
 
 //  ---------------------------------------------------------------------
+//  A dispatch that may wait returns only once it handled something: a
+//  message sent just before the call (already in the inbox) or during its
+//  wait. Every call starts with the inbox left read to EAGAIN by the call
+//  before, which lets dispatch poll without reading first (see s_read).
+
+static void
+test_waiting_dispatch_handles_what_arrives (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "a");
+    mesh_node_t *b = s_node (&net, "b");
+    s_inbox_t inbox = { 0 };
+    mesh_node_on_kind (b, MESH_KIND_DIRECT, s_on_direct, &inbox);
+    assert_int_equal (mesh_node_set_timeouts (a, 20000, 60000), 0);
+    assert_int_equal (mesh_node_set_timeouts (b, 20000, 60000), 0);
+    s_meet (a, b);
+    while (mesh_node_dispatch (b, 0) > 0)
+        ;
+    for (int i = 0; i < 40; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "m%d", i);
+        assert_int_equal (mesh_node_whisper (a, mesh_node_id (b), "seq", body, strlen (body)), 0);
+        if (i % 2)
+            s_sleep_ms (2);     //  there before the call, else it comes during the wait
+        int64_t until = s_now () + WAIT_MS;
+        while (inbox.got == i && s_now () < until)
+            assert_true (mesh_node_dispatch (b, WAIT_MS) >= 1);
+        assert_int_equal (inbox.got, i + 1);
+        assert_string_equal (inbox.body, body);
+    }
+    mesh_node_destroy (&a);
+    mesh_node_destroy (&b);
+}
+
+//  ---------------------------------------------------------------------
 //  Counters: frames per peer, drops with their reason, JSON of both sides
 
 static void
@@ -1434,6 +1470,7 @@ main (void)
         cmocka_unit_test (test_msg_dup_outlives_handler),
         cmocka_unit_test (test_blocking_handler_stays_alive),
         cmocka_unit_test (test_fd_for_own_poll_loop),
+        cmocka_unit_test (test_waiting_dispatch_handles_what_arrives),
         cmocka_unit_test (test_counters_and_stats),
         cmocka_unit_test (test_seed_only_pair),
         cmocka_unit_test (test_python_peer),
