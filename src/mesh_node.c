@@ -17,7 +17,10 @@
     MESH_APP_ACTIVE_MS and nobody waiting), handling control frames itself
     and queueing the rest, so a node whose handler runs for a minute still
     answers as alive. dispatch() serves that queue before the inbox, which
-    keeps per-link order. Both threads may poll(2) the inbox's ZMQ_FD
+    keeps per-link order. In between (dispatched lately, but neither in
+    dispatch nor waiting in it: an application polling mesh_node_fd() in its
+    own loop) the keeper watches the inbox and wakes the application
+    through that fd, without reading it. Both threads may poll(2) the inbox's ZMQ_FD
     without the lock: it is only a kernel fd; every zmq call is locked.
     ========================================================================= */
 
@@ -1050,7 +1053,7 @@ s_deliver (mesh_node_t *self, mesh_msg_t *msg)
 static void
 s_keeper_drain (mesh_node_t *self)
 {
-    bool queued = false;
+    size_t queued = 0;
     while (zlistx_size (self->queue) < self->queue_max) {
         zmq_msg_t rid, frames [1 + MESH_MAX_FRAMES];
         int n = s_read (self, &rid, frames);
@@ -1072,14 +1075,16 @@ s_keeper_drain (mesh_node_t *self)
                 zmq_msg_move (&q->frames [i], &msg.frames [i]);
             }
             zlistx_add_end (self->queue, q);
-            queued = true;
+            queued++;
         }
         if (rc == MESH_ENV_OK)
             mesh_msg_fini (&msg);
         zmq_msg_close (&rid);
     }
-    if (queued)
+    if (queued) {
         s_wake_app (self);              //  once: a write(2) per message cost more than the rest
+        mesh_counters_add (self->counters, "inbox.keeper-read", queued);
+    }
 }
 
 static bool
@@ -1102,15 +1107,28 @@ s_keeper (void *arg)
         bool queue_full = zlistx_size (self->queue) >= self->queue_max;
         if (!own_inbox && self->app_waiting == 0 && timeout > MESH_APP_ACTIVE_MS)
             timeout = MESH_APP_ACTIVE_MS;
+        //  An application that dispatched lately but is neither in dispatch
+        //  nor waiting in it (its own poll loop on mesh_node_fd, say) has
+        //  nobody watching its inbox: watch it, and wake the application
+        //  when something comes, without reading it. The inbox was read to
+        //  EAGAIN (inbox_idle), so its fd signals anything new.
+        bool watch = !own_inbox && self->dispatching == 0 && self->app_waiting == 0
+                  && self->inbox_idle;
         struct pollfd fds [3] = {
             { .fd = self->keeper_fd, .events = POLLIN },
             { .fd = self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1,
               .events = POLLIN },
-            { .fd = own_inbox && !queue_full? self->inbox_fd: -1, .events = POLLIN },
+            { .fd = (own_inbox && !queue_full) || watch? self->inbox_fd: -1, .events = POLLIN },
         };
         pthread_mutex_unlock (&self->lock);
         poll (fds, 3, timeout);
         pthread_mutex_lock (&self->lock);
+        if (watch && (fds [2].revents & POLLIN) && self->dispatching == 0
+        &&  self->app_waiting == 0 && self->inbox_idle) {
+            //  the next dispatch reads before it polls; no watch until then
+            self->inbox_idle = false;
+            s_wake_app (self);
+        }
         if (fds [0].revents & POLLIN) {
             uint64_t value;
             if (read (self->keeper_fd, &value, sizeof value) < 0) {
@@ -1383,8 +1401,11 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
     }
     self->dispatching--;
     self->app_last = mesh_mono_ms ();
-    if (zlistx_size (self->queue) || zlistx_size (self->raw_events))
-        s_wake_app (self);              //  batch limit: more to do
+    //  batch limit: more to do. The inbox, not read to EAGAIN, would not
+    //  signal its fd again for what is left in it.
+    if (zlistx_size (self->queue) || zlistx_size (self->raw_events)
+    ||  handled >= MESH_DISPATCH_BATCH)
+        s_wake_app (self);
     bool closed = self->stopping;
     pthread_mutex_unlock (&self->lock);
     if (closed && !handled)
