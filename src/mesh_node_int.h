@@ -233,8 +233,10 @@ size_t
 bool
     mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
                          uint8_t *key, bool *has_key);
-//  A frame from a known peer: true if it came on the checked connection
-//  or on a new one with the peer's key (which becomes the checked one).
+//  CURVE only. A frame from a known peer: true if it came on the checked
+//  connection or on a new one with the peer's key (which becomes the
+//  checked one). Without CURVE a link has no identity to check: the secret
+//  only keeps strangers out of discovery (docs/security.md).
 bool
     mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
 //  A frame from no known peer: cut its connection if its key is refused.

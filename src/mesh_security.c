@@ -392,12 +392,6 @@ mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
         s_bind_connection (peer, msg);
         return true;
     }
-    if (!self->curve) {
-        //  Without CURVE a link has no identity to check: the secret only
-        //  keeps strangers out of discovery (docs/security.md)
-        s_bind_connection (peer, msg);
-        return true;
-    }
     uint8_t key [MESH_KEY_SIZE];
     if (s_frame_key (&msg->frames [0], key) && peer->has_key
     &&  sodium_memcmp (key, peer->key, MESH_KEY_SIZE) == 0 && s_allow (self, key)) {

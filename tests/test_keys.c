@@ -30,6 +30,7 @@
 #include <czmq.h>
 
 #include "meshbus.h"
+#include "tmpdir.h"
 #include "mesh_keys.h"
 
 #define MANY_KEYS       1000
@@ -37,28 +38,6 @@
 //  --------------------------------------------------------------------------
 //  Helpers
 
-static char *
-s_tempdir (void)
-{
-    char *dir = strdup ("/tmp/test_keys.XXXXXX");
-    assert_non_null (mkdtemp (dir));
-    return dir;
-}
-
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
-}
-
-static void
-s_tempdir_remove (char **dir_p)
-{
-    nftw (*dir_p, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    free (*dir_p);
-    *dir_p = NULL;
-}
 
 //  dir/file into a static buffer per call site is error prone: callers own it
 static char *
@@ -200,7 +179,7 @@ static void
 test_usage_example (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     char *alice = s_path (dir, "alice");
 
     //  A key pair: alice.key for the node, alice.pub for those who trust it
@@ -229,7 +208,7 @@ test_usage_example (void **state)
     sodium_memzero (secret_key, sizeof secret_key);
     free (key_path);
     free (alice);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 
@@ -240,7 +219,7 @@ static void
 test_keygen_writes_both_files (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     char *base = s_path (dir, "node");
     char *key_path = s_path (dir, "node.key");
     char *pub_path = s_path (dir, "node.pub");
@@ -309,7 +288,7 @@ test_keygen_writes_both_files (void **state)
     free (base);
     free (key_path);
     free (pub_path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 //  Anything at either name stops keygen before it writes: here a directory
@@ -318,7 +297,7 @@ static void
 test_keygen_refuses_any_existing_name (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     char *base = s_path (dir, "half");
     char *key_path = s_path (dir, "half.key");
     char *pub_path = s_path (dir, "half.pub");
@@ -334,14 +313,14 @@ test_keygen_refuses_any_existing_name (void **state)
     free (base);
     free (key_path);
     free (pub_path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_load_round_trip (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     char *base = s_path (dir, "rt");
     char *key_path = s_path (dir, "rt.key");
     char *pub_path = s_path (dir, "rt.pub");
@@ -395,14 +374,14 @@ test_load_round_trip (void **state)
     free (base);
     free (key_path);
     free (pub_path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_load_pub_with_secret_required_fails (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     char *base = s_path (dir, "p");
     char *pub_path = s_path (dir, "p.pub");
     assert_int_equal (mesh_keygen (base), 0);
@@ -413,7 +392,7 @@ test_load_pub_with_secret_required_fails (void **state)
     assert_non_null (strstr (mesh_last_error (), pub_path));
     free (base);
     free (pub_path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 typedef struct {
@@ -428,7 +407,7 @@ static void
 test_malformed_files_are_refused (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     //  Two real key pairs, to mix their halves
     char pub_a [41], sec_a [41], pub_b [41], sec_b [41];
     assert_int_equal (zmq_curve_keypair (pub_a, sec_a), 0);
@@ -549,7 +528,7 @@ test_malformed_files_are_refused (void **state)
     assert_int_equal (mesh_keys_load (path, public_key, secret_key), 0);
     sodium_memzero (secret_key, sizeof secret_key);
     free (path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 
@@ -560,7 +539,7 @@ static void
 test_trust_skips_malformed_and_duplicates (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t a [MESH_KEY_SIZE], b [MESH_KEY_SIZE], c [MESH_KEY_SIZE], hidden [MESH_KEY_SIZE];
     s_new_pub (dir, "a.pub", a);
     s_new_pub (dir, "b.pub", b);
@@ -616,14 +595,14 @@ test_trust_skips_malformed_and_duplicates (void **state)
     assert_int_equal (mesh_trust_size (trust), 4);
     assert_int_equal (warnings.count, 2);
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_rescan_revokes_a_removed_key (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t keys [3][MESH_KEY_SIZE];
     s_new_pub (dir, "one.pub", keys [0]);
     s_new_pub (dir, "two.pub", keys [1]);
@@ -657,14 +636,14 @@ test_rescan_revokes_a_removed_key (void **state)
     assert_int_equal (mesh_trust_size (trust), 0);
     assert_false (mesh_trust_has (trust, keys [0]));
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_rescan_trusts_added_and_changed_keys (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t first [MESH_KEY_SIZE], added [MESH_KEY_SIZE], replaced [MESH_KEY_SIZE];
     s_new_pub (dir, "first.pub", first);
     mesh_trust_t *trust = mesh_trust_new (dir, NULL, NULL);
@@ -690,7 +669,7 @@ test_rescan_trusts_added_and_changed_keys (void **state)
     assert_true (mesh_trust_has (trust, replaced));
     assert_int_equal (mesh_trust_reads (trust), 3);
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 //  A key held by two files stays trusted while either is there
@@ -698,7 +677,7 @@ static void
 test_duplicate_keeps_key_when_holder_goes (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t key [MESH_KEY_SIZE];
     s_new_pub (dir, "a.pub", key);
     char *text = s_read_in (dir, "a.pub");
@@ -723,14 +702,14 @@ test_duplicate_keeps_key_when_holder_goes (void **state)
     assert_memory_equal (revoked, key, MESH_KEY_SIZE);
     assert_false (mesh_trust_has (trust, key));
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_pinned_key_survives (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t own [MESH_KEY_SIZE], listed [MESH_KEY_SIZE];
     s_new_pub (dir, "listed.pub", listed);
     char public_text [41], secret_text [41];
@@ -754,7 +733,7 @@ test_pinned_key_survives (void **state)
     assert_true (mesh_trust_has (trust, listed));
     assert_int_equal (mesh_trust_size (trust), 0);
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -767,7 +746,7 @@ test_unreadable_directory (void **state)
     assert_null (mesh_trust_new ("", NULL, NULL));
 
     //  The directory goes away: rescan fails and the keys stay as they were
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t key [MESH_KEY_SIZE];
     s_new_pub (dir, "k.pub", key);
     char *with_slash = s_path (dir, "");
@@ -789,7 +768,7 @@ static void
 test_warnings_go_to_stderr_by_default (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     s_write_str (dir, "bad.pub", "garbage\n    = =\n");
     char *log = s_path (dir, "stderr.txt");
     fflush (stderr);
@@ -810,14 +789,14 @@ test_warnings_go_to_stderr_by_default (void **state)
     free (text);
     free (log);
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_thousand_keys (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t (*keys) [MESH_KEY_SIZE] = calloc (MANY_KEYS, MESH_KEY_SIZE);
     assert_non_null (keys);
     for (int i = 0; i < MANY_KEYS; i++) {
@@ -858,7 +837,7 @@ test_thousand_keys (void **state)
     assert_int_equal (mesh_trust_size (trust), MANY_KEYS);
     mesh_trust_destroy (&trust);
     free (keys);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 //  Lookups from another thread while rescans change the directory: the
@@ -884,7 +863,7 @@ static void
 test_lookups_during_rescans (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     uint8_t steady [MESH_KEY_SIZE];
     s_new_pub (dir, "steady.pub", steady);
     mesh_trust_t *trust = mesh_trust_new (dir, NULL, NULL);
@@ -905,7 +884,7 @@ test_lookups_during_rescans (void **state)
     pthread_join (thread, NULL);
     assert_int_equal (lookup.misses, 0);
     mesh_trust_destroy (&trust);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 
@@ -932,7 +911,7 @@ test_cli_keygen (void **state)
         print_message ("skipped: MESHBUS_TOOL is not set (tests/run.sh sets it)\n");
         skip ();
     }
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_keys");
     char *base = s_path (dir, "cli-node");
     char *key_path = s_path (dir, "cli-node.key");
     char *pub_path = s_path (dir, "cli-node.pub");
@@ -969,7 +948,7 @@ test_cli_keygen (void **state)
     free (base);
     free (key_path);
     free (pub_path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "meshbus.h"
+#include "tmpdir.h"
 
 #define CRASH_CHILD     "--crash-child"
 #define COUNT_CHILD     "--count-child"
@@ -42,28 +43,6 @@ static const char *s_argv0;
 //  --------------------------------------------------------------------------
 //  Helpers
 
-static char *
-s_tempdir (void)
-{
-    char *dir = strdup ("/tmp/test_store.XXXXXX");
-    assert_non_null (mkdtemp (dir));
-    return dir;
-}
-
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
-}
-
-static void
-s_tempdir_remove (char **dir_p)
-{
-    nftw (*dir_p, s_rm, 16, FTW_DEPTH | FTW_PHYS);
-    free (*dir_p);
-    *dir_p = NULL;
-}
 
 static char *
 s_path (const char *dir, const char *file)
@@ -143,7 +122,7 @@ static void
 test_usage_example (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
 
     //  A store is a directory and a name; each write is durable on return
     mesh_store_t *store = mesh_store_new (dir, "outbox", MESH_STORE_SYNC);
@@ -167,7 +146,7 @@ test_usage_example (void **state)
     assert_int_equal (seen.keys [2], 3);
     assert_string_equal (seen.values [2], "third");
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 
@@ -177,7 +156,7 @@ test_usage_example (void **state)
 static void
 s_put_get_replace_delete (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "records", mode);
     assert_non_null (store);
 
@@ -218,7 +197,7 @@ s_put_get_replace_delete (int mode)
     assert_true (mesh_store_first (store) == 0);
     assert_true (mesh_store_last (store) == UINT64_MAX);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -232,7 +211,7 @@ test_put_get_replace_delete (void **state)
 static void
 s_scan_from_and_stop (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "scan", mode);
     assert_non_null (store);
     for (uint64_t key = 10; key <= 100; key += 10) {
@@ -259,7 +238,7 @@ s_scan_from_and_stop (int mode)
     assert_int_equal (mesh_store_scan (store, 101, s_collect, &none), 0);
     assert_int_equal (none.count, 0);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -273,7 +252,7 @@ test_scan_from_a_key_and_stop_early (void **state)
 static void
 s_first_last_count (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "edges", mode);
     assert_non_null (store);
     assert_int_equal (mesh_store_first (store), 0);
@@ -292,7 +271,7 @@ s_first_last_count (int mode)
     assert_int_equal (mesh_store_last (store), 99);
     assert_int_equal (mesh_store_count (store), 3);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -306,7 +285,7 @@ test_first_last_count (void **state)
 static void
 s_trim (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "trim", mode);
     assert_non_null (store);
     assert_int_equal (mesh_store_trim (store, 100), 0);         //  empty
@@ -337,7 +316,7 @@ s_trim (int mode)
     store = mesh_store_new (dir, "trim", mode);
     assert_int_equal (mesh_store_count (store), 0);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -351,7 +330,7 @@ test_trim (void **state)
 static void
 s_meta (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "meta", mode);
     assert_non_null (store);
     assert_null (mesh_store_meta_get (store, "position"));
@@ -392,7 +371,7 @@ s_meta (int mode)
     assert_string_equal (value, "max");
     free (value);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -435,7 +414,7 @@ static void
 test_sync_mode_is_durable_at_once (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "sync", MESH_STORE_SYNC);
     assert_non_null (store);
     s_put_str (store, 1, "one");
@@ -446,14 +425,14 @@ test_sync_mode_is_durable_at_once (void **state)
     assert_int_equal (s_count_elsewhere (dir, "sync"), 1);
     assert_int_equal (mesh_store_flush (store), 0);             //  nothing to do
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_group_mode_reads_see_pending_writes (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "group", MESH_STORE_GROUP);
     assert_non_null (store);
     s_put_str (store, 5, "five");
@@ -504,7 +483,7 @@ test_group_mode_reads_see_pending_writes (void **state)
     s_assert_str (store, 1000, "last");
     assert_null (mesh_store_get (store, 5, NULL));
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 //  Callers switch threads between calls under their own lock (pub-sub
@@ -531,7 +510,7 @@ static void
 test_group_mode_across_threads (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "threads", MESH_STORE_GROUP);
     assert_non_null (store);
     for (int round = 0; round < 4; round++) {
@@ -545,14 +524,14 @@ test_group_mode_across_threads (void **state)
     assert_int_equal (mesh_store_count (store), 40);
     assert_int_equal (mesh_store_trim (store, 11), 10);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_modes_share_one_file (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "both", MESH_STORE_GROUP);
     s_put_str (store, 1, "group");
     mesh_store_destroy (&store);
@@ -563,7 +542,7 @@ test_modes_share_one_file (void **state)
     store = mesh_store_new (dir, "both", MESH_STORE_GROUP);
     s_assert_str (store, 2, "sync");
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 
@@ -580,7 +559,7 @@ s_fill (uint8_t *buf, size_t size, uint64_t seed)
 static void
 s_large_values (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     size_t size = 1 << 20;
     uint8_t *buf = (uint8_t *) malloc (size);
     mesh_store_t *store = mesh_store_new (dir, "large", mode);
@@ -609,7 +588,7 @@ s_large_values (int mode)
     }
     mesh_store_destroy (&store);
     free (buf);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -641,7 +620,7 @@ static void
 test_many_records_in_group_mode (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     mesh_store_t *store = mesh_store_new (dir, "many", MESH_STORE_GROUP);
     assert_non_null (store);
     char value [128];
@@ -658,7 +637,7 @@ test_many_records_in_group_mode (void **state)
     assert_int_equal (mesh_store_scan (store, 0, s_check_order, &order), 100000);
     assert_true (order.ok);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 typedef struct {
@@ -682,7 +661,7 @@ s_verify_filled (uint64_t key, const void *data, size_t size, void *arg)
 static void
 s_map_growth (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     setenv ("MESH_STORE_MAPSIZE", "1M", 1);
     setenv ("MESH_STORE_MAPMAX", "4M", 1);
     mesh_store_t *store = mesh_store_new (dir, "grow", mode);
@@ -752,7 +731,7 @@ s_map_growth (int mode)
     assert_int_equal (verify.count, count - count / 2 - 1 + 1 + 400);
     assert_true (verify.ok);
     mesh_store_destroy (&store);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -800,7 +779,7 @@ s_crash_child (const char *dir, int mode, int fd)
 static void
 s_crash (int mode)
 {
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     srand ((unsigned) getpid ());
     uint64_t max_reported = 0;
     for (int round = 0; round < CRASH_ROUNDS; round++) {
@@ -853,7 +832,7 @@ s_crash (int mode)
         max_reported = last;        //  the next child continues after last
         mesh_store_destroy (&store);
     }
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
@@ -898,7 +877,7 @@ static void
 test_random_bytes_file_is_refused (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     char *path = s_path (dir, "junk.lmdb");
     uint8_t junk [65536];
     srand (7);
@@ -913,14 +892,14 @@ test_random_bytes_file_is_refused (void **state)
     assert_int_equal (stat (path, &st), 0);
     assert_int_equal (st.st_size, 10);
     free (path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_truncated_file_is_refused (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     char *path = s_path (dir, "cut.lmdb");
     mesh_store_t *store = mesh_store_new (dir, "cut", MESH_STORE_GROUP);
     char value [128];
@@ -939,14 +918,14 @@ test_truncated_file_is_refused (void **state)
         s_assert_refused (dir, "cut", path, i < 3? "truncated": NULL);
     }
     free (path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_damaged_header_is_refused (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     char *path = s_path (dir, "hdr.lmdb");
     mesh_store_t *store = mesh_store_new (dir, "hdr", MESH_STORE_SYNC);
     s_put_str (store, 1, "x");
@@ -960,14 +939,14 @@ test_damaged_header_is_refused (void **state)
     close (fd);
     s_assert_refused (dir, "hdr", path, NULL);
     free (path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_foreign_lmdb_file_is_refused (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
     char *path = s_path (dir, "other.lmdb");
     MDB_env *env;
     MDB_txn *txn;
@@ -982,14 +961,14 @@ test_foreign_lmdb_file_is_refused (void **state)
     mdb_env_close (env);
     s_assert_refused (dir, "other", path, "another program");
     free (path);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 static void
 test_names_directories_and_double_open (void **state)
 {
     (void) state;
-    char *dir = s_tempdir ();
+    char *dir = t_tmpdir_new ("test_store");
 
     //  Bad names and modes
     const char *bad [] = { "", "a/b", ".hidden", "..", "tab\there" };
@@ -1040,7 +1019,7 @@ test_names_directories_and_double_open (void **state)
     free (file);
     free (spelled);
     free (deep);
-    s_tempdir_remove (&dir);
+    t_tmpdir_remove (&dir);
 }
 
 int
