@@ -390,6 +390,9 @@ int
     mesh_node_on_kind (mesh_node_t *self, int kind, mesh_handler_fn *fn, void *arg);
 
 //  Called for each peer event before it is queued for the application.
+//  Several may be registered. fn NULL removes every peer hook registered
+//  with arg (a module destroyed while its node lives on must do so, from
+//  the dispatching thread or while no dispatch runs).
 typedef void (mesh_peer_fn) (mesh_node_t *node, const mesh_event_t *event, void *arg);
 int
     mesh_node_on_peer (mesh_node_t *self, mesh_peer_fn *fn, void *arg);
@@ -456,11 +459,15 @@ char *
 void
     mesh_node_count (mesh_node_t *self, const char *peer, const char *name,
                      uint64_t delta);
-//  Value of a counter (0 if never counted).
+//  Value of a counter (0 if never counted). A peer's counters outlive it:
+//  when it leaves they are kept under its id (the last 256 peers that
+//  left), still counted on by mesh_node_count(), and taken back if the
+//  same id returns.
 uint64_t
     mesh_node_counter (mesh_node_t *self, const char *peer, const char *name);
-//  Every counter of the node and of each peer as one JSON object (the
-//  format of `meshbus stats --json`). The caller frees it with free().
+//  Every counter of the node, of each peer and of each peer that left
+//  ("departed", with why it left) as one JSON object (the format of
+//  `meshbus stats --json`). The caller frees it with free().
 char *
     mesh_node_stats_json (mesh_node_t *self);
 //  Ask every alive peer for its counters; their JSON arrives within

@@ -52,6 +52,20 @@ mesh_counters_get (mesh_counters_t *self, const char *name)
     return value? *value: 0;
 }
 
+size_t
+mesh_counters_size (mesh_counters_t *self)
+{
+    return zhashx_size (self->table);
+}
+
+void
+mesh_counters_merge (mesh_counters_t *dst, mesh_counters_t *src)
+{
+    for (uint64_t *value = (uint64_t *) zhashx_first (src->table); value;
+         value = (uint64_t *) zhashx_next (src->table))
+        mesh_counters_add (dst, (const char *) zhashx_cursor (src->table), *value);
+}
+
 void
 mesh_json_printf (zchunk_t *out, const char *fmt, ...)
 {

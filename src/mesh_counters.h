@@ -15,6 +15,12 @@ void
     mesh_counters_add (mesh_counters_t *self, const char *name, uint64_t delta);
 uint64_t
     mesh_counters_get (mesh_counters_t *self, const char *name);
+//  Number of counters in the set.
+size_t
+    mesh_counters_size (mesh_counters_t *self);
+//  Add every counter of src to dst.
+void
+    mesh_counters_merge (mesh_counters_t *dst, mesh_counters_t *src);
 //  Append {"name": value, ...} in name order to a growing string buffer.
 void
     mesh_counters_json (mesh_counters_t *self, zchunk_t *out);

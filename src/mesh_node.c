@@ -108,6 +108,7 @@ mesh_node_new (const char *name)
     zlistx_set_destructor (self->raw_events, (zlistx_destructor_fn *) mesh_event_destroy);
     zlistx_set_destructor (self->events, (zlistx_destructor_fn *) mesh_event_destroy);
     self->counters = mesh_counters_new ();
+    self->departed = mesh_departed_new ();
     self->peer_stats = zhashx_new ();
     zhashx_set_destructor (self->peer_stats, (zhashx_destructor_fn *) zstr_free);
     self->app_fd = -1;
@@ -140,6 +141,7 @@ mesh_node_destroy (mesh_node_t **self_p)
     zlistx_destroy (&self->raw_events);
     zlistx_destroy (&self->events);
     zhashx_destroy (&self->peers);
+    mesh_departed_destroy (&self->departed);
     zhashx_destroy (&self->rate);
     zhashx_destroy (&self->headers);
     zhashx_destroy (&self->announce);
@@ -434,8 +436,8 @@ s_run_raw_events (mesh_node_t *self)
     int moved = 0;
     mesh_event_t *event;
     while ((event = (mesh_event_t *) zlistx_detach (self->raw_events, NULL))) {
-        size_t hooks = self->peer_hook_count;
-        for (size_t i = 0; i < hooks; i++) {
+        //  the count is read again after each hook: a hook may remove hooks
+        for (size_t i = 0; i < self->peer_hook_count; i++) {
             mesh_peer_fn *fn = self->peer_hooks [i];
             void *arg = self->peer_hook_args [i];
             pthread_mutex_unlock (&self->lock);
@@ -759,6 +761,7 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     }
     peer = mesh_peer_new (id, endpoint);
     peer->dealer = dealer;
+    mesh_departed_restore (self->departed, peer);
     if (key) {
         peer->has_key = true;
         memcpy (peer->key, key, MESH_KEY_SIZE);
@@ -782,6 +785,11 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
         mesh_counters_add (self->counters, "peers.exited", 1);
         mesh_node_raise (self, MESH_EVENT_EXIT, peer, reason);
     }
+    //  what was counted for it stays readable under its id; a peer that
+    //  never got past CONNECTING is kept only if it counted something
+    if ((peer->state != MESH_PEER_CONNECTING || mesh_counters_size (peer->counters))
+    &&  mesh_departed_keep (self->departed, peer, reason))
+        mesh_counters_add (self->counters, "peers.departed-forgotten", 1);
     self->hot_send = self->hot_recv = NULL;
     zhashx_delete (self->peers, peer->hex);
     __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
@@ -1437,9 +1445,18 @@ int
 mesh_node_on_peer (mesh_node_t *self, mesh_peer_fn *fn, void *arg)
 {
     assert (self);
-    assert (fn);
     pthread_mutex_lock (&self->lock);
     int rc = 0;
+    if (!fn) {
+        size_t kept = 0;
+        for (size_t i = 0; i < self->peer_hook_count; i++)
+            if (self->peer_hook_args [i] != arg) {
+                self->peer_hooks [kept] = self->peer_hooks [i];
+                self->peer_hook_args [kept++] = self->peer_hook_args [i];
+            }
+        self->peer_hook_count = kept;
+    }
+    else
     if (self->peer_hook_count == MESH_MAX_HOOKS)
         rc = mesh_fail (MESH_EFULL, "at most %d peer hooks", MESH_MAX_HOOKS);
     else {

@@ -99,6 +99,9 @@ mesh_node_count (mesh_node_t *self, const char *peer, const char *name, uint64_t
     mesh_peer_t *p = peer? (mesh_peer_t *) zhashx_lookup (self->peers, peer): NULL;
     if (p)
         mesh_counters_add (p->counters, name, delta);
+    else
+    if (peer)
+        mesh_departed_count (self->departed, peer, name, delta);
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -118,6 +121,8 @@ mesh_node_counter (mesh_node_t *self, const char *peer, const char *name)
             else if (streq (name, "bytes.out")) value = p->bytes_out;
             else value = mesh_counters_get (p->counters, name);
         }
+        else
+            mesh_departed_counter (self->departed, peer, name, &value);
     }
     else {
         if (streq (name, "frames.in")) value = self->frames_in;
@@ -172,7 +177,9 @@ mesh_node_stats_json_locked (mesh_node_t *self)
         mesh_counters_json (peer->counters, out);
         zchunk_extend (out, "}", 1);
     }
-    zchunk_extend (out, "}}", 3);      //  with the NUL
+    zchunk_extend (out, "}, \"departed\": ", 15);
+    mesh_departed_json (self->departed, out);
+    zchunk_extend (out, "}", 2);       //  with the NUL
     char *json = strdup ((const char *) zchunk_data (out));
     zchunk_destroy (&out);
     return json;

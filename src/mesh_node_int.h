@@ -60,6 +60,8 @@ typedef struct {
     char in_addr [64];
 } mesh_peer_t;
 
+#include "mesh_departed.h"
+
 typedef struct {
     char endpoint [256];        //  as configured: tcp://name:port
     char resolved [128];        //  tcp://ip:port after the last resolution
@@ -154,6 +156,7 @@ struct _mesh_node_t {
     size_t tick_count;
     //  counters
     mesh_counters_t *counters;
+    mesh_departed_t *departed;  //  counters of peers that left
     uint64_t frames_in, frames_out;
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     //  security (mesh_security.c); fixed after start, except what the

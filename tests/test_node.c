@@ -1263,6 +1263,120 @@ test_counters_and_stats (void **state)
 }
 
 //  ---------------------------------------------------------------------
+//  What was counted for a peer outlives it: after it leaves its counters
+//  are still read (and counted on) under its id, and come back with it
+
+static void
+test_departed_peer_keeps_its_counters (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "leaving-a");
+    mesh_node_t *b = s_node (&net, "staying-b");
+    char ida [33];
+    snprintf (ida, sizeof ida, "%s", mesh_node_id (a));
+    s_meet (a, b);
+
+    //  b drops what a sends to a kind nobody handles: counted for a
+    mesh_head_t head = { .kind = KIND_OTHER, .subject = "nobody-listens" };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (mesh_node_send (a, mesh_node_id (b), &head, "x", 1), 0);
+    int64_t until = s_now () + WAIT_MS;
+    while (mesh_node_counter (b, ida, "dropped.no-handler") < 3 && s_now () < until)
+        s_pump (a, b);
+    assert_int_equal (mesh_node_counter (b, ida, "dropped.no-handler"), 3);
+    uint64_t frames_in = mesh_node_counter (b, ida, "frames.in");
+    assert_true (frames_in >= 3);
+
+    //  a leaves; b still says what a cost it, and counts on for a
+    mesh_node_destroy (&a);
+    mesh_event_t *event = s_wait_event (b, NULL, MESH_EVENT_EXIT);
+    assert_non_null (event);
+    mesh_event_destroy (&event);
+    assert_int_equal (mesh_node_peer_state (b, ida), -1);
+    assert_int_equal (mesh_node_counter (b, ida, "dropped.no-handler"), 3);
+    assert_true (mesh_node_counter (b, ida, "frames.in") >= frames_in);
+    mesh_node_count (b, ida, "app.dropped-late", 2);
+    assert_int_equal (mesh_node_counter (b, ida, "app.dropped-late"), 2);
+    assert_int_equal (mesh_node_counter (b, NULL, "app.dropped-late"), 2);
+
+    char *json = mesh_node_stats_json (b);
+    assert_non_null (json);
+    assert_true (s_json_valid (json));
+    const char *departed = strstr (json, "\"departed\": {");
+    assert_non_null (departed);
+    char needle [128];
+    snprintf (needle, sizeof needle, "\"%s\": {\"name\": \"leaving-a\"", ida);
+    const char *record = strstr (departed, needle);
+    assert_non_null (record);
+    assert_non_null (strstr (record, "\"left\": \"bye\""));
+    assert_non_null (strstr (record, "\"dropped.no-handler\": 3"));
+    free (json);
+
+    //  the same id returns: one record again, with its history
+    a = s_node (&net, "leaving-a");
+    assert_int_equal (mesh_node_set_id (a, ida), 0);
+    assert_int_equal (mesh_node_start (a), 0);
+    until = s_now () + WAIT_MS;
+    while (mesh_node_peer_state (b, ida) != MESH_PEER_ALIVE && s_now () < until)
+        s_pump (a, b);
+    assert_int_equal (mesh_node_peer_state (b, ida), MESH_PEER_ALIVE);
+    assert_int_equal (mesh_node_counter (b, ida, "dropped.no-handler"), 3);
+    assert_int_equal (mesh_node_counter (b, ida, "app.dropped-late"), 2);
+    json = mesh_node_stats_json (b);
+    assert_non_null (json);
+    assert_true (s_json_valid (json));
+    assert_non_null (strstr (json, "\"departed\": {}"));
+    free (json);
+    mesh_node_destroy (&a);
+    mesh_node_destroy (&b);
+}
+
+//  ---------------------------------------------------------------------
+//  A peer hook can be removed: a module that goes before its node must
+
+typedef struct {
+    int enters;
+} s_hook_count_t;
+
+static void
+s_count_enter (mesh_node_t *node, const mesh_event_t *event, void *arg)
+{
+    (void) node;
+    if (mesh_event_type (event) == MESH_EVENT_ENTER)
+        ((s_hook_count_t *) arg)->enters++;
+}
+
+static void
+test_peer_hook_removed (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "hooked");
+    mesh_node_t *b = s_node (&net, "first");
+    s_hook_count_t kept = { 0 }, removed = { 0 };
+    assert_int_equal (mesh_node_on_peer (a, s_count_enter, &kept), 0);
+    assert_int_equal (mesh_node_on_peer (a, s_count_enter, &removed), 0);
+    s_meet (a, b);
+    assert_int_equal (kept.enters, 1);
+    assert_int_equal (removed.enters, 1);
+
+    assert_int_equal (mesh_node_on_peer (a, NULL, &removed), 0);
+    mesh_node_t *c = s_node (&net, "second");
+    assert_int_equal (mesh_node_start (c), 0);
+    int64_t until = s_now () + WAIT_MS;
+    while (kept.enters < 2 && s_now () < until) {
+        s_pump (a, b);
+        mesh_node_dispatch (c, 5);
+    }
+    assert_int_equal (kept.enters, 2);
+    assert_int_equal (removed.enters, 1);
+    mesh_node_destroy (&c);
+    mesh_node_destroy (&a);
+    mesh_node_destroy (&b);
+}
+
+//  ---------------------------------------------------------------------
 //  Without beacons, a seed is enough to meet
 
 static void
@@ -1512,6 +1626,8 @@ main (void)
         cmocka_unit_test (test_fd_loop_reads_its_own_inbox),
         cmocka_unit_test (test_waiting_dispatch_handles_what_arrives),
         cmocka_unit_test (test_counters_and_stats),
+        cmocka_unit_test (test_departed_peer_keeps_its_counters),
+        cmocka_unit_test (test_peer_hook_removed),
         cmocka_unit_test (test_seed_only_pair),
         cmocka_unit_test (test_python_peer),
         cmocka_unit_test (test_python_peer_and_tool),
