@@ -98,6 +98,30 @@ s_inside (const mesh_span_t *span, const uint8_t *lo, const uint8_t *hi)
 }
 
 int
+mesh_msg_head_envelope (mesh_envelope_t *env, const mesh_head_t *head)
+{
+    env->version = MESH_WIRE_VERSION;
+    env->kind = (uint32_t) head->kind;
+    env->flags = head->flags & ~(uint32_t) MESH_FLAG_FRAMES;
+    env->seq = head->seq;
+    env->id = head->id;
+    env->deadline = head->deadline;
+    env->subject = s_span_of (head->subject);
+    env->reply = s_span_of (head->reply);
+    env->ctype = s_span_of (head->ctype);
+    if (head->header_count > MESH_MAX_HEADERS)
+        return mesh_fail (MESH_ETOOBIG, "at most %d headers", MESH_MAX_HEADERS);
+    env->header_count = (uint32_t) head->header_count;
+    for (size_t i = 0; i < head->header_count; i++) {
+        env->header_key [i] = s_span_of (head->headers [2 * i]);
+        env->header_value [i] = s_span_of (head->headers [2 * i + 1]);
+    }
+    env->body.ptr = NULL;
+    env->body.len = 0;
+    return 0;
+}
+
+int
 mesh_msg_set (mesh_msg_t *self, const mesh_head_t *head, const void *body, size_t size,
               const char *sender, const char *sender_name)
 {
@@ -107,24 +131,8 @@ mesh_msg_set (mesh_msg_t *self, const mesh_head_t *head, const void *body, size_
     //  The same head as mesh_msg_new's encoder sees, checked against the
     //  same limits (mesh_envelope_fits), body aside as for a framed body
     mesh_envelope_t env;
-    env.version = MESH_WIRE_VERSION;
-    env.kind = (uint32_t) head->kind;
-    env.flags = head->flags & ~(uint32_t) MESH_FLAG_FRAMES;
-    env.seq = head->seq;
-    env.id = head->id;
-    env.deadline = head->deadline;
-    env.subject = s_span_of (head->subject);
-    env.reply = s_span_of (head->reply);
-    env.ctype = s_span_of (head->ctype);
-    if (head->header_count > MESH_MAX_HEADERS)
-        return mesh_fail (MESH_ETOOBIG, "at most %d headers", MESH_MAX_HEADERS);
-    env.header_count = (uint32_t) head->header_count;
-    for (size_t i = 0; i < head->header_count; i++) {
-        env.header_key [i] = s_span_of (head->headers [2 * i]);
-        env.header_value [i] = s_span_of (head->headers [2 * i + 1]);
-    }
-    env.body.ptr = NULL;
-    env.body.len = 0;
+    if (mesh_msg_head_envelope (&env, head))
+        return -1;
     if (size > MESH_MAX_BODY)
         return mesh_fail (MESH_ETOOBIG, "body of %zu bytes exceeds %d", size, MESH_MAX_BODY);
     if (!mesh_envelope_fits (&env))

@@ -27,6 +27,11 @@ struct _mesh_msg_t {
 //  the frames are closed. The sender fields are filled by the caller.
 int
     mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes);
+//  The envelope a head describes, body empty: what senders encode and
+//  mesh_msg_set lays out. Spans point at head's strings. 0, or -1 (too
+//  many headers) with the error set.
+int
+    mesh_msg_head_envelope (mesh_envelope_t *env, const mesh_head_t *head);
 //  Release frames and caches of a message initialised on the stack.
 void
     mesh_msg_fini (mesh_msg_t *self);

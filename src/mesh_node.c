@@ -493,28 +493,8 @@ s_build (const mesh_head_t *head, const void *body, size_t size, void *data,
          mesh_free_fn *free_fn, void *hint, zmq_msg_t *frames)
 {
     mesh_envelope_t env;
-    env.version = MESH_WIRE_VERSION;
-    env.kind = (uint32_t) head->kind;
-    env.flags = head->flags & ~(uint32_t) MESH_FLAG_FRAMES;
-    env.seq = head->seq;
-    env.id = head->id;
-    env.deadline = head->deadline;
-    const char *strs [3] = { head->subject, head->reply, head->ctype };
-    mesh_span_t *spans [3] = { &env.subject, &env.reply, &env.ctype };
-    for (int i = 0; i < 3; i++) {
-        spans [i]->ptr = (const uint8_t *) strs [i];
-        spans [i]->len = strs [i]? (uint32_t) strnlen (strs [i], 65536): 0;
-    }
-    if (head->header_count > MESH_MAX_HEADERS)
-        return mesh_fail (MESH_ETOOBIG, "at most %d headers", MESH_MAX_HEADERS);
-    env.header_count = (uint32_t) head->header_count;
-    for (size_t i = 0; i < head->header_count; i++) {
-        const char *key = head->headers [2 * i], *value = head->headers [2 * i + 1];
-        env.header_key [i].ptr = (const uint8_t *) key;
-        env.header_key [i].len = (uint32_t) strnlen (key, 65536);
-        env.header_value [i].ptr = (const uint8_t *) value;
-        env.header_value [i].len = (uint32_t) strnlen (value, 65536);
-    }
+    if (mesh_msg_head_envelope (&env, head))
+        return -1;
     if (size > MESH_MAX_BODY)
         return mesh_fail (MESH_ETOOBIG, "body of %zu bytes exceeds %d", size, MESH_MAX_BODY);
     bool framed = size > MESH_MAX_INLINE_BODY;
