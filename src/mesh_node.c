@@ -14,7 +14,8 @@
     handler itself, releasing the lock around every handler and hook. The
     keeper thread sends beacons and heartbeats and judges liveness; it reads
     the inbox only while the application is not dispatching (no call for
-    MESH_APP_ACTIVE_MS and nobody waiting), handling control frames itself
+    MESH_APP_ACTIVE_MS, nobody waiting, and every thread in dispatch inside
+    a handler), handling control frames itself
     and queueing the rest, so a node whose handler runs for a minute still
     answers as alive. dispatch() serves that queue before the inbox, which
     keeps per-link order. In between (dispatched lately, but neither in
@@ -440,9 +441,11 @@ s_run_raw_events (mesh_node_t *self)
         for (size_t i = 0; i < self->peer_hook_count; i++) {
             mesh_peer_fn *fn = self->peer_hooks [i];
             void *arg = self->peer_hook_args [i];
+            self->in_hooks++;
             pthread_mutex_unlock (&self->lock);
             fn (self, event, arg);
             pthread_mutex_lock (&self->lock);
+            self->in_hooks--;
         }
         if (zlistx_size (self->events) >= self->event_max) {
             mesh_counters_add (self->counters, "events.dropped", 1);
@@ -1035,9 +1038,11 @@ static void
 s_deliver (mesh_node_t *self, mesh_msg_t *msg)
 {
     mesh_kind_hook_t hook = self->kinds [msg->env.kind];
+    self->in_hooks++;
     pthread_mutex_unlock (&self->lock);
     hook.fn (self, msg, hook.arg);
     pthread_mutex_lock (&self->lock);
+    self->in_hooks--;
 }
 
 //  Keeper: read what is waiting, handle control frames, queue the rest.
@@ -1078,10 +1083,16 @@ s_keeper_drain (mesh_node_t *self)
     }
 }
 
+//  The inbox is the application's while a thread waits in dispatch, or
+//  reads in it (inside dispatch and not in a handler: if app_last is old,
+//  that thread was only descheduled, and taking its inbox over would
+//  decode everything twice), or dispatched lately. A handler that runs
+//  long leaves it to the keeper, so the node still answers as alive.
 static bool
 s_app_active (mesh_node_t *self, int64_t now)
 {
-    return self->app_waiting > 0 || now - self->app_last < MESH_APP_ACTIVE_MS;
+    return self->app_waiting > 0 || self->dispatching > self->in_hooks
+        || now - self->app_last < MESH_APP_ACTIVE_MS;
 }
 
 static void *
@@ -1266,9 +1277,11 @@ s_run_ticks (mesh_node_t *self, int64_t now, int64_t *next)
             tick->next = now + tick->interval;
             mesh_tick_fn *fn = tick->fn;
             void *arg = tick->arg;
+            self->in_hooks++;
             pthread_mutex_unlock (&self->lock);
             fn (self, arg);
             pthread_mutex_lock (&self->lock);
+            self->in_hooks--;
             ran++;
         }
         if (tick->next < *next)

@@ -141,6 +141,7 @@ struct _mesh_node_t {
     int app_waiting;            //  threads blocked in dispatch
     int64_t app_last;           //  mono ms dispatch last ran
     int dispatching;            //  threads inside dispatch
+    int in_hooks;               //  of those, inside a handler or hook
     //  work for dispatch
     zlistx_t *queue;            //  mesh_queued_t *, read by the keeper
     size_t queue_max;
