@@ -169,6 +169,8 @@ struct _mesh_node_t {
     mesh_trust_t *trust;        //  NULL without --trust
     bool has_secret;
     mesh_secret_t secret;
+    zhashx_t *beacon_times;     //  secret: hex id -> newest MAC'd beacon time (uint64_t *)
+    int64_t next_beacon_prune;
     mesh_zap_t *zap;            //  runs whenever curve is on
     void *monitor;              //  PAIR: inbox handshake events (curve)
     int64_t next_trust_scan;

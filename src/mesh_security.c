@@ -29,6 +29,8 @@
                            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED)
 #define MESH_WARN_IVL_MS    10000
 #define MESH_MAX_REVOKED    256     //  reported per rescan; more are refused all the same
+#define MESH_BEACON_TIMES   4096    //  senders whose newest beacon time is remembered
+#define MESH_BEACON_PRUNE_MS 1000
 
 enum { WARN_BEACON_KEY, WARN_BEACON_MAC, WARN_UNTRUSTED, WARN_HELLO, WARN_ZAP,
        WARN_HANDSHAKE, WARN_TRUST, WARN_SEED };
@@ -181,6 +183,10 @@ mesh_security_start (mesh_node_t *self)
         if (!self->zap)
             return -1;
     }
+    if (self->has_secret) {
+        self->beacon_times = zhashx_new ();
+        zhashx_set_destructor (self->beacon_times, (zhashx_destructor_fn *) zstr_free);
+    }
     return 0;
 }
 
@@ -231,6 +237,7 @@ mesh_security_stop (mesh_node_t *self)
     }
     mesh_zap_destroy (&self->zap);
     mesh_trust_destroy (&self->trust);
+    zhashx_destroy (&self->beacon_times);
 }
 
 //  ---------------------------------------------------------------------
@@ -447,6 +454,47 @@ mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
     return mesh_beacon_encode (pkt, buf, cap);
 }
 
+//  A sender's MAC'd beacon times only go forward. Within the 30 s a MAC
+//  stays fresh, an older beacon of the same sender is a replay, which
+//  could evict a live peer (its LEAVING) or announce one that is gone;
+//  the same beacon again (several interfaces) is harmless and passes.
+//  Only beacons with a valid MAC get here, so only secret holders add
+//  senders; past MESH_BEACON_TIMES of them, new ones go unremembered.
+static bool
+s_beacon_replayed (mesh_node_t *self, const char *hex, uint64_t time_ms)
+{
+    uint64_t *last = (uint64_t *) zhashx_lookup (self->beacon_times, hex);
+    if (last && time_ms < *last)
+        return true;
+    if (!last && zhashx_size (self->beacon_times) < MESH_BEACON_TIMES) {
+        last = (uint64_t *) zmalloc (sizeof (uint64_t));
+        zhashx_insert (self->beacon_times, hex, last);
+    }
+    if (last)
+        *last = time_ms;
+    return false;
+}
+
+//  Forget senders whose newest beacon is no longer fresh: anything older
+//  is refused as stale anyway
+static void
+s_beacon_prune (mesh_node_t *self, int64_t now)
+{
+    if (!self->beacon_times || now < self->next_beacon_prune)
+        return;
+    self->next_beacon_prune = now + MESH_BEACON_PRUNE_MS;
+    uint64_t wall = mesh_secret_now_ms ();
+    zlistx_t *old = zlistx_new ();
+    for (uint64_t *t = (uint64_t *) zhashx_first (self->beacon_times); t;
+         t = (uint64_t *) zhashx_next (self->beacon_times))
+        if (!mesh_secret_fresh (*t, wall) && *t < wall)
+            zlistx_add_end (old, (void *) zhashx_cursor (self->beacon_times));
+    for (const char *key = (const char *) zlistx_first (old); key;
+         key = (const char *) zlistx_next (old))
+        zhashx_delete (self->beacon_times, key);
+    zlistx_destroy (&old);
+}
+
 const char *
 mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
                             const uint8_t *data, size_t size, const char *from)
@@ -466,6 +514,11 @@ mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
         }
         if (!pkt->has_time || !mesh_secret_fresh (pkt->time_ms, mesh_secret_now_ms ()))
             return "stale";
+        if (s_beacon_replayed (self, hex, pkt->time_ms)) {
+            mesh_security_warn (self, WARN_BEACON_MAC, "beacon from %s (%s) is older than one "
+                                "it sent before: replayed, ignored", from, hex);
+            return "replayed";
+        }
     }
     if (self->curve && !pkt->has_key) {
         mesh_security_warn (self, WARN_BEACON_KEY, "node %s at %s has no CURVE key: this "
@@ -578,6 +631,7 @@ mesh_security_tick (mesh_node_t *self, int64_t now)
         }
     }
     s_monitor (self);
+    s_beacon_prune (self, now);
     if (self->trust) {
         uint64_t seen [2] = { mesh_trust_skipped_malformed (self->trust),
                               mesh_trust_skipped_duplicate (self->trust) };

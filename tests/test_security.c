@@ -21,6 +21,8 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include "meshbus.h"
+#include "mesh_beacon.h"
+#include "mesh_secret.h"
 #include "tmpdir.h"
 
 #define WAIT_MS     8000        //  functional timeout of every wait
@@ -516,6 +518,61 @@ test_forged_beacons_ignored_with_a_secret (void **state)
     mesh_node_destroy (&a);
 }
 
+//  A beacon replayed with its valid MAC, older than one its sender already
+//  sent (still fresh: within the 30 s window), is ignored and counted
+static void
+s_send_signed_beacon (int port, const mesh_beacon_packet_t *pkt, const mesh_secret_t *secret)
+{
+    uint8_t buf [MESH_BEACON_MAX];
+    size_t size = mesh_beacon_encode_signed (pkt, secret, buf, sizeof buf);
+    assert_true (size > 0);
+    int udp = socket (AF_INET, SOCK_DGRAM, 0);
+    int on = 1;
+    setsockopt (udp, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    inet_pton (AF_INET, "127.255.255.255", &to.sin_addr);
+    assert_int_equal (sendto (udp, buf, size, 0, (struct sockaddr *) &to, sizeof to), (ssize_t) size);
+    close (udp);
+}
+
+static void
+test_replayed_beacon_ignored (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    const char *text = "correct horse battery staple";
+    mesh_node_t *a = s_node (&net, "a");
+    assert_int_equal (mesh_node_set_secret_bytes (a, text, strlen (text)), 0);
+    assert_int_equal (mesh_node_start (a), 0);
+    mesh_secret_t secret;
+    assert_int_equal (mesh_secret_from_bytes (&secret, text, strlen (text)), 0);
+
+    //  a sender that holds the secret (nobody listens at its port)
+    mesh_beacon_packet_t pkt = { .port = 12345, .incarnation = 7, .has_time = true };
+    randombytes_buf (pkt.id, sizeof pkt.id);
+    mesh_beacon_cluster_tag (net.cluster, pkt.tag);
+    snprintf (pkt.host, sizeof pkt.host, "127.0.0.1");
+    uint64_t now = mesh_secret_now_ms ();
+    pkt.time_ms = now;
+    s_send_signed_beacon (net.port, &pkt, &secret);
+    assert_true (s_wait_count (a, NULL, "peers.discovered", 1));
+
+    //  the same beacon again (a sender on two interfaces) is not a replay;
+    //  one from 5 s before it is, and so is its LEAVING from 4 s before
+    s_send_signed_beacon (net.port, &pkt, &secret);
+    pkt.time_ms = now - 5000;
+    s_send_signed_beacon (net.port, &pkt, &secret);
+    pkt.time_ms = now - 4000;
+    pkt.flags = MESH_BEACON_FLAG_LEAVING;
+    s_send_signed_beacon (net.port, &pkt, &secret);
+    assert_true (s_wait_count (a, NULL, "beacon.ignored.replayed", 2));
+    s_pump_for (a, NULL, NULL, 200);
+    assert_int_equal (s_count (a, "beacon.ignored.replayed"), 2);
+    assert_int_equal (s_count (a, "beacon.ignored.stale"), 0);
+    assert_int_equal (s_count (a, "peers.discovered"), 1);
+    mesh_node_destroy (&a);
+}
+
 //  Nodes with different secrets never meet, through beacons or a seed
 //  (whose HELLO is refused), and count why; the same secret meets
 //  without CURVE
@@ -627,6 +684,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hostile_clients_do_not_disturb_a_trusted_peer,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forged_beacons_ignored_with_a_secret, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_replayed_beacon_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_secret_mismatch_never_meets, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_curve_with_secret_accepts_members, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_trust_dir_with_bad_files, s_setup, s_teardown),
