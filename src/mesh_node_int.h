@@ -1,8 +1,9 @@
 /*  =========================================================================
-    mesh_node_int.h - the node's private state, shared by mesh_node.c (life,
-    links, dispatch), mesh_peer.c (peer records) and mesh_discovery.c
-    (beacon, seeds, gossip, liveness). Everything here is guarded by
-    node->lock unless a comment says otherwise.
+    mesh_node_int.h - the node's private state, shared by mesh_node.c
+    (life, hooks), mesh_node_link.c (sending, links), mesh_node_dispatch.c
+    (inbox, keeper, dispatch), mesh_peer.c (peer records) and
+    mesh_discovery.c (beacon, seeds, gossip, liveness). Everything here is
+    guarded by node->lock unless a comment says otherwise.
     ========================================================================= */
 
 #ifndef MESH_NODE_INT_H_INCLUDED
@@ -191,7 +192,7 @@ void
 void
     mesh_peer_count (mesh_node_t *node, mesh_peer_t *peer, const char *name);
 
-//  mesh_node.c, lock held
+//  mesh_node_link.c, lock held
 int
     mesh_node_send_locked (mesh_node_t *self, mesh_peer_t *peer, const mesh_head_t *head,
                            const void *body, size_t size);
@@ -205,8 +206,19 @@ mesh_peer_t *
 //  Remove a peer; when it had entered, raise EXIT with the reason.
 void
     mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason);
+
+//  mesh_node_dispatch.c, lock held
 void
     mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail);
+//  Signal an eventfd (app_fd, keeper_fd; -1 is none); lock held or not
+void
+    mesh_node_signal (int fd);
+//  The keeper thread (arg: the node), started by mesh_node_start; it takes
+//  the lock itself
+void *
+    mesh_node_keeper (void *arg);
+
+//  mesh_node.c
 void
     mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 

@@ -1,0 +1,688 @@
+/*  =========================================================================
+    mesh_node_dispatch - what comes in to a node: reading the inbox, the
+    core kinds (HELLO, UPDATE, BYE, PEERS, STATS), delivery to handlers,
+    events and peer hooks, the keeper thread and mesh_node_dispatch
+
+    Threading (why there is no actor): every socket is touched only with
+    node->lock held. The application's thread sends directly on the peer's
+    DEALER and, in mesh_node_dispatch(), reads the ROUTER and runs the
+    handler itself, releasing the lock around every handler and hook. The
+    keeper thread sends beacons and heartbeats and judges liveness; it reads
+    the inbox only while the application is not dispatching (no call for
+    MESH_APP_ACTIVE_MS, nobody waiting, and every thread in dispatch inside
+    a handler), handling control frames itself
+    and queueing the rest, so a node whose handler runs for a minute still
+    answers as alive. dispatch() serves that queue before the inbox, which
+    keeps per-link order. In between (dispatched lately, but neither in
+    dispatch nor waiting in it: an application polling mesh_node_fd() in its
+    own loop) the keeper watches the inbox and wakes the application
+    through that fd, without reading it. Both threads may poll(2) the inbox's ZMQ_FD
+    without the lock: it is only a kernel fd; every zmq call is locked.
+
+    The per-message path (s_read, s_accept, s_deliver) lives in this file
+    with both of its callers, dispatch and the keeper's drain, so that it
+    stays static and the compiler can inline it.
+    ========================================================================= */
+
+#include "mesh_node_int.h"
+#include <poll.h>
+#include <sodium.h>
+
+#define MESH_DISPATCH_BATCH 4096    //  messages per dispatch call before returning
+
+//  ---------------------------------------------------------------------
+//  Events
+
+void
+mesh_node_signal (int fd)
+{
+    uint64_t one = 1;
+    if (fd >= 0 && write (fd, &one, sizeof one) < 0) {
+        //  an eventfd only fails when its counter would overflow: it is set
+    }
+}
+
+//  Wake the application. Lock held. The flag lets dispatch skip the
+//  read(2) of an eventfd nobody wrote (one syscall per dispatch call).
+static void
+s_wake_app (mesh_node_t *self)
+{
+    self->app_signalled = true;
+    mesh_node_signal (self->app_fd);
+}
+
+void
+mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail)
+{
+    mesh_event_t *event = mesh_event_new (type, NULL, peer? peer->hex: NULL,
+                                          peer? peer->name: NULL,
+                                          peer? peer->endpoint: NULL, detail, 0);
+    if (!event)
+        return;
+    mesh_node_log (self, "%s %s %s %s", mesh_event_name (event), event->peer_name,
+                   event->endpoint, event->detail);
+    if (zlistx_size (self->raw_events) >= self->event_max) {
+        mesh_counters_add (self->counters, "events.dropped", 1);
+        mesh_event_destroy (&event);
+        return;
+    }
+    zlistx_add_end (self->raw_events, event);
+    s_wake_app (self);
+}
+
+int
+mesh_node_post_event (mesh_node_t *self, int type, const char *name,
+                      const char *peer, const char *detail, uint64_t count)
+{
+    assert (self);
+    if (type < MESH_EVENT_PATTERN)
+        return mesh_fail (MESH_EINVAL, "pattern events start at MESH_EVENT_PATTERN");
+    mesh_event_t *event = mesh_event_new (type, name, peer, NULL, NULL, detail, count);
+    if (!event)
+        return mesh_fail (MESH_ESYS, "out of memory");
+    pthread_mutex_lock (&self->lock);
+    if (peer) {
+        mesh_peer_t *p = (mesh_peer_t *) zhashx_lookup (self->peers, peer);
+        if (p) {
+            snprintf (event->peer_name, sizeof event->peer_name, "%s", p->name);
+            snprintf (event->endpoint, sizeof event->endpoint, "%s", p->endpoint);
+        }
+    }
+    int rc = 0;
+    //  Pattern events skip the peer hooks: they go to the application
+    if (zlistx_size (self->events) >= self->event_max) {
+        mesh_counters_add (self->counters, "events.dropped", 1);
+        mesh_event_destroy (&event);
+        rc = mesh_fail (MESH_EFULL, "event queue full");
+    }
+    else {
+        zlistx_add_end (self->events, event);
+        s_wake_app (self);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return rc;
+}
+
+//  Run peer hooks on raw events and hand them to the application. Called
+//  with the lock held; releases it around each hook. Returns events moved.
+static int
+s_run_raw_events (mesh_node_t *self)
+{
+    int moved = 0;
+    mesh_event_t *event;
+    while ((event = (mesh_event_t *) zlistx_detach (self->raw_events, NULL))) {
+        //  the count is read again after each hook: a hook may remove hooks
+        for (size_t i = 0; i < self->peer_hook_count; i++) {
+            mesh_peer_fn *fn = self->peer_hooks [i];
+            void *arg = self->peer_hook_args [i];
+            self->in_hooks++;
+            pthread_mutex_unlock (&self->lock);
+            fn (self, event, arg);
+            pthread_mutex_lock (&self->lock);
+            self->in_hooks--;
+        }
+        if (zlistx_size (self->events) >= self->event_max) {
+            mesh_counters_add (self->counters, "events.dropped", 1);
+            mesh_event_destroy (&event);
+        }
+        else
+            zlistx_add_end (self->events, event);
+        moved++;
+    }
+    return moved;
+}
+
+mesh_event_t *
+mesh_node_event (mesh_node_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    s_run_raw_events (self);
+    mesh_event_t *event = (mesh_event_t *) zlistx_detach (self->events, NULL);
+    pthread_mutex_unlock (&self->lock);
+    return event;
+}
+
+mesh_event_t *
+mesh_node_wait_event (mesh_node_t *self, int timeout_ms)
+{
+    assert (self);
+    int64_t deadline = mesh_mono_ms () + timeout_ms;
+    while (true) {
+        mesh_event_t *event = mesh_node_event (self);
+        if (event)
+            return event;
+        int64_t left = timeout_ms < 0? -1: deadline - mesh_mono_ms ();
+        if (timeout_ms >= 0 && left <= 0)
+            return NULL;
+        if (mesh_node_dispatch (self, (int) left) < 0)
+            return NULL;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Inbox
+
+//  Read one message from a socket without waiting: routing id into rid,
+//  the rest into frames. Returns the number of frames after the routing
+//  id, 0 if nothing was waiting, -1 if the message was malformed (and
+//  drained).
+//
+//  A read that ends in EAGAIN has processed every command in the socket's
+//  mailbox, so from then on ZMQ_FD (level-triggered at the kernel: an
+//  eventfd) becomes readable when anything new arrives. inbox_idle says
+//  that no zmq call has touched the inbox since such a read, so a waiter
+//  may poll ZMQ_FD straight away instead of reading once more first (the
+//  read costs a poll(2) and a getpid(2) inside libzmq).
+static int
+s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
+{
+    zmq_msg_init (rid);
+    if (zmq_msg_recv (rid, self->inbox, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (rid);
+        self->inbox_idle = errno == EAGAIN;
+        return 0;
+    }
+    self->inbox_idle = false;
+    int n = 0;
+    bool overflow = false;
+    int more = zmq_msg_more (rid);
+    while (more) {
+        zmq_msg_t *into = n < 1 + MESH_MAX_FRAMES? &frames [n]: NULL;
+        zmq_msg_t spare;
+        if (!into) {
+            into = &spare;
+            overflow = true;
+        }
+        zmq_msg_init (into);
+        zmq_msg_recv (into, self->inbox, 0);
+        more = zmq_msg_more (into);
+        if (into == &spare)
+            zmq_msg_close (&spare);
+        else
+            n++;
+    }
+    if (overflow || n == 0) {
+        for (int i = 0; i < n; i++)
+            zmq_msg_close (&frames [i]);
+        mesh_counters_add (self->counters, overflow? "malformed.too-many-frames": "malformed.empty", 1);
+        zmq_msg_close (rid);
+        return -1;
+    }
+    return n;
+}
+
+static void
+s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
+{
+    if (memcmp (id, self->id, MESH_ID_SIZE) == 0) {
+        mesh_counters_add (self->counters, "hello.ignored.self", 1);
+        return;
+    }
+    //  The advertised endpoint; a wildcard host means "the address you see"
+    char endpoint [128], host [128];
+    int port;
+    if (mesh_parse_endpoint (msg->reply, host, sizeof host, &port)) {
+        mesh_counters_add (self->counters, "malformed.hello-endpoint", 1);
+        return;
+    }
+    if (strcmp (host, "0.0.0.0") == 0) {
+        const char *seen = zmq_msg_gets (&msg->frames [0], "Peer-Address");
+        if (!seen || strlen (seen) > 64) {
+            mesh_counters_add (self->counters, "malformed.hello-endpoint", 1);
+            return;
+        }
+        snprintf (host, sizeof host, "%s", seen);
+    }
+    snprintf (endpoint, sizeof endpoint, "tcp://%s:%d", host, port);
+    uint8_t key [MESH_KEY_SIZE];
+    bool has_key = false;
+    if (!mesh_security_hello (self, id, msg, key, &has_key))
+        return;
+    char hex [33];
+    mesh_hex (id, MESH_ID_SIZE, hex);
+    mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    if (peer && has_key && peer->has_key && sodium_memcmp (peer->key, key, MESH_KEY_SIZE)) {
+        //  Another key claims this id. The one we linked to proved its key
+        //  in the handshake of our link, so the newcomer is not believed.
+        mesh_counters_add (self->counters, "hello.refused.key-mismatch", 1);
+        mesh_security_warn (self, 3, "a HELLO with another key claims to be %s: refused", hex);
+        return;
+    }
+    if (peer && peer->incarnation && peer->incarnation != msg->env.id) {
+        mesh_node_remove_peer (self, peer, "restarted");
+        peer = NULL;
+    }
+    bool greeted = false;
+    if (!peer) {
+        peer = mesh_node_add_peer (self, id, endpoint, has_key? key: NULL, "hello");
+        if (!peer)
+            return;
+        greeted = true;
+    }
+    if (self->curve)
+        mesh_security_frame (self, peer, msg);
+    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
+        if (mesh_node_send_hello (self, peer->dealer, false) == 0) {
+            peer->frames_out++;
+            self->frames_out++;
+        }
+    }
+    peer->incarnation = msg->env.id;
+    //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
+    if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
+        peer->heartbeat_ms = (int) (msg->env.seq / 4);
+    //  names are for people: keep printable bytes only
+    size_t j = 0;
+    for (size_t i = 0; msg->subject [i] && j < sizeof peer->name - 1; i++)
+        if ((unsigned char) msg->subject [i] >= 0x20 && msg->subject [i] != 0x7f)
+            peer->name [j++] = msg->subject [i];
+    if (j)
+        peer->name [j] = 0;
+    zhashx_purge (peer->headers);
+    for (uint32_t i = 0; i < msg->env.header_count; i++) {
+        char hkey [MESH_MAX_HEADER_KEY + 1];
+        size_t klen = msg->env.header_key [i].len;
+        memcpy (hkey, msg->env.header_key [i].ptr, klen);
+        hkey [klen] = 0;
+        if (strncmp (hkey, "meshbus.", 8) == 0)
+            continue;           //  reserved: security fields, not the application's
+        zhashx_update (peer->headers, hkey, strndup ((const char *) msg->env.header_value [i].ptr,
+                                                    msg->env.header_value [i].len));
+    }
+    if (peer->state == MESH_PEER_CONNECTING) {
+        peer->state = MESH_PEER_ALIVE;
+        self->connecting--;
+        mesh_counters_add (self->counters, "peers.entered", 1);
+        __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
+        mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
+        mesh_discovery_gossip_to (self, peer, NULL);
+    }
+}
+
+static void
+s_on_update (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
+{
+    if (!msg->subject [0]) {
+        mesh_peer_count (self, peer, "malformed.update");
+        return;
+    }
+    const void *body = mesh_msg_body (msg);
+    zhashx_update (peer->announce, msg->subject, zchunk_new (body, msg->size));
+    __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
+    mesh_node_raise (self, MESH_EVENT_UPDATE, peer, msg->subject);
+}
+
+static void
+s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
+{
+    extern char *mesh_node_stats_json_locked (mesh_node_t *self);
+    char *json = mesh_node_stats_json_locked (self);
+    mesh_head_t head = { .kind = MESH_KIND_STATS_REP, .id = msg->env.id,
+                         .ctype = "application/json" };
+    mesh_node_send_locked (self, peer, &head, json, strlen (json));
+    free (json);
+}
+
+//  Handle a decoded message. Returns true if it goes to a kind handler
+//  (the caller delivers it), false if the core consumed it. Lock held.
+static bool
+s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *msg)
+{
+    if (rid_size != MESH_ROUTING_ID_SIZE
+    ||  (rid [0] != MESH_ROUTING_LINK && rid [0] != MESH_ROUTING_PROBE)) {
+        mesh_counters_add (self->counters, "malformed.routing-id", 1);
+        return false;
+    }
+    const uint8_t *id = rid + 1;
+    if (msg->env.kind == MESH_KIND_HELLO) {
+        s_on_hello (self, id, msg);
+        return false;
+    }
+    //  Messages come in runs from one sender: the last id's hex is kept
+    //  (per thread, a pure function of the id) to save ~200 instructions
+    static __thread uint8_t last_id [MESH_ID_SIZE];
+    static __thread char last_hex [33];
+    if (last_hex [0] && memcmp (id, last_id, MESH_ID_SIZE) == 0)
+        memcpy (msg->sender, last_hex, sizeof last_hex);
+    else {
+        mesh_hex (id, MESH_ID_SIZE, msg->sender);
+        memcpy (last_id, id, MESH_ID_SIZE);
+        memcpy (last_hex, msg->sender, sizeof last_hex);
+    }
+    mesh_peer_t *peer = self->hot_recv;
+    if (!peer || memcmp (peer->hex, msg->sender, 32) != 0)
+        self->hot_recv = peer = (mesh_peer_t *) zhashx_lookup (self->peers, msg->sender);
+    if (!peer || peer->state == MESH_PEER_CONNECTING || rid [0] != MESH_ROUTING_LINK) {
+        //  a peer we removed (gone, restarted) or never met: it will be
+        //  found again by beacon, seed or gossip; until then we drop
+        mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
+        if (self->curve)
+            mesh_security_stranger (self, msg);
+        return false;
+    }
+    //  Only CURVE links have a key to check per connection: with a secret
+    //  alone there is nothing to compare (and ZMQ_SRCFD costs ~220
+    //  instructions a frame)
+    if (self->curve && !mesh_security_frame (self, peer, msg))
+        return false;
+    peer->frames_in++;
+    for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them
+        peer->bytes_in += zmq_msg_size (&msg->frames [i]);
+    self->frames_in++;
+    if (peer->state == MESH_PEER_SUSPECT) {
+        peer->state = MESH_PEER_ALIVE;
+        peer->last_heard = mesh_mono_ms ();
+        mesh_node_raise (self, MESH_EVENT_BACK, peer, NULL);
+    }
+    switch (msg->env.kind) {
+        case MESH_KIND_PING:
+            return false;
+        case MESH_KIND_BYE:
+            mesh_node_remove_peer (self, peer, "bye");
+            return false;
+        case MESH_KIND_UPDATE:
+            s_on_update (self, peer, msg);
+            return false;
+        case MESH_KIND_PEERS:
+            mesh_discovery_peers_in (self, peer, &msg->env);
+            return false;
+        case MESH_KIND_STATS_REQ:
+            s_on_stats_request (self, peer, msg);
+            return false;
+        case MESH_KIND_STATS_REP:
+            if (msg->env.id == self->stats_request)
+                zhashx_update (self->peer_stats, peer->hex,
+                               strndup ((const char *) mesh_msg_body (msg), msg->size));
+            return false;
+        default:
+            memcpy (msg->sender_name, peer->name, strlen (peer->name) + 1);  //  both 65 bytes
+            if (msg->env.kind > 255 || !self->kinds [msg->env.kind].fn) {
+                mesh_peer_count (self, peer, "dropped.no-handler");
+                return false;
+            }
+            return true;
+    }
+}
+
+static void
+s_count_malformed (mesh_node_t *self, zmq_msg_t *rid, int rc)
+{
+    char name [64];
+    snprintf (name, sizeof name, "malformed.%s", mesh_envelope_strerror (rc));
+    for (char *c = name; *c; c++)
+        if (*c == ' ')
+            *c = '-';           //  "malformed.bad-type": counter names have no spaces
+    mesh_peer_t *peer = NULL;
+    if (zmq_msg_size (rid) == MESH_ROUTING_ID_SIZE) {
+        char hex [33];
+        mesh_hex ((const uint8_t *) zmq_msg_data (rid) + 1, MESH_ID_SIZE, hex);
+        peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    }
+    mesh_peer_count (self, peer, name);
+}
+
+//  Deliver a message to its kind handler without the lock. Lock held on
+//  entry and exit.
+static void
+s_deliver (mesh_node_t *self, mesh_msg_t *msg)
+{
+    mesh_kind_hook_t hook = self->kinds [msg->env.kind];
+    self->in_hooks++;
+    pthread_mutex_unlock (&self->lock);
+    hook.fn (self, msg, hook.arg);
+    pthread_mutex_lock (&self->lock);
+    self->in_hooks--;
+}
+
+//  Keeper: read what is waiting, handle control frames, queue the rest.
+static void
+s_keeper_drain (mesh_node_t *self)
+{
+    size_t queued = 0;
+    while (zlistx_size (self->queue) < self->queue_max) {
+        zmq_msg_t rid, frames [1 + MESH_MAX_FRAMES];
+        int n = s_read (self, &rid, frames);
+        if (n == 0)
+            break;
+        if (n < 0)
+            continue;
+        mesh_msg_t msg;
+        int rc = mesh_msg_init (&msg, frames, n);
+        if (rc != MESH_ENV_OK)
+            s_count_malformed (self, &rid, rc);
+        else
+        if (s_accept (self, (const uint8_t *) zmq_msg_data (&rid), zmq_msg_size (&rid), &msg)) {
+            mesh_queued_t *q = (mesh_queued_t *) malloc (sizeof (mesh_queued_t));
+            q->nframes = msg.nframes;
+            memcpy (q->sender, msg.sender, sizeof q->sender);
+            for (int i = 0; i < msg.nframes; i++) {
+                zmq_msg_init (&q->frames [i]);
+                zmq_msg_move (&q->frames [i], &msg.frames [i]);
+            }
+            zlistx_add_end (self->queue, q);
+            queued++;
+        }
+        if (rc == MESH_ENV_OK)
+            mesh_msg_fini (&msg);
+        zmq_msg_close (&rid);
+    }
+    if (queued) {
+        s_wake_app (self);              //  once: a write(2) per message cost more than the rest
+        mesh_counters_add (self->counters, "inbox.keeper-read", queued);
+    }
+}
+
+//  The inbox is the application's while a thread waits in dispatch, or
+//  reads in it (inside dispatch and not in a handler: if app_last is old,
+//  that thread was only descheduled, and taking its inbox over would
+//  decode everything twice), or dispatched lately. A handler that runs
+//  long leaves it to the keeper, so the node still answers as alive.
+static bool
+s_app_active (mesh_node_t *self, int64_t now)
+{
+    return self->app_waiting > 0 || self->dispatching > self->in_hooks
+        || now - self->app_last < MESH_APP_ACTIVE_MS;
+}
+
+void *
+mesh_node_keeper (void *arg)
+{
+    mesh_node_t *self = (mesh_node_t *) arg;
+    pthread_mutex_lock (&self->lock);
+    while (!self->stopping) {
+        int timeout = mesh_discovery_tick (self);
+        int64_t now = mesh_mono_ms ();
+        bool own_inbox = !s_app_active (self, now);
+        if (own_inbox)
+            s_keeper_drain (self);
+        bool queue_full = zlistx_size (self->queue) >= self->queue_max;
+        if (!own_inbox && self->app_waiting == 0 && timeout > MESH_APP_ACTIVE_MS)
+            timeout = MESH_APP_ACTIVE_MS;
+        //  An application that dispatched lately but is neither in dispatch
+        //  nor waiting in it (its own poll loop on mesh_node_fd, say) has
+        //  nobody watching its inbox: watch it, and wake the application
+        //  when something comes, without reading it. The inbox was read to
+        //  EAGAIN (inbox_idle), so its fd signals anything new.
+        bool watch = !own_inbox && self->dispatching == 0 && self->app_waiting == 0
+                  && self->inbox_idle;
+        struct pollfd fds [3] = {
+            { .fd = self->keeper_fd, .events = POLLIN },
+            { .fd = self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1,
+              .events = POLLIN },
+            { .fd = (own_inbox && !queue_full) || watch? self->inbox_fd: -1, .events = POLLIN },
+        };
+        pthread_mutex_unlock (&self->lock);
+        poll (fds, 3, timeout);
+        pthread_mutex_lock (&self->lock);
+        if (watch && (fds [2].revents & POLLIN) && self->dispatching == 0
+        &&  self->app_waiting == 0 && self->inbox_idle) {
+            //  the next dispatch reads before it polls; no watch until then
+            self->inbox_idle = false;
+            s_wake_app (self);
+        }
+        if (fds [0].revents & POLLIN) {
+            uint64_t value;
+            if (read (self->keeper_fd, &value, sizeof value) < 0) {
+                //  spurious: nothing to clear
+            }
+        }
+        if (!self->stopping && (fds [1].revents & POLLIN))
+            mesh_discovery_beacon_in (self);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Dispatch
+
+static int
+s_run_ticks (mesh_node_t *self, int64_t now, int64_t *next)
+{
+    int ran = 0;
+    for (size_t i = 0; i < self->tick_count; i++) {
+        mesh_tick_hook_t *tick = &self->ticks [i];
+        if (now >= tick->next) {
+            tick->next = now + tick->interval;
+            mesh_tick_fn *fn = tick->fn;
+            void *arg = tick->arg;
+            self->in_hooks++;
+            pthread_mutex_unlock (&self->lock);
+            fn (self, arg);
+            pthread_mutex_lock (&self->lock);
+            self->in_hooks--;
+            ran++;
+        }
+        if (tick->next < *next)
+            *next = tick->next;
+    }
+    return ran;
+}
+
+int
+mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    if (!self->started || self->stopping) {
+        pthread_mutex_unlock (&self->lock);
+        return mesh_fail (MESH_ECLOSED, "node is not running");
+    }
+    int64_t now = mesh_mono_ms ();
+    int64_t deadline = timeout_ms < 0? INT64_MAX: now + timeout_ms;
+    int handled = 0;
+    self->dispatching++;
+    //  We handle everything ready now, so clear the fd's signal first:
+    //  otherwise it stays readable after the work is done and an
+    //  application polling mesh_node_fd() spins. What arrives from here on
+    //  signals again; what we leave undone is signalled again below.
+    uint64_t ignored;
+    if (self->app_signalled) {
+        self->app_signalled = false;
+        if (read (self->app_fd, &ignored, sizeof ignored) < 0) {
+            //  nothing was signalled
+        }
+    }
+    //  Once per call, when the inbox was left idle (see s_read) and we are
+    //  about to wait anyway, poll its fd without reading it first
+    bool may_skip = timeout_ms != 0;
+    while (!self->stopping && handled < MESH_DISPATCH_BATCH) {
+        self->app_last = now;
+        //  1. peer events (hooks first: patterns react before the app)
+        if (zlistx_size (self->raw_events)) {
+            handled += s_run_raw_events (self);
+            continue;
+        }
+        //  2. what the keeper queued, before the inbox, to keep order
+        mesh_queued_t *q = (mesh_queued_t *) zlistx_detach (self->queue, NULL);
+        if (q) {
+            mesh_msg_t msg;
+            if (mesh_msg_init (&msg, q->frames, q->nframes) == MESH_ENV_OK) {
+                memcpy (msg.sender, q->sender, sizeof msg.sender);
+                mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, q->sender);
+                if (peer)       //  names are both 65 bytes; snprintf cost ~400 instructions
+                    memcpy (msg.sender_name, peer->name, strlen (peer->name) + 1);
+                if (msg.env.kind <= 255 && self->kinds [msg.env.kind].fn)
+                    s_deliver (self, &msg);
+                mesh_msg_fini (&msg);
+            }
+            free (q);
+            handled++;
+            continue;
+        }
+        //  3. the inbox
+        zmq_msg_t rid, frames [1 + MESH_MAX_FRAMES];
+        bool skipped = may_skip && !handled && self->inbox_idle;
+        int n = skipped? 0: s_read (self, &rid, frames);
+        if (n != 0) {
+            if (n > 0) {
+                mesh_msg_t msg;
+                int rc = mesh_msg_init (&msg, frames, n);
+                if (rc != MESH_ENV_OK)
+                    s_count_malformed (self, &rid, rc);
+                else {
+                    if (s_accept (self, (const uint8_t *) zmq_msg_data (&rid),
+                                  zmq_msg_size (&rid), &msg))
+                        s_deliver (self, &msg);
+                    mesh_msg_fini (&msg);
+                }
+                zmq_msg_close (&rid);
+            }
+            //  A clock read per message costs ~3%; but `now` feeds
+            //  app_last, and the keeper takes the inbox over once that is
+            //  10 ms old: 64 messages of 64-job batches took longer than
+            //  that, and the keeper then decoded and queued every job twice
+            if (++handled % 8 == 0)
+                now = mesh_mono_ms ();
+            continue;
+        }
+        //  4. timers of the patterns
+        int64_t next = deadline;
+        handled += s_run_ticks (self, now, &next);
+        bool done = handled || timeout_ms == 0 || zlistx_size (self->raw_events);
+        if (!done) {
+            now = mesh_mono_ms ();
+            done = now >= deadline;
+        }
+        if (done && skipped) {
+            may_skip = false;       //  not waiting after all: read it, as before
+            continue;
+        }
+        if (done)
+            break;
+        int wait = (int) ((next < deadline? next: deadline) - now);
+        if (wait < 0)
+            wait = 0;
+        struct pollfd fds [2] = {
+            { .fd = self->inbox_fd, .events = POLLIN },
+            { .fd = self->app_fd, .events = POLLIN },
+        };
+        self->app_waiting++;
+        pthread_mutex_unlock (&self->lock);
+        poll (fds, 2, wait);
+        pthread_mutex_lock (&self->lock);
+        self->app_waiting--;
+        may_skip = false;
+        if (fds [1].revents & POLLIN) {
+            self->app_signalled = false;
+            uint64_t value;
+            if (read (self->app_fd, &value, sizeof value) < 0) {
+                //  another dispatcher cleared it first
+            }
+        }
+        now = mesh_mono_ms ();
+    }
+    self->dispatching--;
+    self->app_last = mesh_mono_ms ();
+    //  batch limit: more to do. The inbox, not read to EAGAIN, would not
+    //  signal its fd again for what is left in it.
+    if (zlistx_size (self->queue) || zlistx_size (self->raw_events)
+    ||  handled >= MESH_DISPATCH_BATCH)
+        s_wake_app (self);
+    bool closed = self->stopping;
+    pthread_mutex_unlock (&self->lock);
+    if (closed && !handled)
+        return mesh_fail (MESH_ECLOSED, "node stopped");
+    return handled;
+}
