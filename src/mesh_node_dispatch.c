@@ -316,7 +316,6 @@ s_on_update (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 static void
 s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 {
-    extern char *mesh_node_stats_json_locked (mesh_node_t *self);
     char *json = mesh_node_stats_json_locked (self);
     mesh_head_t head = { .kind = MESH_KIND_STATS_REP, .id = msg->env.id,
                          .ctype = "application/json" };

@@ -134,9 +134,6 @@ mesh_node_counter (mesh_node_t *self, const char *peer, const char *name)
 }
 
 char *
-mesh_node_stats_json_locked (mesh_node_t *self);
-
-char *
 mesh_node_stats_json_locked (mesh_node_t *self)
 {
     zchunk_t *out = zchunk_new (NULL, 4096);

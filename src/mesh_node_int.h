@@ -218,6 +218,11 @@ void
 void *
     mesh_node_keeper (void *arg);
 
+//  mesh_node_info.c, lock held: mesh_node_stats_json's body (a STATS_REQ
+//  is answered from inside dispatch)
+char *
+    mesh_node_stats_json_locked (mesh_node_t *self);
+
 //  mesh_node.c
 void
     mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
