@@ -95,25 +95,6 @@ s_last_value_free (void **item)
     *item = NULL;
 }
 
-//  Streams are looked up per message by publisher id (32 random hex
-//  chars): two 8-byte loads hash those as well as czmq's default byte
-//  walk, which costs ~190 instructions a lookup.
-static size_t
-s_id_hash (const void *key)
-{
-    const char *text = (const char *) key;
-    if (strnlen (text, 32) < 32) {
-        size_t hash = 5381;
-        while (*text)
-            hash = hash * 33 ^ (uint8_t) *text++;
-        return hash;
-    }
-    uint64_t a, b;
-    memcpy (&a, text, 8);
-    memcpy (&b, text + 16, 8);
-    return (size_t) ((a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull >> 7);
-}
-
 //  Our subscriptions as announcement text
 static void
 s_announce (mesh_pubsub_t *self)
@@ -189,7 +170,7 @@ mesh_pubsub_new (mesh_node_t *node)
     zhashx_set_destructor (self->routes, s_route_free);
     self->streams = zhashx_new ();
     zhashx_set_destructor (self->streams, mesh_pubsub_free);
-    zhashx_set_key_hasher (self->streams, s_id_hash);
+    zhashx_set_key_hasher (self->streams, mesh_id_hash);     //  per message, by publisher id
     self->durable_pos = zhashx_new ();
     zhashx_set_destructor (self->durable_pos, mesh_pubsub_free);
     self->last_values = zhashx_new ();

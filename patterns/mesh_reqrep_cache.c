@@ -13,6 +13,7 @@
     safe: mesh_reqrep holds its lock around every call.
     ========================================================================= */
 
+#include "meshbus.h"
 #include "mesh_reqrep_cache.h"
 #include <czmq.h>
 
@@ -51,30 +52,13 @@ s_caller_destroy (caller_t **caller_p)
     }
 }
 
-//  Peer ids are 32 random hex chars: two loads hash them well enough
-static size_t
-s_hash (const void *key)
-{
-    const char *text = (const char *) key;
-    if (strnlen (text, 32) < 32) {
-        size_t hash = 5381;
-        while (*text)
-            hash = hash * 33 ^ (uint8_t) *text++;
-        return hash;
-    }
-    uint64_t a, b;
-    memcpy (&a, text, 8);
-    memcpy (&b, text + 16, 8);
-    return (size_t) ((a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull >> 7);
-}
-
 mesh_rrc_t *
 mesh_rrc_new (size_t max_callers, size_t max_bytes)
 {
     mesh_rrc_t *self = (mesh_rrc_t *) zmalloc (sizeof (mesh_rrc_t));
     self->callers = zhashx_new ();
     zhashx_set_destructor (self->callers, (zhashx_destructor_fn *) s_caller_destroy);
-    zhashx_set_key_hasher (self->callers, s_hash);
+    zhashx_set_key_hasher (self->callers, mesh_id_hash);
     self->max_callers = max_callers? max_callers: 1;
     self->max_bytes = max_bytes;
     return self;

@@ -31,26 +31,6 @@ s_chunk_free (void **item)
     zchunk_destroy ((zchunk_t **) item);
 }
 
-//  Peer ids are 32 random hex chars, looked up on every message sent and
-//  received: czmq's default hash walks every byte with a multiply chain
-//  (~10% of a 100 B message's cost). Two 8-byte loads of a random id hash
-//  as well; other strings (an application's typo) take the byte walk.
-static size_t
-s_peer_hash (const void *key)
-{
-    const char *text = (const char *) key;
-    uint64_t a, b;
-    if (strnlen (text, 32) < 32) {
-        uint64_t hash = 14695981039346656037ull;
-        while (*text)
-            hash = (hash ^ (uint8_t) *text++) * 1099511628211ull;
-        return (size_t) hash;
-    }
-    memcpy (&a, text, 8);
-    memcpy (&b, text + 8, 8);
-    return (size_t) ((a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull >> 7);
-}
-
 mesh_node_t *
 mesh_node_new (const char *name)
 {
@@ -87,7 +67,9 @@ mesh_node_new (const char *name)
     self->seeds = zlistx_new ();
     zlistx_set_destructor (self->seeds, (zlistx_destructor_fn *) zstr_free);
     self->peers = zhashx_new ();
-    zhashx_set_key_hasher (self->peers, s_peer_hash);
+    //  looked up on every message sent and received: czmq's default hash
+    //  cost ~10% of a 100 B message (mesh_id_hash in meshbus.h)
+    zhashx_set_key_hasher (self->peers, mesh_id_hash);
     zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) mesh_peer_destroy);
     self->rate = zhashx_new ();
     zhashx_set_destructor (self->rate, (zhashx_destructor_fn *) zstr_free);

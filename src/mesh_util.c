@@ -164,3 +164,24 @@ mesh_parse_endpoint (const char *endpoint, char *host, size_t host_cap, int *por
     *port = (int) p;
     return 0;
 }
+
+size_t
+mesh_id_hash (const void *key)
+{
+    const char *text = (const char *) key;
+    if (strnlen (text, 32) < 32) {
+        uint64_t hash = 14695981039346656037ull;
+        while (*text)
+            hash = (hash ^ (uint8_t) *text++) * 1099511628211ull;
+        return (size_t) hash;
+    }
+    //  all 32 chars: ids an application sets may differ in one char only
+    uint64_t a, b, c, d;
+    memcpy (&a, text, 8);
+    memcpy (&b, text + 8, 8);
+    memcpy (&c, text + 16, 8);
+    memcpy (&d, text + 24, 8);
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+    h = (h ^ (h >> 29) ^ c ^ (d * 0xc2b2ae3d27d4eb4full)) * 0xff51afd7ed558ccdull;
+    return (size_t) (h ^ (h >> 32));
+}

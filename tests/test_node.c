@@ -1377,6 +1377,38 @@ test_peer_hook_removed (void **state)
 }
 
 //  ---------------------------------------------------------------------
+//  mesh_id_hash: equal keys hash equal; random ids spread over buckets;
+//  any other string is hashed too
+
+static void
+test_id_hash (void **state)
+{
+    (void) state;
+    char a [33], b [33];
+    snprintf (a, sizeof a, "%s", "0123456789abcdef0123456789abcdef");
+    snprintf (b, sizeof b, "%s", a);
+    assert_true (mesh_id_hash (a) == mesh_id_hash (b));
+    b [31] = 'e';
+    b [15] = 'e';
+    assert_true (mesh_id_hash (a) != mesh_id_hash (b));
+    //  1000 random ids over 1024 buckets: a good hash fills ~640
+    static bool used [1024];
+    size_t buckets = 0;
+    for (int i = 0; i < 1000; i++) {
+        char id [33];
+        for (int j = 0; j < 32; j++)
+            id [j] = "0123456789abcdef" [random () % 16];
+        id [32] = 0;
+        size_t bucket = mesh_id_hash (id) % 1024;
+        buckets += !used [bucket];
+        used [bucket] = true;
+    }
+    assert_true (buckets > 550);
+    assert_true (mesh_id_hash ("") != mesh_id_hash ("a"));
+    assert_true (mesh_id_hash ("alice") != mesh_id_hash ("bob"));
+}
+
+//  ---------------------------------------------------------------------
 //  Without beacons, a seed is enough to meet
 
 static void
@@ -1628,6 +1660,7 @@ main (void)
         cmocka_unit_test (test_counters_and_stats),
         cmocka_unit_test (test_departed_peer_keeps_its_counters),
         cmocka_unit_test (test_peer_hook_removed),
+        cmocka_unit_test (test_id_hash),
         cmocka_unit_test (test_seed_only_pair),
         cmocka_unit_test (test_python_peer),
         cmocka_unit_test (test_python_peer_and_tool),
