@@ -213,7 +213,7 @@ s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
 }
 
 static void
-s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
+s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
 {
     if (memcmp (id, self->id, MESH_ID_SIZE) == 0) {
         mesh_counters_add (self->counters, "hello.ignored.self", 1);
@@ -260,7 +260,9 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg)
             return;
         greeted = true;
     }
-    if (self->curve)
+    //  the connection it came on speaks for the peer from now on; a seed's
+    //  probe is another connection, never the link
+    if (mesh_security_on (self) && on_link)
         mesh_security_frame (self, peer, msg);
     if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
         if (mesh_node_send_hello (self, peer->dealer, false) == 0) {
@@ -335,7 +337,7 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
     }
     const uint8_t *id = rid + 1;
     if (msg->env.kind == MESH_KIND_HELLO) {
-        s_on_hello (self, id, msg);
+        s_on_hello (self, id, rid [0] == MESH_ROUTING_LINK, msg);
         return false;
     }
     //  Messages come in runs from one sender: the last id's hex is kept
@@ -360,10 +362,9 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
             mesh_security_stranger (self, msg);
         return false;
     }
-    //  Only CURVE links have a key to check per connection: with a secret
-    //  alone there is nothing to compare (and ZMQ_SRCFD costs ~220
-    //  instructions a frame)
-    if (self->curve && !mesh_security_frame (self, peer, msg))
+    //  With CURVE or a secret, only the connection that proved the peer's
+    //  key or HELLO speaks for it (one metadata lookup a frame)
+    if (mesh_security_on (self) && !mesh_security_frame (self, peer, msg))
         return false;
     peer->frames_in++;
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them

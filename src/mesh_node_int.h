@@ -53,12 +53,15 @@ typedef struct {
     zhashx_t *announce;         //  key -> zchunk_t *
     mesh_counters_t *counters;
     //  security: the CURVE key its links use, and the inbound connection
-    //  (libzmq fd, and its remote address to tell a reused fd) that the
-    //  key was checked on; a frame on another fd is checked again
+    //  its key or HELLO was checked on (mesh_security_frame): a frame on
+    //  any other connection is checked again
     bool has_key;
     uint8_t key [MESH_KEY_SIZE];
-    int in_fd;                  //  -1 = none checked yet
+    zmq_msg_t in_pin;           //  a frame of that connection: keeps its metadata alive
+    const char *in_tag;         //  a property value in that metadata; NULL = none yet
+    int in_fd;                  //  its fd and remote address, to cut it (-1 = none)
     char in_addr [64];
+    int64_t next_rehello;       //  secret, no CURVE: when we may ask for a HELLO again
 } mesh_peer_t;
 
 #include "mesh_departed.h"
@@ -256,10 +259,11 @@ size_t
 bool
     mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
                          uint8_t *key, bool *has_key);
-//  CURVE only. A frame from a known peer: true if it came on the checked
-//  connection or on a new one with the peer's key (which becomes the
-//  checked one). Without CURVE a link has no identity to check: the secret
-//  only keeps strangers out of discovery (docs/security.md).
+//  A frame from a known peer, with CURVE or a secret: true if it came on
+//  the checked connection, or is a HELLO (already checked), or (CURVE) came
+//  on a new connection with the peer's key; those become the checked one.
+//  Else it is counted and dropped: with CURVE the connection is cut; with
+//  a secret alone the peer is asked for a HELLO on its new connection.
 bool
     mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
 //  A frame from no known peer: cut its connection if its key is refused.

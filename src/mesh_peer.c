@@ -25,6 +25,7 @@ mesh_peer_new (const uint8_t *id, const char *endpoint)
     snprintf (self->name, sizeof self->name, "%.8s", self->hex);
     self->state = MESH_PEER_CONNECTING;
     self->in_fd = -1;
+    zmq_msg_init (&self->in_pin);
     self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
     self->headers = zhashx_new ();
     zhashx_set_destructor (self->headers, (zhashx_destructor_fn *) zstr_free);
@@ -44,6 +45,7 @@ mesh_peer_destroy (mesh_peer_t **self_p)
         zhashx_destroy (&self->headers);
         zhashx_destroy (&self->announce);
         mesh_counters_destroy (&self->counters);
+        zmq_msg_close (&self->in_pin);
         free (self);
         *self_p = NULL;
     }

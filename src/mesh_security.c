@@ -29,6 +29,7 @@
                            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED)
 #define MESH_WARN_IVL_MS    10000
 #define MESH_MAX_REVOKED    256     //  reported per rescan; more are refused all the same
+#define MESH_REHELLO_MS     1000    //  secret, no CURVE: at most one HELLO request a second
 #define MESH_BEACON_TIMES   4096    //  senders whose newest beacon time is remembered
 #define MESH_BEACON_PRUNE_MS 1000
 
@@ -381,10 +382,24 @@ mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
     return true;
 }
 
-//  After a HELLO was accepted: the connection it came on is the checked one
+//  Which connection a frame came on: libzmq keeps one metadata object per
+//  connection, and a property's value in it has the same address in
+//  every frame of that connection. The copy of a frame a peer keeps
+//  (in_pin) holds its connection's object alive, so no other connection's
+//  can ever take that address, where an fd number is reused at once.
+//  One property lookup (~230 instructions) is cheaper than ZMQ_SRCFD,
+//  which is that lookup plus parsing the number.
+#define MESH_CONN_TAG "Socket-Type"     //  in every ZMTP 3 connection's metadata
+
+//  After a HELLO or key was accepted: the connection it came on is the
+//  checked one
 static void
 s_bind_connection (mesh_peer_t *peer, mesh_msg_t *msg)
 {
+    zmq_msg_close (&peer->in_pin);
+    zmq_msg_init (&peer->in_pin);
+    zmq_msg_copy (&peer->in_pin, &msg->frames [0]);
+    peer->in_tag = zmq_msg_gets (&peer->in_pin, MESH_CONN_TAG);
     peer->in_fd = zmq_msg_get (&msg->frames [0], ZMQ_SRCFD);
     s_remote_addr (peer->in_fd, peer->in_addr, sizeof peer->in_addr);
 }
@@ -392,22 +407,43 @@ s_bind_connection (mesh_peer_t *peer, mesh_msg_t *msg)
 bool
 mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 {
-    int fd = zmq_msg_get (&msg->frames [0], ZMQ_SRCFD);
-    if (fd == peer->in_fd)
+    const char *tag = zmq_msg_gets (&msg->frames [0], MESH_CONN_TAG);
+    if (tag && tag == peer->in_tag)
         return true;
-    if (msg->env.kind == MESH_KIND_HELLO) {
+    if (msg->env.kind == MESH_KIND_HELLO) {     //  mesh_security_hello passed it
         s_bind_connection (peer, msg);
         return true;
     }
-    uint8_t key [MESH_KEY_SIZE];
-    if (s_frame_key (&msg->frames [0], key) && peer->has_key
-    &&  sodium_memcmp (key, peer->key, MESH_KEY_SIZE) == 0 && s_allow (self, key)) {
-        s_bind_connection (peer, msg);
-        return true;
+    if (self->curve) {
+        uint8_t key [MESH_KEY_SIZE];
+        if (s_frame_key (&msg->frames [0], key) && peer->has_key
+        &&  sodium_memcmp (key, peer->key, MESH_KEY_SIZE) == 0 && s_allow (self, key)) {
+            s_bind_connection (peer, msg);
+            return true;
+        }
+        mesh_peer_count (self, peer, "dropped.wrong-key");
+        mesh_security_warn (self, WARN_HELLO, "a connection with another key claims to be %s: cut",
+                            peer->hex);
+        s_cut_frame (self, msg);
+        return false;
     }
-    mesh_peer_count (self, peer, "dropped.wrong-key");
-    mesh_security_warn (self, WARN_HELLO, "a connection with another key claims to be %s: cut", peer->hex);
-    s_cut_fd (self, fd, NULL);
+    //  A secret and no CURVE: a connection speaks for a peer only once it
+    //  brought the peer's HELLO with a valid MAC; anyone who can reach the
+    //  inbox could otherwise take the peer's routing id over
+    //  (ROUTER_HANDOVER) and send in its name. A peer whose link
+    //  reconnected (a cut, healed) is asked for a HELLO on it, at most once
+    //  a second; until that comes, what arrives there is dropped, counted.
+    mesh_peer_count (self, peer, "dropped.unbound-connection");
+    int64_t now = mesh_mono_ms ();
+    if (now >= peer->next_rehello) {
+        peer->next_rehello = now + MESH_REHELLO_MS;
+        if (mesh_node_send_hello (self, peer->dealer, true) == 0) {
+            peer->frames_out++;
+            self->frames_out++;
+        }
+        mesh_security_warn (self, WARN_HELLO, "frames in the name of %s on a connection that "
+                            "brought no HELLO: dropped until one comes", peer->hex);
+    }
     return false;
 }
 

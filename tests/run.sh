@@ -32,25 +32,34 @@ for prog in "$@"; do
     fi
     if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
 done
-#   The pattern scenarios again with CURVE on every link (issue 6): every
-#   process they start reads its key and trusted keys from the environment
-#   (MESHBUS_CURVE, MESHBUS_TRUST), so the same assertions hold secured.
+#   The pattern scenarios again with CURVE on every link (issue 6), and
+#   with a cluster secret alone (HELLO MACs, connections bound to the
+#   HELLO that proved them): every process they start reads its settings
+#   from the environment (MESHBUS_CURVE, MESHBUS_TRUST, MESHBUS_SECRET),
+#   so the same assertions hold secured.
 keys=$(mktemp -d)
 if "$MESHBUS_TOOL" keygen "$keys/cluster" >/dev/null && mkdir "$keys/trust" \
-   && cp "$keys/cluster.pub" "$keys/trust/"; then
-    for prog in "$@"; do
-        case $(basename -- "$prog") in
-            test_pubsub_scenarios|test_reqrep_scenarios|test_pipeline_scenarios) ;;
-            *) continue ;;
-        esac
-        name="$(basename -- "$prog") (curve)"
-        echo "=== $name"
-        MESHBUS_CURVE="$keys/cluster.key" MESHBUS_TRUST="$keys/trust" "$prog"
-        rc=$?
-        if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
+   && cp "$keys/cluster.pub" "$keys/trust/" \
+   && head -c 32 /dev/urandom > "$keys/secret"; then
+    for mode in curve secret; do
+        for prog in "$@"; do
+            case $(basename -- "$prog") in
+                test_pubsub_scenarios|test_reqrep_scenarios|test_pipeline_scenarios) ;;
+                *) continue ;;
+            esac
+            name="$(basename -- "$prog") ($mode)"
+            echo "=== $name"
+            if [ $mode = curve ]; then
+                MESHBUS_CURVE="$keys/cluster.key" MESHBUS_TRUST="$keys/trust" "$prog"
+            else
+                MESHBUS_SECRET="$keys/secret" "$prog"
+            fi
+            rc=$?
+            if [ $rc -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name (exit $rc)"); fi
+        done
     done
 else
-    failed=$((failed + 1)); failures+=("meshbus keygen (for the curve runs)")
+    failed=$((failed + 1)); failures+=("meshbus keygen (for the secured runs)")
 fi
 rm -rf "$keys"
 for f in ${failures[@]+"${failures[@]}"}; do echo "FAILED: $f"; done

@@ -928,10 +928,13 @@ static inline void
 sc_secure_node (mesh_node_t *node)
 {
     const char *curve = getenv ("MESHBUS_CURVE"), *trust = getenv ("MESHBUS_TRUST");
+    const char *secret = getenv ("MESHBUS_SECRET");
     if (curve && *curve)
         assert_int_equal (mesh_node_set_curve (node, curve), 0);
     if (trust && *trust)
         assert_int_equal (mesh_node_set_trust (node, trust), 0);
+    if (secret && *secret)
+        assert_int_equal (mesh_node_set_secret (node, secret), 0);
 }
 
 //  ---------------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include "meshbus.h"
 #include "mesh_beacon.h"
+#include "mesh_envelope.h"
 #include "mesh_secret.h"
 #include "tmpdir.h"
 
@@ -573,6 +574,85 @@ test_replayed_beacon_ignored (void **state)
     mesh_node_destroy (&a);
 }
 
+//  With a secret and no CURVE, a connection speaks for a peer only once it
+//  brought that peer's HELLO: a stranger who takes a peer's routing id
+//  over (anyone who can reach the inbox can) cannot send in its name, and
+//  the peer itself still gets through after its link is displaced
+
+typedef struct {
+    volatile int real, injected;
+} s_claims_t;
+
+static void
+s_on_claim (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+{
+    (void) node;
+    s_claims_t *claims = (s_claims_t *) arg;
+    if (strcmp (mesh_msg_subject (msg), "injected") == 0)
+        claims->injected++;
+    else
+        claims->real++;
+}
+
+static void
+test_secret_stranger_cannot_speak_for_a_peer (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    const char *text = "correct horse battery staple";
+    mesh_node_t *a = s_node (&net, "a"), *b = s_node (&net, "b");
+    assert_int_equal (mesh_node_set_secret_bytes (a, text, strlen (text)), 0);
+    assert_int_equal (mesh_node_set_secret_bytes (b, text, strlen (text)), 0);
+    s_claims_t claims = { 0 };
+    mesh_node_on_kind (a, MESH_KIND_DIRECT, s_on_claim, &claims);
+    assert_int_equal (mesh_node_start (a), 0);
+    assert_int_equal (mesh_node_start (b), 0);
+    assert_true (s_wait_met (a, b, NULL));
+
+    //  the stranger: b's routing id (type byte, then b's id), no secret
+    uint8_t rid [17] = { 0 };
+    const char *hex = mesh_node_id (b);
+    for (int i = 0; i < 16; i++) {
+        unsigned byte;
+        sscanf (hex + 2 * i, "%2x", &byte);
+        rid [1 + i] = (uint8_t) byte;
+    }
+    void *ctx = zmq_ctx_new ();
+    void *stranger = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (stranger, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (stranger, ZMQ_ROUTING_ID, rid, sizeof rid);
+    assert_int_equal (zmq_connect (stranger, mesh_node_endpoint (a)), 0);
+    mesh_envelope_t env = { .version = MESH_WIRE_VERSION, .kind = MESH_KIND_DIRECT };
+    env.subject.ptr = (const uint8_t *) "injected";
+    env.subject.len = 8;
+    env.body.ptr = (const uint8_t *) "rm -rf";
+    env.body.len = 6;
+    uint8_t frame [256];
+    size_t size = mesh_envelope_encode (&env, frame, sizeof frame);
+    assert_true (size > 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal (zmq_send (stranger, frame, size, 0), (int) size);
+        s_pump_for (a, b, NULL, 20);
+    }
+    assert_true (s_wait_count (a, b, "dropped.unbound-connection", 1));
+    assert_true (mesh_node_counter (a, hex, "dropped.unbound-connection") >= 1);
+
+    //  b, whose connection the stranger displaced, is asked for a HELLO
+    //  on its new one and gets through again
+    int64_t until = s_now () + WAIT_MS;
+    while (claims.real == 0 && s_now () < until) {
+        mesh_node_whisper (b, mesh_node_id (a), "real", "hi", 2);
+        s_pump_for (a, b, NULL, 50);
+    }
+    zmq_close (stranger);
+    zmq_ctx_term (ctx);
+    assert_true (claims.real >= 1);
+    assert_int_equal (claims.injected, 0);
+    mesh_node_destroy (&b);
+    mesh_node_destroy (&a);
+}
+
 //  Nodes with different secrets never meet, through beacons or a seed
 //  (whose HELLO is refused), and count why; the same secret meets
 //  without CURVE
@@ -685,6 +765,8 @@ main (void)
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_forged_beacons_ignored_with_a_secret, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replayed_beacon_ignored, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_secret_stranger_cannot_speak_for_a_peer,
+                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_secret_mismatch_never_meets, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_curve_with_secret_accepts_members, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_trust_dir_with_bad_files, s_setup, s_teardown),
