@@ -116,3 +116,15 @@ mesh_counters_json (mesh_counters_t *self, zchunk_t *out)
     zchunk_extend (out, "}", 1);
     zlistx_destroy (&keys);
 }
+
+void
+mesh_counters_json_traffic (mesh_counters_t *self, zchunk_t *out, uint64_t frames_in,
+                            uint64_t frames_out, uint64_t bytes_in, uint64_t bytes_out)
+{
+    mesh_json_printf (out, ", \"frames.in\": %llu, \"frames.out\": %llu, \"bytes.in\": %llu, "
+                      "\"bytes.out\": %llu, \"counters\": ",
+                      (unsigned long long) frames_in, (unsigned long long) frames_out,
+                      (unsigned long long) bytes_in, (unsigned long long) bytes_out);
+    mesh_counters_json (self, out);
+    zchunk_extend (out, "}", 1);
+}

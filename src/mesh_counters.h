@@ -24,6 +24,11 @@ void
 //  Append {"name": value, ...} in name order to a growing string buffer.
 void
     mesh_counters_json (mesh_counters_t *self, zchunk_t *out);
+//  The tail of a peer's stats record, live or departed: `, "frames.in": N,
+//  ..., "bytes.out": N, "counters": {...}}` (closing the record).
+void
+    mesh_counters_json_traffic (mesh_counters_t *self, zchunk_t *out, uint64_t frames_in,
+                                uint64_t frames_out, uint64_t bytes_in, uint64_t bytes_out);
 //  JSON string escaping for the stats writers.
 void
     mesh_json_string (zchunk_t *out, const char *text);

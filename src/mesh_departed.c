@@ -157,13 +157,9 @@ mesh_departed_json (mesh_departed_t *self, zchunk_t *out)
         mesh_json_string (out, r->endpoint);
         zchunk_extend (out, ", \"left\": ", 10);
         mesh_json_string (out, r->reason);
-        mesh_json_printf (out, ", \"left_ms\": %lld, \"frames.in\": %llu, \"frames.out\": %llu, "
-                          "\"bytes.in\": %llu, \"bytes.out\": %llu, \"counters\": ",
-                          (long long) r->left_ms,
-                          (unsigned long long) r->frames_in, (unsigned long long) r->frames_out,
-                          (unsigned long long) r->bytes_in, (unsigned long long) r->bytes_out);
-        mesh_counters_json (r->counters, out);
-        zchunk_extend (out, "}", 1);
+        mesh_json_printf (out, ", \"left_ms\": %lld", (long long) r->left_ms);
+        mesh_counters_json_traffic (r->counters, out, r->frames_in, r->frames_out,
+                                    r->bytes_in, r->bytes_out);
     }
     zchunk_extend (out, "}", 1);
 }

@@ -167,12 +167,8 @@ mesh_node_stats_json_locked (mesh_node_t *self)
         mesh_json_string (out, peer->name);
         mesh_json_printf (out, ", \"state\": \"%s\", \"endpoint\": ", s_state_name (peer->state));
         mesh_json_string (out, peer->endpoint);
-        mesh_json_printf (out, ", \"frames.in\": %llu, \"frames.out\": %llu, \"bytes.in\": %llu, "
-                          "\"bytes.out\": %llu, \"counters\": ",
-                          (unsigned long long) peer->frames_in, (unsigned long long) peer->frames_out,
-                          (unsigned long long) peer->bytes_in, (unsigned long long) peer->bytes_out);
-        mesh_counters_json (peer->counters, out);
-        zchunk_extend (out, "}", 1);
+        mesh_counters_json_traffic (peer->counters, out, peer->frames_in, peer->frames_out,
+                                    peer->bytes_in, peer->bytes_out);
     }
     zchunk_extend (out, "}, \"departed\": ", 15);
     mesh_departed_json (self->departed, out);

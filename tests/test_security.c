@@ -457,6 +457,19 @@ test_hostile_clients_do_not_disturb_a_trusted_peer (void **state)
     mesh_node_destroy (&a);
 }
 
+//  A UDP socket that sends beacons to the loopback broadcast address
+static int
+s_beacon_socket (int port, struct sockaddr_in *to)
+{
+    int udp = socket (AF_INET, SOCK_DGRAM, 0);
+    assert_true (udp >= 0);
+    int on = 1;
+    setsockopt (udp, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
+    *to = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    inet_pton (AF_INET, "127.255.255.255", &to->sin_addr);
+    return udp;
+}
+
 //  A flood of forged beacons with a secret set: none accepted, and real
 //  peers are still found, during and after
 static void
@@ -472,11 +485,8 @@ test_forged_beacons_ignored_with_a_secret (void **state)
 
     //  10 000 forged beacons: right magic, version and cluster tag, random
     //  ids; some without a MAC, some with a random one
-    int udp = socket (AF_INET, SOCK_DGRAM, 0);
-    int on = 1;
-    setsockopt (udp, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
-    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) net.port) };
-    inet_pton (AF_INET, "127.255.255.255", &to.sin_addr);
+    struct sockaddr_in to;
+    int udp = s_beacon_socket (net.port, &to);
     uint8_t tag [8];
     crypto_generichash (tag, 8, (const uint8_t *) net.cluster, strlen (net.cluster), NULL, 0);
     for (int i = 0; i < 10000; i++) {
@@ -527,11 +537,8 @@ s_send_signed_beacon (int port, const mesh_beacon_packet_t *pkt, const mesh_secr
     uint8_t buf [MESH_BEACON_MAX];
     size_t size = mesh_beacon_encode_signed (pkt, secret, buf, sizeof buf);
     assert_true (size > 0);
-    int udp = socket (AF_INET, SOCK_DGRAM, 0);
-    int on = 1;
-    setsockopt (udp, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
-    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    inet_pton (AF_INET, "127.255.255.255", &to.sin_addr);
+    struct sockaddr_in to;
+    int udp = s_beacon_socket (port, &to);
     assert_int_equal (sendto (udp, buf, size, 0, (struct sockaddr *) &to, sizeof to), (ssize_t) size);
     close (udp);
 }
