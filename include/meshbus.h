@@ -105,6 +105,7 @@ const char *
 //  Envelope flags (low 16 bits are the core's, high 16 the pattern's)
 #define MESH_FLAG_REPLY_WANTED  0x0001  //  HELLO: answer with your HELLO
 #define MESH_FLAG_FRAMES        0x0002  //  body travels in the following frames
+#define MESH_FLAG_BATCHES       0x0004  //  HELLO: I read batch frames (docs/protocol.md)
 
 //  ---------------------------------------------------------------------
 //  Messages. A mesh_msg_t handed to a handler is borrowed and valid only

@@ -31,10 +31,13 @@ s_span_str (const mesh_span_t *span, char *out)
     out [span->len] = 0;
 }
 
-int
-mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes)
+//  Decode the envelope at [at, at + len) of frames [0]; len 0: all of it
+static int
+s_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes, size_t at, size_t len)
 {
     self->nframes = 0;
+    self->part_at = (uint32_t) at;
+    self->part_len = (uint32_t) len;
     self->heap = false;
     self->headers = NULL;
     self->joined = NULL;
@@ -47,8 +50,9 @@ mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes)
             zmq_msg_move (&self->frames [i], &frames [i]);
         }
         self->nframes = nframes;
-        rc = mesh_envelope_decode (&self->env, zmq_msg_data (&self->frames [0]),
-                                   zmq_msg_size (&self->frames [0]));
+        const uint8_t *data = (const uint8_t *) zmq_msg_data (&self->frames [0]);
+        rc = mesh_envelope_decode (&self->env, data + at,
+                                   len? len: zmq_msg_size (&self->frames [0]));
     }
     else
         for (int i = 0; i < nframes; i++)
@@ -74,6 +78,18 @@ mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes)
     s_span_str (&self->env.reply, self->reply);
     s_span_str (&self->env.ctype, self->ctype);
     return rc;
+}
+
+int
+mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes)
+{
+    return s_init (self, frames, nframes, 0, 0);
+}
+
+int
+mesh_msg_init_part (mesh_msg_t *self, zmq_msg_t *frame, size_t at, size_t len)
+{
+    return s_init (self, frame, 1, at, len);
 }
 
 static void
@@ -208,6 +224,7 @@ mesh_msg_set (mesh_msg_t *self, const mesh_head_t *head, const void *body, size_
     self->headers = NULL;
     free (self->joined);
     self->joined = NULL;
+    self->part_at = self->part_len = 0;     //  frame 0 holds this message alone
     self->env.version = env.version;
     self->env.kind = env.kind;
     self->env.flags = env.flags;
@@ -256,13 +273,26 @@ mesh_msg_dup (const mesh_msg_t *self)
     copy->joined = NULL;
     //  zmq_msg_copy shares the frame's buffer (reference counted); the
     //  header spans stay valid because they point into that same buffer.
-    for (int i = 0; i < self->nframes; i++) {
+    //  A message of a batch would keep the whole batch frame alive: it
+    //  takes its own envelope's bytes instead when that is under half.
+    bool slice = self->part_len
+              && (size_t) self->part_len * 2 < zmq_msg_size ((zmq_msg_t *) &self->frames [0]);
+    for (int i = slice? 1: 0; i < self->nframes; i++) {
         zmq_msg_init (&copy->frames [i]);
         zmq_msg_copy (&copy->frames [i], (zmq_msg_t *) &self->frames [i]);
     }
+    const uint8_t *old_base = (const uint8_t *) zmq_msg_data ((zmq_msg_t *) &self->frames [0]);
+    if (slice) {
+        old_base += self->part_at;
+        if (zmq_msg_init_size (&copy->frames [0], self->part_len)) {
+            free (copy);
+            return NULL;
+        }
+        memcpy (zmq_msg_data (&copy->frames [0]), old_base, self->part_len);
+        copy->part_at = copy->part_len = 0;
+    }
     //  Small frames are stored inside zmq_msg_t itself (VSM), so after the
     //  copy the spans must be re-based on the copy's own frame 0.
-    const uint8_t *old_base = (const uint8_t *) zmq_msg_data ((zmq_msg_t *) &self->frames [0]);
     const uint8_t *new_base = (const uint8_t *) zmq_msg_data (&copy->frames [0]);
     if (old_base != new_base) {
         mesh_envelope_t *env = &copy->env;

@@ -20,6 +20,8 @@ struct _mesh_msg_t {
     char *headers;              //  NUL-terminated copies, made on first lookup
     void *joined;               //  multi-frame body joined on first mesh_msg_body
     size_t size;                //  body size across frames
+    uint32_t part_at, part_len; //  the envelope's place in frames [0] when
+                                //  that is a batch frame (part_len 0: all of it)
 };
 
 //  Take over nframes zmq messages (header first, then body frames), decode
@@ -27,6 +29,10 @@ struct _mesh_msg_t {
 //  the frames are closed. The sender fields are filled by the caller.
 int
     mesh_msg_init (mesh_msg_t *self, zmq_msg_t *frames, int nframes);
+//  Take over one frame of a batch and decode the envelope at [at, at+len)
+//  of it (the caller checked those bounds). As mesh_msg_init otherwise.
+int
+    mesh_msg_init_part (mesh_msg_t *self, zmq_msg_t *frame, size_t at, size_t len);
 //  The envelope a head describes, body empty: what senders encode and
 //  mesh_msg_set lays out. Spans point at head's strings. 0, or -1 (too
 //  many headers) with the error set.

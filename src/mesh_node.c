@@ -421,6 +421,7 @@ mesh_node_stop (mesh_node_t *self)
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
         if (peer->state != MESH_PEER_CONNECTING)
             mesh_node_send_locked (self, peer, &bye, NULL, 0);
+        mesh_node_flush (self, peer);
         zmq_setsockopt (peer->dealer, ZMQ_LINGER, &linger, sizeof linger);
     }
     self->app_signalled = true;         //  written just below, after the unlock

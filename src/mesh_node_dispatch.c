@@ -264,13 +264,10 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     //  probe is another connection, never the link
     if (mesh_security_on (self) && on_link)
         mesh_security_frame (self, peer, msg);
-    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
-        if (mesh_node_send_hello (self, peer->dealer, false) == 0) {
-            peer->frames_out++;
-            self->frames_out++;
-        }
-    }
+    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted)
+        mesh_node_hello_to (self, peer, false);
     peer->incarnation = msg->env.id;
+    peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
     //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
     if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
         peer->heartbeat_ms = (int) (msg->env.seq / 4);
@@ -325,20 +322,22 @@ s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
     free (json);
 }
 
-//  Handle a decoded message. Returns true if it goes to a kind handler
-//  (the caller delivers it), false if the core consumed it. Lock held.
-static bool
-s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *msg)
+//  The peer a frame speaks for, if it may: a live peer, on the connection
+//  that proved its key or HELLO. A HELLO is handled here (NULL returned).
+//  msg: the frame's message, or for a batch frame a message holding only
+//  the frame (kind 0). Lock held.
+static mesh_peer_t *
+s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *msg)
 {
     if (rid_size != MESH_ROUTING_ID_SIZE
     ||  (rid [0] != MESH_ROUTING_LINK && rid [0] != MESH_ROUTING_PROBE)) {
         mesh_counters_add (self->counters, "malformed.routing-id", 1);
-        return false;
+        return NULL;
     }
     const uint8_t *id = rid + 1;
     if (msg->env.kind == MESH_KIND_HELLO) {
         s_on_hello (self, id, rid [0] == MESH_ROUTING_LINK, msg);
-        return false;
+        return NULL;
     }
     //  Messages come in runs from one sender: the last id's hex is kept
     //  (per thread, a pure function of the id) to save ~200 instructions
@@ -360,12 +359,12 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
         mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
         if (self->curve)
             mesh_security_stranger (self, msg);
-        return false;
+        return NULL;
     }
     //  With CURVE or a secret, only the connection that proved the peer's
     //  key or HELLO speaks for it (one metadata lookup a frame)
     if (mesh_security_on (self) && !mesh_security_frame (self, peer, msg))
-        return false;
+        return NULL;
     peer->frames_in++;
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them
         peer->bytes_in += zmq_msg_size (&msg->frames [i]);
@@ -375,6 +374,15 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
         peer->last_heard = mesh_mono_ms ();
         mesh_node_raise (self, MESH_EVENT_BACK, peer, NULL);
     }
+    return peer;
+}
+
+//  Handle a message from a peer by kind. Returns true if it goes to a kind
+//  handler (the caller delivers it), false if the core consumed it. The
+//  peer may be gone after a BYE. Lock held.
+static bool
+s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
+{
     switch (msg->env.kind) {
         case MESH_KIND_PING:
             return false;
@@ -406,20 +414,26 @@ s_accept (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *ms
 }
 
 static void
-s_count_malformed (mesh_node_t *self, zmq_msg_t *rid, int rc)
+s_count_malformed_peer (mesh_node_t *self, mesh_peer_t *peer, int rc)
 {
     char name [64];
     snprintf (name, sizeof name, "malformed.%s", mesh_envelope_strerror (rc));
     for (char *c = name; *c; c++)
         if (*c == ' ')
             *c = '-';           //  "malformed.bad-type": counter names have no spaces
+    mesh_peer_count (self, peer, name);
+}
+
+static void
+s_count_malformed (mesh_node_t *self, zmq_msg_t *rid, int rc)
+{
     mesh_peer_t *peer = NULL;
     if (zmq_msg_size (rid) == MESH_ROUTING_ID_SIZE) {
         char hex [33];
         mesh_hex ((const uint8_t *) zmq_msg_data (rid) + 1, MESH_ID_SIZE, hex);
         peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
     }
-    mesh_peer_count (self, peer, name);
+    s_count_malformed_peer (self, peer, rc);
 }
 
 //  Deliver a message to its kind handler without the lock. Lock held on
@@ -435,7 +449,123 @@ s_deliver (mesh_node_t *self, mesh_msg_t *msg)
     self->in_hooks--;
 }
 
+//  An accepted message: delivered now (queued NULL), or queued for
+//  dispatch by the keeper (*queued counts them). Lock held.
+static void
+s_consume (mesh_node_t *self, mesh_msg_t *msg, size_t *queued)
+{
+    if (!queued) {
+        s_deliver (self, msg);
+        return;
+    }
+    mesh_queued_t *q = (mesh_queued_t *) malloc (sizeof (mesh_queued_t));
+    if (!q) {
+        mesh_counters_add (self->counters, "dropped.no-memory", 1);
+        return;
+    }
+    q->nframes = msg->nframes;
+    q->part_at = msg->part_at;
+    q->part_len = msg->part_len;
+    memcpy (q->sender, msg->sender, sizeof q->sender);
+    for (int i = 0; i < msg->nframes; i++) {
+        zmq_msg_init (&q->frames [i]);
+        zmq_msg_move (&q->frames [i], &msg->frames [i]);
+    }
+    zlistx_add_end (self->queue, q);
+    (*queued)++;
+}
+
+//  The peer of hex again after the lock was let go (a handler ran) or a
+//  BYE: it may have left. Lock held.
+static mesh_peer_t *
+s_peer_again (mesh_node_t *self, const char *hex)
+{
+    mesh_peer_t *peer = self->hot_recv;
+    if (!peer || memcmp (peer->hex, hex, 32) != 0)
+        peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    return peer && peer->state != MESH_PEER_CONNECTING? peer: NULL;
+}
+
+//  A batch frame (mesh_batch.c): the link is checked once for all of it,
+//  then each message is handled as if it had come alone. A message that
+//  does not decode is counted and skipped, the rest still count; a length
+//  that runs past the end loses what follows it (counted). Returns the
+//  messages it held.
+static int
+s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queued)
+{
+    mesh_msg_t outer;           //  only what s_accept_link reads of it
+    outer.env.kind = 0;
+    outer.nframes = 1;
+    zmq_msg_init (&outer.frames [0]);
+    zmq_msg_move (&outer.frames [0], frame);
+    mesh_peer_t *peer = s_accept_link (self, (const uint8_t *) zmq_msg_data (rid),
+                                       zmq_msg_size (rid), &outer);
+    const void *data = zmq_msg_data (&outer.frames [0]);
+    size_t size = zmq_msg_size (&outer.frames [0]), pos = 0, at, len;
+    char hex [33];
+    if (peer)
+        memcpy (hex, peer->hex, sizeof hex);
+    int taken = 0, more;
+    while ((more = mesh_batch_next (data, size, &pos, &at, &len)) == 1) {
+        taken++;
+        if (!peer) {            //  refused, or left while we handled the batch
+            mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
+            continue;
+        }
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        zmq_msg_copy (&part, &outer.frames [0]);
+        mesh_msg_t msg;
+        int rc = mesh_msg_init_part (&msg, &part, at, len);
+        if (rc != MESH_ENV_OK) {
+            s_count_malformed_peer (self, peer, rc);
+            continue;
+        }
+        if (msg.env.kind == MESH_KIND_HELLO)    //  a HELLO binds a link: never batched
+            mesh_peer_count (self, peer, "malformed.batched-hello");
+        else {
+            memcpy (msg.sender, hex, sizeof hex);
+            if (s_accept_kind (self, peer, &msg))
+                s_consume (self, &msg, queued);
+            peer = s_peer_again (self, hex);
+        }
+        mesh_msg_fini (&msg);
+    }
+    if (more < 0)
+        mesh_peer_count (self, peer, "malformed.batch");
+    zmq_msg_close (&outer.frames [0]);
+    return taken? taken: 1;
+}
+
+//  What one read of the inbox brought: a message, or a batch of them.
+//  Each accepted message is delivered, or queued by the keeper (queued
+//  not NULL). Returns the messages read. Closes rid and the frames.
+static int
+s_take (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames, int n, size_t *queued)
+{
+    int taken = 1;
+    if (n == 1 && mesh_batch_is (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0])))
+        taken = s_take_batch (self, rid, &frames [0], queued);
+    else {
+        mesh_msg_t msg;
+        int rc = mesh_msg_init (&msg, frames, n);
+        if (rc != MESH_ENV_OK)
+            s_count_malformed (self, rid, rc);
+        else {
+            mesh_peer_t *peer = s_accept_link (self, (const uint8_t *) zmq_msg_data (rid),
+                                               zmq_msg_size (rid), &msg);
+            if (peer && s_accept_kind (self, peer, &msg))
+                s_consume (self, &msg, queued);
+            mesh_msg_fini (&msg);
+        }
+    }
+    zmq_msg_close (rid);
+    return taken;
+}
+
 //  Keeper: read what is waiting, handle control frames, queue the rest.
+//  A batch may take the queue past queue_max by what it holds.
 static void
 s_keeper_drain (mesh_node_t *self)
 {
@@ -445,27 +575,8 @@ s_keeper_drain (mesh_node_t *self)
         int n = s_read (self, &rid, frames);
         if (n == 0)
             break;
-        if (n < 0)
-            continue;
-        mesh_msg_t msg;
-        int rc = mesh_msg_init (&msg, frames, n);
-        if (rc != MESH_ENV_OK)
-            s_count_malformed (self, &rid, rc);
-        else
-        if (s_accept (self, (const uint8_t *) zmq_msg_data (&rid), zmq_msg_size (&rid), &msg)) {
-            mesh_queued_t *q = (mesh_queued_t *) malloc (sizeof (mesh_queued_t));
-            q->nframes = msg.nframes;
-            memcpy (q->sender, msg.sender, sizeof q->sender);
-            for (int i = 0; i < msg.nframes; i++) {
-                zmq_msg_init (&q->frames [i]);
-                zmq_msg_move (&q->frames [i], &msg.frames [i]);
-            }
-            zlistx_add_end (self->queue, q);
-            queued++;
-        }
-        if (rc == MESH_ENV_OK)
-            mesh_msg_fini (&msg);
-        zmq_msg_close (&rid);
+        if (n > 0)
+            s_take (self, &rid, frames, n, &queued);
     }
     if (queued) {
         s_wake_app (self);              //  once: a write(2) per message cost more than the rest
@@ -515,6 +626,10 @@ mesh_node_keeper (void *arg)
         pthread_mutex_unlock (&self->lock);
         poll (fds, 3, timeout);
         pthread_mutex_lock (&self->lock);
+        //  a link whose last frame left libzmq while a batch waited for it
+        //  wrote keeper_fd: nobody else may send on it soon
+        if (self->batches_waiting)
+            mesh_node_flush_drained (self);
         if (watch && (fds [2].revents & POLLIN) && self->dispatching == 0
         &&  self->app_waiting == 0 && self->inbox_idle) {
             //  the next dispatch reads before it polls; no watch until then
@@ -598,7 +713,9 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
         mesh_queued_t *q = (mesh_queued_t *) zlistx_detach (self->queue, NULL);
         if (q) {
             mesh_msg_t msg;
-            if (mesh_msg_init (&msg, q->frames, q->nframes) == MESH_ENV_OK) {
+            int rc = q->part_len? mesh_msg_init_part (&msg, q->frames, q->part_at, q->part_len)
+                                : mesh_msg_init (&msg, q->frames, q->nframes);
+            if (rc == MESH_ENV_OK) {
                 memcpy (msg.sender, q->sender, sizeof msg.sender);
                 mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, q->sender);
                 if (peer)       //  names are both 65 bytes; snprintf cost ~400 instructions
@@ -616,25 +733,15 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
         bool skipped = may_skip && !handled && self->inbox_idle;
         int n = skipped? 0: s_read (self, &rid, frames);
         if (n != 0) {
-            if (n > 0) {
-                mesh_msg_t msg;
-                int rc = mesh_msg_init (&msg, frames, n);
-                if (rc != MESH_ENV_OK)
-                    s_count_malformed (self, &rid, rc);
-                else {
-                    if (s_accept (self, (const uint8_t *) zmq_msg_data (&rid),
-                                  zmq_msg_size (&rid), &msg))
-                        s_deliver (self, &msg);
-                    mesh_msg_fini (&msg);
-                }
-                zmq_msg_close (&rid);
-            }
             //  A clock read per message costs ~3%; but `now` feeds
             //  app_last, and the keeper takes the inbox over once that is
             //  10 ms old: 64 messages of 64-job batches took longer than
             //  that, and the keeper then decoded and queued every job twice
-            if (++handled % 8 == 0)
+            int taken = n > 0? s_take (self, &rid, frames, n, NULL): 1;
+            if (taken > 1 || ++handled % 8 == 0)
                 now = mesh_mono_ms ();
+            if (taken > 1)
+                handled += taken;
             continue;
         }
         //  4. timers of the patterns

@@ -21,6 +21,7 @@
 #include "mesh_secret.h"
 #include "mesh_zap.h"
 #include "mesh_security_wire.h"
+#include "mesh_batch.h"
 #include <czmq.h>
 #include <pthread.h>
 
@@ -40,6 +41,9 @@ typedef struct {
     uint64_t incarnation;       //  0 until its HELLO arrived
     int state;                  //  mesh_peer_state_t
     void *dealer;               //  our link to its inbox
+    mesh_flight_t *flight;      //  what libzmq holds of that link (any thread)
+    mesh_outbuf_t *batch;       //  small messages waiting for the link to drain
+    bool batches;               //  its HELLO said it reads batch frames
     bool hello_sent;            //  our HELLO is queued on this link
     bool gossiped;
     int64_t created;            //  mono ms
@@ -90,6 +94,7 @@ typedef struct {
 
 typedef struct {
     int nframes;
+    uint32_t part_at, part_len; //  see mesh_msg_t
     char sender [33];
     zmq_msg_t frames [1 + MESH_MAX_FRAMES];
 } mesh_queued_t;
@@ -163,6 +168,7 @@ struct _mesh_node_t {
     mesh_counters_t *counters;
     mesh_departed_t *departed;  //  counters of peers that left
     uint64_t frames_in, frames_out;
+    size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     //  security (mesh_security.c); fixed after start, except what the
     //  trust store holds
@@ -186,9 +192,10 @@ struct _mesh_node_t {
     uint64_t stats_request;
 };
 
-//  mesh_peer.c
+//  mesh_peer.c. wake_fd: the keeper's eventfd (see mesh_flight_new); NULL
+//  when out of memory
 mesh_peer_t *
-    mesh_peer_new (const uint8_t *id, const char *endpoint);
+    mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd);
 void
     mesh_peer_destroy (mesh_peer_t **self_p);
 //  Count a named event for the peer and for the node
@@ -201,6 +208,16 @@ int
                            const void *body, size_t size);
 int
     mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted);
+//  Our HELLO on a peer's link, after whatever waits there
+int
+    mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
+//  Hand the peer's waiting batch to its link now (0, or -1: lost, counted)
+int
+    mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer);
+//  Hand over every waiting batch whose link has drained (the keeper, woken
+//  by a link's last frame leaving libzmq)
+void
+    mesh_node_flush_drained (mesh_node_t *self);
 //  Open a link to a peer we learned of; NULL if refused (table full...).
 //  key: the peer's CURVE key, NULL when not known (refused with CURVE on).
 mesh_peer_t *

@@ -15,12 +15,34 @@
 //  ---------------------------------------------------------------------
 //  Sending
 
-//  Build the header frame (and body frame for large bodies) outside the
-//  lock. Returns the number of frames (1 or 2) or -1.
+//  A message built for a link: its envelope (in small, or in out when
+//  longer) and, for a large body, the body's own frame.
+typedef struct {
+    uint8_t small [512];
+    size_t small_len;           //  0: the envelope is in out
+    mesh_outbuf_t *out;
+    zmq_msg_t body;
+    bool has_body;
+} mesh_built_t;
+
+static void
+s_built_fini (mesh_built_t *built)
+{
+    mesh_outbuf_destroy (&built->out);
+    if (built->has_body)
+        zmq_msg_close (&built->body);
+    built->has_body = false;
+}
+
+//  Build the envelope (and body frame for large bodies) outside the lock.
+//  0 or -1 with the error set (nothing is then held).
 static int
 s_build (const mesh_head_t *head, const void *body, size_t size, void *data,
-         mesh_free_fn *free_fn, void *hint, zmq_msg_t *frames)
+         mesh_free_fn *free_fn, void *hint, mesh_built_t *built)
 {
+    built->small_len = 0;
+    built->out = NULL;
+    built->has_body = false;
     mesh_envelope_t env;
     if (mesh_msg_head_envelope (&env, head))
         return -1;
@@ -32,59 +54,161 @@ s_build (const mesh_head_t *head, const void *body, size_t size, void *data,
     env.body.len = framed? 0: (uint32_t) size;
     if (framed)
         env.flags |= MESH_FLAG_FRAMES;
-    //  A small envelope is encoded on the stack and copied: one pass of the
-    //  encoder instead of sizing then encoding (~85 instructions a send)
-    uint8_t small [512];
-    size_t hsize = env.body.len <= 256? mesh_envelope_encode (&env, small, sizeof small): 0;
-    if (hsize) {
-        zmq_msg_init_size (&frames [0], hsize);
-        memcpy (zmq_msg_data (&frames [0]), small, hsize);
-    }
-    else {
-        hsize = mesh_envelope_size (&env);
+    //  A small envelope is encoded on the stack: one pass of the encoder
+    //  instead of sizing then encoding (~85 instructions a send), and a
+    //  batch copies it from there
+    if (env.body.len <= 256)
+        built->small_len = mesh_envelope_encode (&env, built->small, sizeof built->small);
+    if (!built->small_len) {
+        size_t hsize = mesh_envelope_size (&env);
         if (hsize == 0)         //  a field breaks a limit
             return mesh_fail (MESH_ETOOBIG, "a subject, header or content type breaks a limit");
-        zmq_msg_init_size (&frames [0], hsize);
-        if (mesh_envelope_encode (&env, zmq_msg_data (&frames [0]), hsize) != hsize) {
-            zmq_msg_close (&frames [0]);
+        built->out = mesh_outbuf_reserve (hsize);
+        if (!built->out)
+            return mesh_fail (MESH_ESYS, "no memory for a message of %zu bytes", hsize);
+        if (mesh_envelope_encode (&env, mesh_outbuf_room (built->out), hsize) != hsize) {
+            mesh_outbuf_destroy (&built->out);
             return mesh_fail (MESH_ETOOBIG, "a subject, header or content type breaks a limit");
         }
     }
     if (!framed)
-        return 1;
+        return 0;
     if (data)
-        zmq_msg_init_data (&frames [1], data, size, free_fn, hint);
+        zmq_msg_init_data (&built->body, data, size, free_fn, hint);
     else {
-        zmq_msg_init_size (&frames [1], size);
-        memcpy (zmq_msg_data (&frames [1]), body, size);
+        zmq_msg_init_size (&built->body, size);
+        memcpy (zmq_msg_data (&built->body), body, size);
     }
+    built->has_body = true;
+    return 0;
+}
+
+//  The built message as plain frames, for a message that is not sent on
+//  a link (mesh_msg_new) or a HELLO on any socket. Returns nframes.
+static int
+s_built_frames (mesh_built_t *built, zmq_msg_t *frames)
+{
+    const void *env = built->small_len? built->small: mesh_outbuf_room (built->out);
+    size_t len = built->small_len? built->small_len
+                                 : mesh_outbuf_size (built->out);
+    zmq_msg_init_size (&frames [0], len);
+    memcpy (zmq_msg_data (&frames [0]), env, len);
+    mesh_outbuf_destroy (&built->out);
+    if (!built->has_body)
+        return 1;
+    zmq_msg_init (&frames [1]);
+    zmq_msg_move (&frames [1], &built->body);
+    built->has_body = false;
     return 2;
 }
 
-//  Send built frames on the peer's link. Lock held. Closes the frames.
-static int
-s_send_frames (mesh_node_t *self, mesh_peer_t *peer, zmq_msg_t *frames, int nframes)
+static void
+s_count_n (mesh_node_t *self, mesh_peer_t *peer, const char *name, uint64_t n)
 {
-    size_t bytes = 0;
-    for (int i = 0; i < nframes; i++)
-        bytes += zmq_msg_size (&frames [i]);
-    int rc = 0;
-    for (int i = 0; i < nframes; i++) {
-        int flags = ZMQ_DONTWAIT | (i + 1 < nframes? ZMQ_SNDMORE: 0);
-        if (zmq_msg_send (&frames [i], peer->dealer, flags) < 0) {
-            //  Only the first frame can fail: libzmq accepts the rest of a
-            //  message whose first frame it took.
-            rc = errno == EAGAIN? MESH_EAGAIN: MESH_ESYS;
-            mesh_peer_count (self, peer, rc == MESH_EAGAIN? "send.dropped.hwm": "send.dropped.error");
-            for (int j = i; j < nframes; j++)
-                zmq_msg_close (&frames [j]);
-            return mesh_fail (rc, "link to %s: %s", peer->name,
-                              rc == MESH_EAGAIN? "high-water mark reached": zmq_strerror (errno));
-        }
+    mesh_counters_add (self->counters, name, n);
+    mesh_counters_add (peer->counters, name, n);
+}
+
+//  Hand a buffer (and a body frame) to the peer's link as one message.
+//  Lock held. Takes both over.
+static int
+s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t *body)
+{
+    uint32_t count = mesh_outbuf_count (out);
+    size_t bytes = mesh_outbuf_size (out) + (body? zmq_msg_size (body): 0);
+    zmq_msg_t frame;
+    int rc = mesh_outbuf_frame (out, peer->flight, &frame);
+    if (rc == 0 && zmq_msg_send (&frame, peer->dealer, ZMQ_DONTWAIT | (body? ZMQ_SNDMORE: 0)) < 0) {
+        zmq_msg_close (&frame);
+        rc = -1;
+    }
+    //  libzmq accepts the rest of a message whose first frame it took
+    if (rc == 0 && body)
+        zmq_msg_send (body, peer->dealer, ZMQ_DONTWAIT);
+    if (rc) {
+        if (body)
+            zmq_msg_close (body);
+        //  The high-water mark is ours (libzmq's is off): EAGAIN here means
+        //  libzmq has no pipe to the peer at all
+        bool full = errno == EAGAIN;
+        s_count_n (self, peer, full? "send.dropped.hwm": "send.dropped.error", count);
+        return mesh_fail (full? MESH_EAGAIN: MESH_ESYS, "link to %s: %s", peer->name,
+                          full? "not connected": zmq_strerror (errno));
     }
     peer->frames_out++;
     peer->bytes_out += bytes;
     self->frames_out++;
+    if (count > 1)
+        s_count_n (self, peer, "send.batched", count);
+    return 0;
+}
+
+int
+mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer)
+{
+    mesh_outbuf_t *batch = peer->batch;
+    if (!batch)
+        return 0;
+    peer->batch = NULL;
+    self->batches_waiting--;
+    mesh_flight_set_waiting (peer->flight, false);
+    return s_send_out (self, peer, batch, NULL);
+}
+
+void
+mesh_node_flush_drained (mesh_node_t *self)
+{
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers);
+         peer && self->batches_waiting; peer = (mesh_peer_t *) zhashx_next (self->peers))
+        if (peer->batch && mesh_flight_frames (peer->flight) <= 1)
+            mesh_node_flush (self, peer);
+}
+
+static size_t
+s_waiting (mesh_peer_t *peer)
+{
+    return peer->batch? mesh_outbuf_count (peer->batch): 0;
+}
+
+//  Send a built message on the peer's link. Lock held. Takes it over.
+static int
+s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
+{
+    //  the high-water mark counts messages, batched or not
+    if (mesh_flight_msgs (peer->flight) + s_waiting (peer) >= (size_t) self->hwm) {
+        s_built_fini (built);
+        mesh_peer_count (self, peer, "send.dropped.hwm");
+        return mesh_fail (MESH_EAGAIN, "link to %s: high-water mark reached", peer->name);
+    }
+    if (built->small_len && !built->has_body && built->small_len <= MESH_BATCH_MAX_ENV
+    &&  peer->batches) {
+        mesh_outbuf_t *batch = mesh_outbuf_add (peer->batch, built->small, built->small_len);
+        if (!batch) {
+            mesh_peer_count (self, peer, "send.dropped.no-memory");
+            return mesh_fail (MESH_ESYS, "no memory to queue a message");
+        }
+        if (!peer->batch)
+            self->batches_waiting++;
+        peer->batch = batch;
+        //  set before the read: see mesh_flight_set_waiting
+        mesh_flight_set_waiting (peer->flight, true);
+        if (mesh_flight_frames (peer->flight) <= 1 || mesh_outbuf_size (batch) >= MESH_BATCH_BYTES)
+            return mesh_node_flush (self, peer);
+        return 0;
+    }
+    //  a message that travels alone goes after what waits, in order
+    mesh_node_flush (self, peer);
+    mesh_outbuf_t *out = built->out;
+    built->out = NULL;
+    if (!out)
+        out = mesh_outbuf_add (NULL, built->small, built->small_len);
+    if (!out) {
+        s_built_fini (built);
+        mesh_peer_count (self, peer, "send.dropped.no-memory");
+        return mesh_fail (MESH_ESYS, "no memory to queue a message");
+    }
+    int rc = s_send_out (self, peer, out, built->has_body? &built->body: NULL);
+    built->has_body = false;
     return rc;
 }
 
@@ -108,11 +232,10 @@ int
 mesh_node_send_locked (mesh_node_t *self, mesh_peer_t *peer, const mesh_head_t *head,
                        const void *body, size_t size)
 {
-    zmq_msg_t frames [2];
-    int nframes = s_build (head, body, size, NULL, NULL, NULL, frames);
-    if (nframes < 0)
+    mesh_built_t built;
+    if (s_build (head, body, size, NULL, NULL, NULL, &built))
         return -1;
-    return s_send_frames (self, peer, frames, nframes);
+    return s_send_built (self, peer, &built);
 }
 
 static int
@@ -121,14 +244,13 @@ s_send (mesh_node_t *self, const char *peer, const mesh_head_t *head, const void
 {
     assert (self);
     assert (head);
-    zmq_msg_t frames [2];
-    int nframes = s_build (head, body, size, data, free_fn, hint, frames);
-    if (nframes < 0) {
+    mesh_built_t built;
+    if (s_build (head, body, size, data, free_fn, hint, &built)) {
         if (data && free_fn)
             free_fn (data, hint);       //  we took it over, even on failure
         return -1;
     }
-    if (data && nframes == 1 && free_fn)
+    if (data && !built.has_body && free_fn)
         free_fn (data, hint);           //  copied inline: release it now
     pthread_mutex_lock (&self->lock);
     int rc;
@@ -137,12 +259,11 @@ s_send (mesh_node_t *self, const char *peer, const mesh_head_t *head, const void
         if (!self->started || self->stopping)
             mesh_fail (MESH_ECLOSED, "node is not running");
         mesh_counters_add (self->counters, "send.dropped.no-peer", 1);
-        for (int i = 0; i < nframes; i++)
-            zmq_msg_close (&frames [i]);
+        s_built_fini (&built);
         rc = -1;
     }
     else
-        rc = s_send_frames (self, p, frames, nframes);
+        rc = s_send_built (self, p, &built);
     pthread_mutex_unlock (&self->lock);
     return rc;
 }
@@ -185,7 +306,7 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
     count = mesh_security_hello_headers (self, pairs, count, storage);
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
-        .flags = reply_wanted? MESH_FLAG_REPLY_WANTED: 0,
+        .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES,
         .seq = (uint64_t) self->suspect_ms,     //  so peers heartbeat often enough
         .id = self->incarnation,
         .subject = self->name,
@@ -193,25 +314,34 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
         .headers = pairs,
         .header_count = count
     };
-    zmq_msg_t frames [2];
-    int nframes = s_build (&head, NULL, 0, NULL, NULL, NULL, frames);
-    if (nframes < 0)
+    mesh_built_t built;
+    if (s_build (&head, NULL, 0, NULL, NULL, NULL, &built))
         return -1;
+    zmq_msg_t frames [2];
+    s_built_frames (&built, frames);
     int rc = zmq_msg_send (&frames [0], socket, ZMQ_DONTWAIT);
     if (rc < 0)
         zmq_msg_close (&frames [0]);
     return rc < 0? -1: 0;
 }
 
+int
+mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
+{
+    mesh_node_flush (self, peer);       //  after what waits: a link keeps its order
+    if (mesh_node_send_hello (self, peer->dealer, reply_wanted))
+        return -1;
+    peer->frames_out++;
+    self->frames_out++;
+    return 0;
+}
+
 //  Our HELLO then every announcement, in order, on a peer's link.
 static void
 s_greet (mesh_node_t *self, mesh_peer_t *peer)
 {
-    if (mesh_node_send_hello (self, peer->dealer, true) == 0) {
+    if (mesh_node_hello_to (self, peer, true) == 0)
         peer->hello_sent = true;
-        peer->frames_out++;
-        self->frames_out++;
-    }
     for (zchunk_t *value = (zchunk_t *) zhashx_first (self->announce); value;
          value = (zchunk_t *) zhashx_next (self->announce)) {
         mesh_head_t head = { .kind = MESH_KIND_UPDATE,
@@ -229,19 +359,21 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
     while (true) {
         pthread_mutex_lock (&self->lock);
         mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
-        int events = 0;
-        size_t len = sizeof events;
-        if (p)
-            zmq_getsockopt (p->dealer, ZMQ_EVENTS, &events, &len);
+        bool writable = false;
+        if (p) {
+            if (p->batch && mesh_flight_frames (p->flight) <= 1)
+                mesh_node_flush (self, p);
+            writable = mesh_flight_msgs (p->flight) + s_waiting (p) < (size_t) self->hwm;
+        }
         pthread_mutex_unlock (&self->lock);
         if (!p)
             return -1;
-        if (events & ZMQ_POLLOUT)
+        if (writable)
             return 0;
         if (mesh_mono_ms () >= deadline)
             return mesh_fail (MESH_ETIMEDOUT, "link to %s stayed full", peer);
-        //  libzmq's POLLOUT needs the socket itself, which needs the lock;
-        //  short sleeps keep the lock free for the receiving side meanwhile
+        //  the link drains in libzmq's I/O thread, which tells nobody
+        //  but the keeper; short sleeps keep the lock free meanwhile
         usleep (pause_us);
         if (pause_us < 2000)
             pause_us *= 2;
@@ -253,10 +385,11 @@ mesh_msg_new (const mesh_head_t *head, const void *body, size_t size,
               const char *sender, const char *sender_name)
 {
     assert (head);
-    zmq_msg_t frames [2];
-    int nframes = s_build (head, body, size, NULL, NULL, NULL, frames);
-    if (nframes < 0)
+    mesh_built_t built;
+    if (s_build (head, body, size, NULL, NULL, NULL, &built))
         return NULL;
+    zmq_msg_t frames [2];
+    int nframes = s_built_frames (&built, frames);
     mesh_msg_t *msg = (mesh_msg_t *) malloc (sizeof (mesh_msg_t));
     if (!msg || mesh_msg_init (msg, frames, nframes) != MESH_ENV_OK) {
         free (msg);
@@ -315,7 +448,9 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.no-socket", 1);
         return NULL;
     }
-    int linger = 0, hwm = self->hwm, ivl = 100, ivl_max = 2000;
+    //  libzmq's high-water mark counts frames, and a batch is many
+    //  messages: ours counts messages (mesh_batch.c), so libzmq's is off
+    int linger = 0, hwm = 0, ivl = 100, ivl_max = 2000;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
@@ -326,7 +461,12 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.connect", 1);
         return NULL;
     }
-    peer = mesh_peer_new (id, endpoint);
+    peer = mesh_peer_new (id, endpoint, self->keeper_fd);
+    if (!peer) {
+        zmq_close (dealer);
+        mesh_counters_add (self->counters, "peers.refused.no-memory", 1);
+        return NULL;
+    }
     peer->dealer = dealer;
     mesh_departed_restore (self->departed, peer);
     if (key) {
@@ -352,6 +492,17 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
         mesh_counters_add (self->counters, "peers.exited", 1);
         mesh_node_raise (self, MESH_EVENT_EXIT, peer, reason);
     }
+    //  what waits for its link is lost with it, and counted
+    if (peer->batch) {
+        s_count_n (self, peer, "send.dropped.peer-gone", s_waiting (peer));
+        mesh_outbuf_destroy (&peer->batch);
+        mesh_flight_set_waiting (peer->flight, false);
+        self->batches_waiting--;
+    }
+    //  and what libzmq still holds for it: the link closes without linger
+    size_t held = mesh_flight_msgs (peer->flight);
+    if (held)
+        s_count_n (self, peer, "send.dropped.link-closed", held);
     //  what was counted for it stays readable under its id; a peer that
     //  never got past CONNECTING is kept only if it counted something
     if ((peer->state != MESH_PEER_CONNECTING || mesh_counters_size (peer->counters))

@@ -16,9 +16,14 @@ s_chunk_free (void **item)
 }
 
 mesh_peer_t *
-mesh_peer_new (const uint8_t *id, const char *endpoint)
+mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
 {
     mesh_peer_t *self = (mesh_peer_t *) zmalloc (sizeof (mesh_peer_t));
+    self->flight = mesh_flight_new (wake_fd);
+    if (!self->flight) {
+        free (self);
+        return NULL;
+    }
     memcpy (self->id, id, MESH_ID_SIZE);
     mesh_hex (id, MESH_ID_SIZE, self->hex);
     snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
@@ -42,6 +47,9 @@ mesh_peer_destroy (mesh_peer_t **self_p)
         mesh_peer_t *self = *self_p;
         if (self->dealer)
             zmq_close (self->dealer);
+        //  frames still in libzmq hold the flight until they are freed
+        mesh_outbuf_destroy (&self->batch);
+        mesh_flight_release (&self->flight);
         zhashx_destroy (&self->headers);
         zhashx_destroy (&self->announce);
         mesh_counters_destroy (&self->counters);

@@ -437,10 +437,7 @@ mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
     int64_t now = mesh_mono_ms ();
     if (now >= peer->next_rehello) {
         peer->next_rehello = now + MESH_REHELLO_MS;
-        if (mesh_node_send_hello (self, peer->dealer, true) == 0) {
-            peer->frames_out++;
-            self->frames_out++;
-        }
+        mesh_node_hello_to (self, peer, true);
         mesh_security_warn (self, WARN_HELLO, "frames in the name of %s on a connection that "
                             "brought no HELLO: dropped until one comes", peer->hex);
     }
