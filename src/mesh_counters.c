@@ -118,13 +118,14 @@ mesh_counters_json (mesh_counters_t *self, zchunk_t *out)
 }
 
 void
-mesh_counters_json_traffic (mesh_counters_t *self, zchunk_t *out, uint64_t frames_in,
-                            uint64_t frames_out, uint64_t bytes_in, uint64_t bytes_out)
+mesh_counters_json_traffic (mesh_counters_t *self, zchunk_t *out, const mesh_traffic_t *traffic)
 {
-    mesh_json_printf (out, ", \"frames.in\": %llu, \"frames.out\": %llu, \"bytes.in\": %llu, "
-                      "\"bytes.out\": %llu, \"counters\": ",
-                      (unsigned long long) frames_in, (unsigned long long) frames_out,
-                      (unsigned long long) bytes_in, (unsigned long long) bytes_out);
+    mesh_json_printf (out, ", \"frames.in\": %llu, \"frames.out\": %llu, \"messages.in\": %llu, "
+                      "\"messages.out\": %llu, \"bytes.in\": %llu, \"bytes.out\": %llu, "
+                      "\"counters\": ",
+                      (unsigned long long) traffic->frames_in, (unsigned long long) traffic->frames_out,
+                      (unsigned long long) traffic->msgs_in, (unsigned long long) traffic->msgs_out,
+                      (unsigned long long) traffic->bytes_in, (unsigned long long) traffic->bytes_out);
     mesh_counters_json (self, out);
     zchunk_extend (out, "}", 1);
 }

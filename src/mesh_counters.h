@@ -24,11 +24,16 @@ void
 //  Append {"name": value, ...} in name order to a growing string buffer.
 void
     mesh_counters_json (mesh_counters_t *self, zchunk_t *out);
+//  A link's traffic: frames, the messages in them (a batch frame holds
+//  several), bytes on the wire
+typedef struct {
+    uint64_t frames_in, frames_out, msgs_in, msgs_out, bytes_in, bytes_out;
+} mesh_traffic_t;
 //  The tail of a peer's stats record, live or departed: `, "frames.in": N,
 //  ..., "bytes.out": N, "counters": {...}}` (closing the record).
 void
-    mesh_counters_json_traffic (mesh_counters_t *self, zchunk_t *out, uint64_t frames_in,
-                                uint64_t frames_out, uint64_t bytes_in, uint64_t bytes_out);
+    mesh_counters_json_traffic (mesh_counters_t *self, zchunk_t *out,
+                                const mesh_traffic_t *traffic);
 //  JSON string escaping for the stats writers.
 void
     mesh_json_string (zchunk_t *out, const char *text);

@@ -18,7 +18,7 @@ typedef struct {
     char reason [32];
     int64_t left_ms;            //  wall clock, for people
     uint64_t order;             //  departure order, to forget the oldest
-    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    mesh_traffic_t traffic;
     mesh_counters_t *counters;
 } s_record_t;
 
@@ -95,10 +95,12 @@ mesh_departed_keep (mesh_departed_t *self, mesh_peer_t *peer, const char *reason
     snprintf (record->reason, sizeof record->reason, "%s", reason? reason: "");
     record->left_ms = zclock_time ();
     record->order = ++self->next_order;
-    record->frames_in += peer->frames_in;
-    record->frames_out += peer->frames_out;
-    record->bytes_in += peer->bytes_in;
-    record->bytes_out += peer->bytes_out;
+    record->traffic.frames_in += peer->frames_in;
+    record->traffic.frames_out += peer->frames_out;
+    record->traffic.msgs_in += peer->msgs_in;
+    record->traffic.msgs_out += peer->msgs_out;
+    record->traffic.bytes_in += peer->bytes_in;
+    record->traffic.bytes_out += peer->bytes_out;
     return forgot;
 }
 
@@ -110,10 +112,12 @@ mesh_departed_restore (mesh_departed_t *self, mesh_peer_t *peer)
         return;
     mesh_counters_merge (peer->counters, record->counters);
     //  seen_* follow, so the keeper does not take history for fresh traffic
-    peer->frames_in = peer->seen_in = peer->frames_in + record->frames_in;
-    peer->frames_out = peer->seen_out = peer->frames_out + record->frames_out;
-    peer->bytes_in += record->bytes_in;
-    peer->bytes_out += record->bytes_out;
+    peer->frames_in = peer->seen_in = peer->frames_in + record->traffic.frames_in;
+    peer->frames_out = peer->seen_out = peer->frames_out + record->traffic.frames_out;
+    peer->msgs_in += record->traffic.msgs_in;
+    peer->msgs_out += record->traffic.msgs_out;
+    peer->bytes_in += record->traffic.bytes_in;
+    peer->bytes_out += record->traffic.bytes_out;
     zhashx_delete (self->records, peer->hex);
 }
 
@@ -132,10 +136,12 @@ mesh_departed_counter (mesh_departed_t *self, const char *hex, const char *name,
     s_record_t *record = (s_record_t *) zhashx_lookup (self->records, hex);
     if (!record)
         return false;
-    if (streq (name, "frames.in")) *value = record->frames_in;
-    else if (streq (name, "frames.out")) *value = record->frames_out;
-    else if (streq (name, "bytes.in")) *value = record->bytes_in;
-    else if (streq (name, "bytes.out")) *value = record->bytes_out;
+    if (streq (name, "frames.in")) *value = record->traffic.frames_in;
+    else if (streq (name, "frames.out")) *value = record->traffic.frames_out;
+    else if (streq (name, "messages.in")) *value = record->traffic.msgs_in;
+    else if (streq (name, "messages.out")) *value = record->traffic.msgs_out;
+    else if (streq (name, "bytes.in")) *value = record->traffic.bytes_in;
+    else if (streq (name, "bytes.out")) *value = record->traffic.bytes_out;
     else *value = mesh_counters_get (record->counters, name);
     return true;
 }
@@ -158,8 +164,7 @@ mesh_departed_json (mesh_departed_t *self, zchunk_t *out)
         zchunk_extend (out, ", \"left\": ", 10);
         mesh_json_string (out, r->reason);
         mesh_json_printf (out, ", \"left_ms\": %lld", (long long) r->left_ms);
-        mesh_counters_json_traffic (r->counters, out, r->frames_in, r->frames_out,
-                                    r->bytes_in, r->bytes_out);
+        mesh_counters_json_traffic (r->counters, out, &r->traffic);
     }
     zchunk_extend (out, "}", 1);
 }

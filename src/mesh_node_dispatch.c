@@ -516,6 +516,8 @@ s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queue
         zmq_msg_t part;
         zmq_msg_init (&part);
         zmq_msg_copy (&part, &outer.frames [0]);
+        peer->msgs_in++;
+        self->msgs_in++;
         mesh_msg_t msg;
         int rc = mesh_msg_init_part (&msg, &part, at, len);
         if (rc != MESH_ENV_OK) {
@@ -555,6 +557,10 @@ s_take (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames, int n, size_t *que
         else {
             mesh_peer_t *peer = s_accept_link (self, (const uint8_t *) zmq_msg_data (rid),
                                                zmq_msg_size (rid), &msg);
+            if (peer) {
+                peer->msgs_in++;
+                self->msgs_in++;
+            }
             if (peer && s_accept_kind (self, peer, &msg))
                 s_consume (self, &msg, queued);
             mesh_msg_fini (&msg);

@@ -117,6 +117,8 @@ mesh_node_counter (mesh_node_t *self, const char *peer, const char *name)
         if (p) {
             if (streq (name, "frames.in")) value = p->frames_in;
             else if (streq (name, "frames.out")) value = p->frames_out;
+            else if (streq (name, "messages.in")) value = p->msgs_in;
+            else if (streq (name, "messages.out")) value = p->msgs_out;
             else if (streq (name, "bytes.in")) value = p->bytes_in;
             else if (streq (name, "bytes.out")) value = p->bytes_out;
             else value = mesh_counters_get (p->counters, name);
@@ -127,6 +129,8 @@ mesh_node_counter (mesh_node_t *self, const char *peer, const char *name)
     else {
         if (streq (name, "frames.in")) value = self->frames_in;
         else if (streq (name, "frames.out")) value = self->frames_out;
+        else if (streq (name, "messages.in")) value = self->msgs_in;
+        else if (streq (name, "messages.out")) value = self->msgs_out;
         else value = mesh_counters_get (self->counters, name);
     }
     pthread_mutex_unlock (&self->lock);
@@ -152,8 +156,10 @@ mesh_node_stats_json_locked (mesh_node_t *self)
     }
     mesh_json_printf (out, ", \"peers.alive\": %zu, \"peers.suspect\": %zu, "
                       "\"peers.connecting\": %zu, \"frames.in\": %llu, \"frames.out\": %llu, "
-                      "\"counters\": ", alive, suspect, self->connecting,
-                      (unsigned long long) self->frames_in, (unsigned long long) self->frames_out);
+                      "\"messages.in\": %llu, \"messages.out\": %llu, \"counters\": ",
+                      alive, suspect, self->connecting,
+                      (unsigned long long) self->frames_in, (unsigned long long) self->frames_out,
+                      (unsigned long long) self->msgs_in, (unsigned long long) self->msgs_out);
     mesh_counters_json (self->counters, out);
     zchunk_extend (out, ", \"peers\": {", 12);
     bool first = true;
@@ -167,8 +173,9 @@ mesh_node_stats_json_locked (mesh_node_t *self)
         mesh_json_string (out, peer->name);
         mesh_json_printf (out, ", \"state\": \"%s\", \"endpoint\": ", s_state_name (peer->state));
         mesh_json_string (out, peer->endpoint);
-        mesh_counters_json_traffic (peer->counters, out, peer->frames_in, peer->frames_out,
-                                    peer->bytes_in, peer->bytes_out);
+        mesh_traffic_t traffic = { peer->frames_in, peer->frames_out, peer->msgs_in,
+                                   peer->msgs_out, peer->bytes_in, peer->bytes_out };
+        mesh_counters_json_traffic (peer->counters, out, &traffic);
     }
     zchunk_extend (out, "}, \"departed\": ", 15);
     mesh_departed_json (self->departed, out);

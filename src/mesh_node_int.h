@@ -52,6 +52,7 @@ typedef struct {
     int64_t leaving_since;      //  mono ms its leaving beacon came, 0 = none
     int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out; //  messages: a batch frame holds several
     uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check
     zhashx_t *headers;          //  key -> value (strings)
     zhashx_t *announce;         //  key -> zchunk_t *
@@ -167,7 +168,7 @@ struct _mesh_node_t {
     //  counters
     mesh_counters_t *counters;
     mesh_departed_t *departed;  //  counters of peers that left
-    uint64_t frames_in, frames_out;
+    uint64_t frames_in, frames_out, msgs_in, msgs_out;
     size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     //  security (mesh_security.c); fixed after start, except what the

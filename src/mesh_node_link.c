@@ -18,7 +18,7 @@
 //  A message built for a link: its envelope (in small, or in out when
 //  longer) and, for a large body, the body's own frame.
 typedef struct {
-    uint8_t small [512];
+    uint8_t small [MESH_BATCH_MAX_ENV];
     size_t small_len;           //  0: the envelope is in out
     mesh_outbuf_t *out;
     zmq_msg_t body;
@@ -57,7 +57,7 @@ s_build (const mesh_head_t *head, const void *body, size_t size, void *data,
     //  A small envelope is encoded on the stack: one pass of the encoder
     //  instead of sizing then encoding (~85 instructions a send), and a
     //  batch copies it from there
-    if (env.body.len <= 256)
+    if (env.body.len < MESH_BATCH_MAX_ENV)
         built->small_len = mesh_envelope_encode (&env, built->small, sizeof built->small);
     if (!built->small_len) {
         size_t hsize = mesh_envelope_size (&env);
@@ -136,8 +136,10 @@ s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t 
                           full? "not connected": zmq_strerror (errno));
     }
     peer->frames_out++;
+    peer->msgs_out += count;
     peer->bytes_out += bytes;
     self->frames_out++;
+    self->msgs_out += count;
     if (count > 1)
         s_count_n (self, peer, "send.batched", count);
     return 0;
@@ -332,7 +334,9 @@ mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
     if (mesh_node_send_hello (self, peer->dealer, reply_wanted))
         return -1;
     peer->frames_out++;
+    peer->msgs_out++;
     self->frames_out++;
+    self->msgs_out++;
     return 0;
 }
 
