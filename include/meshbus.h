@@ -269,7 +269,9 @@ int
 int
     mesh_node_set_id (mesh_node_t *self, const char *hex_id);
 //  Messages queued per link before a send returns MESH_EAGAIN (default
-//  MESH_DEFAULT_SNDHWM). Lower bounds memory per slow peer.
+//  MESH_DEFAULT_SNDHWM). Lower bounds memory per slow peer. Counted in
+//  messages, also when a backed-up link packs small ones into batch
+//  frames (docs/protocol.md, "Batch frames").
 int
     mesh_node_set_hwm (mesh_node_t *self, int messages);
 //  Bound of the peer table (default MESH_MAX_PEERS_DEFAULT).

@@ -3,9 +3,11 @@
     announcements on a new link, adding and removing peers
 
     One DEALER per peer (see mesh_node.c). A send runs on the caller's
-    thread and never waits: mesh_node_send builds its frames outside
-    node->lock (s_build) and sends them under it with ZMQ_DONTWAIT, so a
-    full link is an error (MESH_EAGAIN, send.dropped.hwm), which
+    thread and never waits: mesh_node_send encodes outside node->lock
+    (s_build) and, under it, hands the message to the link, or to the
+    link's open batch when the link is backed up (mesh_batch.c). A full
+    link (the high-water mark counts messages in libzmq and in the batch)
+    is an error (MESH_EAGAIN, send.dropped.hwm), which
     mesh_node_wait_writable can wait out. mesh_msg_new is here because it
     builds a message as a send does.
     ========================================================================= */
@@ -192,9 +194,13 @@ s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
         if (!peer->batch)
             self->batches_waiting++;
         peer->batch = batch;
-        //  set before the read: see mesh_flight_set_waiting
-        mesh_flight_set_waiting (peer->flight, true);
         if (mesh_flight_frames (peer->flight) <= 1 || mesh_outbuf_size (batch) >= MESH_BATCH_BYTES)
+            return mesh_node_flush (self, peer);
+        //  it waits: say so, then look again (see mesh_flight_set_waiting),
+        //  so either we see the link drained or its last frame wakes the
+        //  keeper. An idle link never raises the flag, nor a wake-up.
+        mesh_flight_set_waiting (peer->flight, true);
+        if (mesh_flight_frames (peer->flight) <= 1)
             return mesh_node_flush (self, peer);
         return 0;
     }
