@@ -485,7 +485,9 @@ uint64_t
     mesh_node_generation (mesh_node_t *self);
 
 //  Block until the link to peer can take a message or timeout_ms passes
-//  (back-pressure for senders that must not drop). 0, or -1 with
+//  (back-pressure for senders that must not drop). A link that is full
+//  when called is waited on until it drained to half its high-water mark,
+//  so a sender wakes for a run of sends, not for each. 0, or -1 with
 //  MESH_ETIMEDOUT / MESH_ENOPEER.
 int
     mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms);

@@ -10,7 +10,7 @@
 
 #define MESH_BATCH_MAGIC    0xc1    //  first byte of a batch frame: msgpack never uses it
 #define MESH_BATCH_BYTES    8192    //  a batch is handed to libzmq once it is this long
-#define MESH_BATCH_MAX_ENV  1024    //  longer envelopes travel in frames of their own
+#define MESH_BATCH_MAX_ENV  4096    //  longer envelopes travel in frames of their own
 #define MESH_BATCH_HEAD     5       //  magic and one length: what a batch of one drops
 
 //  A link's frames from the moment libzmq takes them until libzmq lets go

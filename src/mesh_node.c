@@ -367,7 +367,7 @@ mesh_node_start (mesh_node_t *self)
     else
         snprintf (bind, sizeof bind, "tcp://%s:*", host);
     self->inbox = zmq_socket (self->ctx, ZMQ_ROUTER);
-    int on = 1, zero = 0, hwm = MESH_DEFAULT_SNDHWM;
+    int on = 1, zero = 0, hwm = MESH_INBOX_RCVHWM;
     zmq_setsockopt (self->inbox, ZMQ_ROUTER_HANDOVER, &on, sizeof on);
     zmq_setsockopt (self->inbox, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (self->inbox, ZMQ_RCVHWM, &hwm, sizeof hwm);

@@ -19,9 +19,11 @@
     through that fd, without reading it. Both threads may poll(2) the inbox's ZMQ_FD
     without the lock: it is only a kernel fd; every zmq call is locked.
 
-    The per-message path (s_read, s_accept, s_deliver) lives in this file
-    with both of its callers, dispatch and the keeper's drain, so that it
-    stays static and the compiler can inline it.
+    The per-message path (s_read, s_take, s_accept_link, s_accept_kind,
+    s_deliver) lives in this file with both of its callers, dispatch and
+    the keeper's drain, so that it stays static and the compiler can
+    inline it. A batch frame (mesh_batch.c) has its link checked once and
+    then each message in it goes the way a lone one does.
     ========================================================================= */
 
 #include "mesh_node_int.h"
@@ -506,11 +508,13 @@ s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queue
     char hex [33];
     if (peer)
         memcpy (hex, peer->hex, sizeof hex);
+    //  refused as a frame (the reason counted once): its messages count too
+    const char *lost = peer? "dropped.unknown-sender": "dropped.in-refused-batch";
     int taken = 0, more;
     while ((more = mesh_batch_next (data, size, &pos, &at, &len)) == 1) {
         taken++;
         if (!peer) {            //  refused, or left while we handled the batch
-            mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
+            mesh_counters_add (self->counters, lost, 1);
             continue;
         }
         zmq_msg_t part;

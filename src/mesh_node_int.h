@@ -32,6 +32,12 @@
 #define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
 #define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
 #define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
+//  Frames libzmq reads ahead into the inbox, per sending peer, for an
+//  application slower than the network. Frames, not messages: a batch
+//  frame is up to ~12 KiB, so this bounds a slow receiver at ~120 MB per
+//  sender; past it TCP pushes back and the sender's own high-water mark
+//  (in messages) takes over.
+#define MESH_INBOX_RCVHWM       10000
 
 typedef struct {
     uint8_t id [MESH_ID_SIZE];

@@ -366,6 +366,10 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
     assert (self);
     int64_t deadline = mesh_mono_ms () + timeout_ms;
     int pause_us = 50;
+    //  Room now: go. A full link: wait until it drained to half its mark,
+    //  as libzmq's low-water mark does; waking for every message freed
+    //  made senders of 1 KiB messages sleep and wake per message (-25 %)
+    size_t mark = (size_t) self->hwm;
     while (true) {
         pthread_mutex_lock (&self->lock);
         mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
@@ -373,8 +377,9 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
         if (p) {
             if (p->batch && mesh_flight_frames (p->flight) <= 1)
                 mesh_node_flush (self, p);
-            writable = mesh_flight_msgs (p->flight) + s_waiting (p) < (size_t) self->hwm;
+            writable = mesh_flight_msgs (p->flight) + s_waiting (p) < mark;
         }
+        mark = (size_t) self->hwm / 2 + 1;
         pthread_mutex_unlock (&self->lock);
         if (!p)
             return -1;
