@@ -271,7 +271,8 @@ int
 //  Messages queued per link before a send returns MESH_EAGAIN (default
 //  MESH_DEFAULT_SNDHWM). Lower bounds memory per slow peer. Counted in
 //  messages, also when a backed-up link packs small ones into batch
-//  frames (docs/protocol.md, "Batch frames").
+//  frames (docs/protocol.md, "Batch frames"). A link that reached it takes
+//  messages again once it drained to half, as libzmq's pipes do.
 int
     mesh_node_set_hwm (mesh_node_t *self, int messages);
 //  Bound of the peer table (default MESH_MAX_PEERS_DEFAULT).
@@ -485,9 +486,9 @@ uint64_t
     mesh_node_generation (mesh_node_t *self);
 
 //  Block until the link to peer can take a message or timeout_ms passes
-//  (back-pressure for senders that must not drop). A link that is full
-//  when called is waited on until it drained to half its high-water mark,
-//  so a sender wakes for a run of sends, not for each. 0, or -1 with
+//  (back-pressure for senders that must not drop). A link that reached its
+//  high-water mark takes messages again once it drained to half of it
+//  (as libzmq's pipes), so a sender wakes for a run of sends. 0, or -1 with
 //  MESH_ETIMEDOUT / MESH_ENOPEER.
 int
     mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms);

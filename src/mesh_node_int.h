@@ -50,6 +50,7 @@ typedef struct {
     mesh_flight_t *flight;      //  what libzmq holds of that link (any thread)
     mesh_outbuf_t *batch;       //  small messages waiting for the link to drain
     bool batches;               //  its HELLO said it reads batch frames
+    bool full;                  //  reached the high-water mark, not yet drained to half
     bool hello_sent;            //  our HELLO is queued on this link
     bool gossiped;
     int64_t created;            //  mono ms

@@ -174,12 +174,27 @@ s_waiting (mesh_peer_t *peer)
     return peer->batch? mesh_outbuf_count (peer->batch): 0;
 }
 
+//  Whether the link is full. As libzmq's pipes do, a link that reached its
+//  high-water mark takes nothing more until it drained to half of it: a
+//  sender that drops on full drops a run at the end of a burst, not every
+//  other message, and a waiting sender wakes for a run of sends.
+static bool
+s_full (mesh_node_t *self, mesh_peer_t *peer)
+{
+    size_t held = mesh_flight_msgs (peer->flight) + s_waiting (peer);
+    if (peer->full)
+        peer->full = held > (size_t) self->hwm / 2;
+    else
+        peer->full = held >= (size_t) self->hwm;
+    return peer->full;
+}
+
 //  Send a built message on the peer's link. Lock held. Takes it over.
 static int
 s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
 {
     //  the high-water mark counts messages, batched or not
-    if (mesh_flight_msgs (peer->flight) + s_waiting (peer) >= (size_t) self->hwm) {
+    if (s_full (self, peer)) {
         s_built_fini (built);
         mesh_peer_count (self, peer, "send.dropped.hwm");
         return mesh_fail (MESH_EAGAIN, "link to %s: high-water mark reached", peer->name);
@@ -366,10 +381,6 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
     assert (self);
     int64_t deadline = mesh_mono_ms () + timeout_ms;
     int pause_us = 50;
-    //  Room now: go. A full link: wait until it drained to half its mark,
-    //  as libzmq's low-water mark does; waking for every message freed
-    //  made senders of 1 KiB messages sleep and wake per message (-25 %)
-    size_t mark = (size_t) self->hwm;
     while (true) {
         pthread_mutex_lock (&self->lock);
         mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
@@ -377,9 +388,8 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
         if (p) {
             if (p->batch && mesh_flight_frames (p->flight) <= 1)
                 mesh_node_flush (self, p);
-            writable = mesh_flight_msgs (p->flight) + s_waiting (p) < mark;
+            writable = !s_full (self, p);
         }
-        mark = (size_t) self->hwm / 2 + 1;
         pthread_mutex_unlock (&self->lock);
         if (!p)
             return -1;
