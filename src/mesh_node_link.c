@@ -120,7 +120,9 @@ s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t 
     size_t bytes = mesh_outbuf_size (out) + (body? zmq_msg_size (body): 0);
     zmq_msg_t frame;
     int rc = mesh_outbuf_frame (out, peer->flight, &frame);
+    int err = rc? ENOMEM: 0;
     if (rc == 0 && zmq_msg_send (&frame, peer->dealer, ZMQ_DONTWAIT | (body? ZMQ_SNDMORE: 0)) < 0) {
+        err = errno;            //  before the close, which may touch it
         zmq_msg_close (&frame);
         rc = -1;
     }
@@ -132,10 +134,10 @@ s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t 
             zmq_msg_close (body);
         //  The high-water mark is ours (libzmq's is off): EAGAIN here means
         //  libzmq has no pipe to the peer at all
-        bool full = errno == EAGAIN;
+        bool full = err == EAGAIN;
         s_count_n (self, peer, full? "send.dropped.hwm": "send.dropped.error", count);
         return mesh_fail (full? MESH_EAGAIN: MESH_ESYS, "link to %s: %s", peer->name,
-                          full? "not connected": zmq_strerror (errno));
+                          full? "not connected": zmq_strerror (err));
     }
     peer->frames_out++;
     peer->msgs_out += count;
