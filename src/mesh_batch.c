@@ -82,7 +82,11 @@ mesh_flight_frames (mesh_flight_t *self)
 void
 mesh_flight_set_waiting (mesh_flight_t *self, bool waiting)
 {
-    __atomic_store_n (&self->waiting, waiting? 1: 0, __ATOMIC_SEQ_CST);
+    //  only the sender writes the flag, so its own relaxed read is exact:
+    //  an idle link's flush skips the sequentially consistent store (a
+    //  locked instruction) for a flag that was never raised
+    if (__atomic_load_n (&self->waiting, __ATOMIC_RELAXED) != (waiting? 1: 0))
+        __atomic_store_n (&self->waiting, waiting? 1: 0, __ATOMIC_SEQ_CST);
 }
 
 //  libzmq is done with a frame (its I/O thread, or whoever closes it)

@@ -209,6 +209,9 @@ void
 //  Count a named event for the peer and for the node
 void
     mesh_peer_count (mesh_node_t *node, mesh_peer_t *peer, const char *name);
+//  The same, by delta (the messages of a batch)
+void
+    mesh_peer_count_n (mesh_node_t *node, mesh_peer_t *peer, const char *name, uint64_t delta);
 
 //  mesh_node_link.c, lock held
 int

@@ -104,11 +104,11 @@ s_built_frames (mesh_built_t *built, zmq_msg_t *frames)
     return 2;
 }
 
-static void
-s_count_n (mesh_node_t *self, mesh_peer_t *peer, const char *name, uint64_t n)
+//  libzmq holds at most one frame of the link: a waiting batch goes now
+static bool
+s_drained (mesh_peer_t *peer)
 {
-    mesh_counters_add (self->counters, name, n);
-    mesh_counters_add (peer->counters, name, n);
+    return mesh_flight_frames (peer->flight) <= 1;
 }
 
 //  Hand a buffer (and a body frame) to the peer's link as one message.
@@ -135,7 +135,7 @@ s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t 
         //  The high-water mark is ours (libzmq's is off): EAGAIN here means
         //  libzmq has no pipe to the peer at all
         bool full = err == EAGAIN;
-        s_count_n (self, peer, full? "send.dropped.hwm": "send.dropped.error", count);
+        mesh_peer_count_n (self, peer, full? "send.dropped.hwm": "send.dropped.error", count);
         return mesh_fail (full? MESH_EAGAIN: MESH_ESYS, "link to %s: %s", peer->name,
                           full? "not connected": zmq_strerror (err));
     }
@@ -145,7 +145,7 @@ s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t 
     self->frames_out++;
     self->msgs_out += count;
     if (count > 1)
-        s_count_n (self, peer, "send.batched", count);
+        mesh_peer_count_n (self, peer, "send.batched", count);
     return 0;
 }
 
@@ -166,7 +166,7 @@ mesh_node_flush_drained (mesh_node_t *self)
 {
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers);
          peer && self->batches_waiting; peer = (mesh_peer_t *) zhashx_next (self->peers))
-        if (peer->batch && mesh_flight_frames (peer->flight) <= 1)
+        if (peer->batch && s_drained (peer))
             mesh_node_flush (self, peer);
 }
 
@@ -211,13 +211,13 @@ s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
         if (!peer->batch)
             self->batches_waiting++;
         peer->batch = batch;
-        if (mesh_flight_frames (peer->flight) <= 1 || mesh_outbuf_size (batch) >= MESH_BATCH_BYTES)
+        if (s_drained (peer) || mesh_outbuf_size (batch) >= MESH_BATCH_BYTES)
             return mesh_node_flush (self, peer);
         //  it waits: say so, then look again (see mesh_flight_set_waiting),
         //  so either we see the link drained or its last frame wakes the
         //  keeper. An idle link never raises the flag, nor a wake-up.
         mesh_flight_set_waiting (peer->flight, true);
-        if (mesh_flight_frames (peer->flight) <= 1)
+        if (s_drained (peer))
             return mesh_node_flush (self, peer);
         return 0;
     }
@@ -388,7 +388,7 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
         mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
         bool writable = false;
         if (p) {
-            if (p->batch && mesh_flight_frames (p->flight) <= 1)
+            if (p->batch && s_drained (p))
                 mesh_node_flush (self, p);
             writable = !s_full (self, p);
         }
@@ -521,7 +521,7 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
     }
     //  what waits for its link is lost with it, and counted
     if (peer->batch) {
-        s_count_n (self, peer, "send.dropped.peer-gone", s_waiting (peer));
+        mesh_peer_count_n (self, peer, "send.dropped.peer-gone", s_waiting (peer));
         mesh_outbuf_destroy (&peer->batch);
         mesh_flight_set_waiting (peer->flight, false);
         self->batches_waiting--;
@@ -529,7 +529,7 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
     //  and what libzmq still holds for it: the link closes without linger
     size_t held = mesh_flight_msgs (peer->flight);
     if (held)
-        s_count_n (self, peer, "send.dropped.link-closed", held);
+        mesh_peer_count_n (self, peer, "send.dropped.link-closed", held);
     //  what was counted for it stays readable under its id; a peer that
     //  never got past CONNECTING is kept only if it counted something
     if ((peer->state != MESH_PEER_CONNECTING || mesh_counters_size (peer->counters))

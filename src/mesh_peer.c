@@ -60,9 +60,15 @@ mesh_peer_destroy (mesh_peer_t **self_p)
 }
 
 void
+mesh_peer_count_n (mesh_node_t *node, mesh_peer_t *peer, const char *name, uint64_t delta)
+{
+    mesh_counters_add (node->counters, name, delta);
+    if (peer)
+        mesh_counters_add (peer->counters, name, delta);
+}
+
+void
 mesh_peer_count (mesh_node_t *node, mesh_peer_t *peer, const char *name)
 {
-    mesh_counters_add (node->counters, name, 1);
-    if (peer)
-        mesh_counters_add (peer->counters, name, 1);
+    mesh_peer_count_n (node, peer, name, 1);
 }
