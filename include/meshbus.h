@@ -88,6 +88,30 @@ int
 const char *
     mesh_last_error (void);
 
+//  Logging. The library never writes to stdout or stderr itself: every
+//  line it has to say (peer events with verbose nodes, security refusals,
+//  bad key files) goes to the handler installed here, or nowhere. The
+//  handler may be called from any thread of the library, one line at a
+//  time; node is the name of the node that speaks (may be ""). Lines
+//  above level are not formatted at all.
+typedef enum {
+    MESH_LOG_ERROR = 0,     //  something failed that the user must fix
+    MESH_LOG_WARNING,       //  refused or dropped input, misconfiguration
+    MESH_LOG_INFO,          //  peer events and links of verbose nodes
+    MESH_LOG_DEBUG,         //  the same for nodes that are not verbose
+} mesh_log_level_t;
+
+typedef void (mesh_log_fn) (mesh_log_level_t level, const char *node,
+                            const char *line, void *arg);
+//  Install handler (NULL: the library is silent, the default) for lines
+//  at level and below. Process-wide; call it before starting nodes.
+void
+    mesh_set_log (mesh_log_fn *handler, mesh_log_level_t level, void *arg);
+//  Say a line through the handler (for pattern modules built on this API).
+void
+    mesh_log (mesh_log_level_t level, const char *node, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 //  ---------------------------------------------------------------------
 //  Message kinds on a link. The core owns 1..15; each pattern owns a
 //  range. Documented in docs/wire-envelope.md.
@@ -278,7 +302,8 @@ int
 //  Bound of the peer table (default MESH_MAX_PEERS_DEFAULT).
 int
     mesh_node_set_max_peers (mesh_node_t *self, size_t max_peers);
-//  Print a line per peer event and warning to stderr.
+//  Log peer events and links of this node at MESH_LOG_INFO (otherwise
+//  at MESH_LOG_DEBUG); see mesh_set_log.
 void
     mesh_node_set_verbose (mesh_node_t *self, bool verbose);
 

@@ -156,7 +156,8 @@ static void
 s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
 {
     const char *line = text;
-    size_t lines = 0;
+    size_t lines = 0;           //  queue lines taken
+    bool first = true;          //  the first line is the incarnation
     const char *nl = strchr (text, '\n');
     const char *tab = text [0] == 'i' && nl? memchr (text, '\t', (size_t) (nl - text)): NULL;
     bool batch = tab && (size_t) (nl - tab) == strlen (PL_CAN_BATCH)
@@ -173,8 +174,13 @@ s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
             buf [len] = 0;
         }
         line = end + 1;
-        if (ok && buf [0] == 'i' && lines == 0)
-            continue;           //  the incarnation, compared by the caller
+        //  The incarnation line is the first line and only the first: a
+        //  queue whose name starts with 'i' ("images") is not one (D1:
+        //  such queues never got a job)
+        bool incarnation = first && ok && buf [0] == 'i';
+        first = false;
+        if (incarnation)
+            continue;           //  compared by the caller
         char *tab = ok? strchr (buf, '\t'): NULL;
         char *rest = NULL;
         long prefetch = tab? strtol (tab + 1, &rest, 10): 0;

@@ -395,7 +395,7 @@ s_warn (mesh_trust_t *self, const char *fmt, ...)
     if (self->warn)
         self->warn (self->warn_arg, line);
     else
-        fprintf (stderr, "meshbus: %s\n", line);
+        mesh_log (MESH_LOG_WARNING, NULL, "%s", line);
 }
 
 static void

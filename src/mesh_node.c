@@ -305,14 +305,12 @@ mesh_node_set_verbose (mesh_node_t *self, bool verbose)
 void
 mesh_node_log (mesh_node_t *self, const char *fmt, ...)
 {
-    if (!self->verbose)
-        return;
     char line [512];
     va_list args;
     va_start (args, fmt);
     vsnprintf (line, sizeof line, fmt, args);
     va_end (args);
-    fprintf (stderr, "meshbus[%s]: %s\n", self->name, line);
+    mesh_log (self->verbose? MESH_LOG_INFO: MESH_LOG_DEBUG, self->name, "%s", line);
 }
 
 const char * mesh_node_id (mesh_node_t *self) { return self->hex; }

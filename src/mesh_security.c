@@ -136,7 +136,7 @@ mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
     va_end (args);
     //  Security refusals are printed even without --verbose: a node that
     //  cannot join must say why, not just stay alone.
-    fprintf (stderr, "meshbus %s: %s\n", self->name, line);
+    mesh_log (MESH_LOG_WARNING, self->name, "%s", line);
 }
 
 //  ---------------------------------------------------------------------
@@ -163,7 +163,7 @@ static void
 s_trust_warn (void *arg, const char *line)
 {
     mesh_node_t *self = (mesh_node_t *) arg;
-    fprintf (stderr, "meshbus %s: %s\n", self->name, line);
+    mesh_log (MESH_LOG_WARNING, self->name, "%s", line);
 }
 
 int
@@ -588,8 +588,8 @@ s_revoke (mesh_node_t *self, const uint8_t *key)
             zlistx_add_end (cut, p);
     for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (cut); p;
          p = (mesh_peer_t *) zlistx_next (cut)) {
-        fprintf (stderr, "meshbus %s: key %s revoked: cutting %s (%s)\n",
-                 self->name, z85, p->name, p->hex);
+        mesh_log (MESH_LOG_WARNING, self->name, "key %s revoked: cutting %s (%s)",
+                  z85, p->name, p->hex);
         s_cut_fd (self, p->in_fd, p->in_addr);
         mesh_node_remove_peer (self, p, "revoked");
     }

@@ -33,6 +33,20 @@ cli_interrupted (void)
 }
 
 static void
+s_log_stderr (mesh_log_level_t level, const char *node, const char *line, void *arg)
+{
+    (void) arg;
+    static const char *names [] = { "error", "warning", "info", "debug" };
+    const char *name = (unsigned) level < 4? names [level]: "?";
+    //  one fprintf a line: stdio locks the stream, so lines of the
+    //  library's threads never interleave
+    if (node && *node)
+        fprintf (stderr, "meshbus[%s] %s: %s\n", node, name, line);
+    else
+        fprintf (stderr, "meshbus %s: %s\n", name, line);
+}
+
+static void
 s_usage (FILE *out)
 {
     fprintf (out,
@@ -327,6 +341,9 @@ main (int argc, char **argv)
     //  czmq logs (e.g. a parse error in a trusted key file) to stdout by
     //  default, where they would mix with the lines of `meshbus sub`
     zsys_set_logstream (stderr);
+    //  the library says nothing by itself: its warnings (security
+    //  refusals, bad key files) and, with --verbose, peer events go here
+    mesh_set_log (s_log_stderr, MESH_LOG_INFO, NULL);
     struct sigaction sa = { .sa_handler = s_on_signal };
     sigaction (SIGINT, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);
