@@ -184,8 +184,9 @@ void
 
 //  Run cmd with /bin/sh -c in its own process group, body on its stdin,
 //  until it exits or deadline (ms since the epoch, 0 = none), when the
-//  whole group is killed. Returns its exit status (0..255, 128 + signal),
-//  -1 could not run (errno), -2 killed at the deadline. Its stdout in *out
+//  whole group is killed, as it is when the user interrupts us. Returns
+//  its exit status (0..255, 128 + signal), -1 could not run (errno), -2
+//  killed at the deadline or interrupted. Its stdout in *out
 //  (malloc'd, at most max_out bytes kept), size in *out_size.
 int
     cli_spawn_run (const char *cmd, const void *body, size_t size, uint64_t deadline,

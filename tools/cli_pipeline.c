@@ -333,6 +333,9 @@ s_on_job (mesh_pipeline_t *pl, const mesh_msg_t *job, void *arg)
         uint64_t deadline = mesh_clock_ms () + (uint64_t) (w->job_timeout * 1000);
         int status = cli_spawn_run (w->exec, body, size, deadline, CLI_OUTPUT_MAX, &out, &size);
         if (status != 0) {
+            if (status == -2 && cli_interrupted ())
+                fprintf (stderr, "NACK %llu interrupted\n", (unsigned long long) mesh_msg_id (job));
+            else
             if (status == -2)
                 fprintf (stderr, "NACK %llu killed after %g s (--job-timeout)\n",
                          (unsigned long long) mesh_msg_id (job), w->job_timeout);

@@ -73,6 +73,12 @@ cli_spawn_run (const char *cmd, const void *body, size_t size, uint64_t deadline
     bool killed = false;
     while (out_fd >= 0) {
         int wait = 200;
+        if (cli_interrupted ()) {
+            //  Ctrl-C reaches our process group, not the command's: end it
+            kill (-pid, SIGKILL);
+            killed = true;
+            break;
+        }
         if (deadline) {
             int64_t left = (int64_t) deadline - (int64_t) mesh_clock_ms ();
             if (left <= 0) {
