@@ -52,7 +52,7 @@ extern "C" {
 #define MESH_DEFAULT_INBOX_QUEUE      100000  //  messages the keeper may hold for dispatch
 #define MESH_DEFAULT_EVENT_QUEUE      10000   //  events held for the application
 
-//  Limits a user meets (the wire's full list is in src/mesh_limits.h)
+//  Limits a user meets (the wire's full list is in src/wire/mesh_limits.h)
 #define MESH_MAX_SUBJECT              255     //  bytes in a subject, pattern, service or queue name
 
 //  ---------------------------------------------------------------------
@@ -585,7 +585,7 @@ int
     mesh_store_flush (mesh_store_t *self);
 
 //  ---------------------------------------------------------------------
-//  Publish-subscribe (patterns/mesh_pubsub*.c). Publishers match at the
+//  Publish-subscribe (patterns/pubsub/mesh_pubsub*.c). Publishers match at the
 //  source and send only to interested peers. Each publisher->subscriber
 //  stream carries sequence numbers; a gap is an event (GAP, with the
 //  count) on the subscriber and is counted on both sides.
@@ -677,7 +677,7 @@ int
                                   int timeout_ms);
 
 //  ---------------------------------------------------------------------
-//  Request-reply (patterns/mesh_reqrep.c). Nodes serve named services;
+//  Request-reply (patterns/reqrep/mesh_reqrep.c). Nodes serve named services;
 //  peers learn them through announcements. A call goes to the provider
 //  with the fewest outstanding requests (round robin among equals, a local
 //  provider counts), carries its deadline, and is retried on another
@@ -807,7 +807,7 @@ int
                    const mesh_call_opts_t *opts, mesh_gather_fn *fn, void *arg);
 
 //  ---------------------------------------------------------------------
-//  Pipeline (patterns/mesh_pipeline.c): named work queues without a
+//  Pipeline (patterns/pipeline/mesh_pipeline.c): named work queues without a
 //  broker. A job stays with its producer until a worker acks it. Workers
 //  grant credit up to their prefetch; producers send only where credit
 //  exists, least loaded first. A nack, an ack timeout or a worker's exit

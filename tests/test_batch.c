@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_batch - small messages packed into one link frame when a link is
-    backed up (src/mesh_batch.c), and what a user sees of it: every
+    backed up (src/wire/mesh_batch.c), and what a user sees of it: every
     message arrives, in order, counted as messages; the high-water mark
     counts messages; a damaged batch frame costs only what it damaged.
 

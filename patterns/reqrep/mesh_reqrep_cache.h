@@ -1,7 +1,7 @@
 /*  =========================================================================
     mesh_reqrep_cache - a server's bounded memory of recent requests
 
-    Private to patterns/mesh_reqrep*.c. Per caller (peer id) a ring of
+    Private to patterns/reqrep/mesh_reqrep*.c. Per caller (peer id) a ring of
     MESH_RRC_RING slots indexed by request id: a caller numbers its
     requests consecutively, so its last MESH_RRC_RING ids never share a
     slot and a lookup is one index, no hash, no allocation once the slot's

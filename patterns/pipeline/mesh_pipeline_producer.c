@@ -345,12 +345,12 @@ static bool
 s_batchable (const pl_job_t *job)
 {
     return !job->ctype && !job->header_count
-        && pl_batch_entry_size (job->size) <= PL_BATCH_BYTES;
+        && pl_jobs_entry_size (job->size) <= PL_JOBS_BYTES;
 }
 
 //  The ready jobs from first that go to slot in one JOBS frame: what is
 //  ready now (nothing waits to fill a batch), in queue order, within the
-//  slot's credit, PL_BATCH_JOBS and PL_BATCH_BYTES, and no more than a
+//  slot's credit, PL_JOBS_JOBS and PL_JOBS_BYTES, and no more than a
 //  fair share of the ready jobs when the queue has several workers (the
 //  next pick may go to another one). Stops at the first job that cannot
 //  go with the others. Returns how many (1 = send first alone).
@@ -365,14 +365,14 @@ s_gather (pl_queue_t *queue, pl_slot_t *slot, pl_job_t *first, pl_job_t **jobs)
                  ? (queue->ready.size + queue->slot_count - 1) / queue->slot_count
                  : queue->ready.size;
     size_t limit = room < share? room: share;
-    limit = limit < PL_BATCH_JOBS? limit: PL_BATCH_JOBS;
-    size_t n = 1, bytes = pl_batch_entry_size (first->size);
+    limit = limit < PL_JOBS_JOBS? limit: PL_JOBS_JOBS;
+    size_t n = 1, bytes = pl_jobs_entry_size (first->size);
     for (pl_job_t *job = first->next; job && n < limit; job = job->next) {
         if (!s_batchable (job) || job->origin != first->origin
-        ||  bytes + pl_batch_entry_size (job->size) > PL_BATCH_BYTES
+        ||  bytes + pl_jobs_entry_size (job->size) > PL_JOBS_BYTES
         ||  (job->deliveries && streq (job->last_worker, slot->peer)))
             break;
-        bytes += pl_batch_entry_size (job->size);
+        bytes += pl_jobs_entry_size (job->size);
         jobs [n++] = job;
     }
     return n;
@@ -380,28 +380,28 @@ s_gather (pl_queue_t *queue, pl_slot_t *slot, pl_job_t *first, pl_job_t **jobs)
 
 //  Send jobs [0..n-1] of queue to slot in one JOBS frame
 static int
-s_send_batch (mesh_pipeline_t *self, pl_slot_t *slot, pl_job_t **jobs, size_t n, int64_t now)
+s_send_jobs (mesh_pipeline_t *self, pl_slot_t *slot, pl_job_t **jobs, size_t n, int64_t now)
 {
-    if (!self->batch_buf && !(self->batch_buf = (uint8_t *) malloc (PL_BATCH_BYTES)))
+    if (!self->jobs_buf && !(self->jobs_buf = (uint8_t *) malloc (PL_JOBS_BYTES)))
         return mesh_set_error (MESH_ESYS, "out of memory");
     //  the last one asks for the acks at once, as a lone JOB would
     bool last = slot->inflight + n >= s_window (slot) || now - slot->last_sent >= PL_LONE_MS;
     slot->last_sent = now;
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
-        pl_batch_entry_t entry = {
+        pl_jobs_entry_t entry = {
             .id = jobs [i]->id, .seq = jobs [i]->deliveries + 1,
             .flags = i == n - 1 && last? PL_FLAG_FLUSH: 0,
             .body = jobs [i]->body, .size = jobs [i]->size
         };
-        at = pl_batch_put (self->batch_buf, PL_BATCH_BYTES, at, &entry);
+        at = pl_jobs_put (self->jobs_buf, PL_JOBS_BYTES, at, &entry);
         assert (at);            //  s_gather kept within the bounds
     }
     mesh_head_t head = {
         .kind = PL_KIND_JOBS, .id = jobs [0]->id, .seq = n,
         .subject = jobs [0]->queue->name, .reply = jobs [0]->origin
     };
-    return mesh_node_send (self->node, slot->peer, &head, self->batch_buf, at);
+    return mesh_node_send (self->node, slot->peer, &head, self->jobs_buf, at);
 }
 
 //  Send ready jobs of queue while workers have credit: several at once in
@@ -413,13 +413,13 @@ pl_pump (mesh_pipeline_t *self, pl_queue_t *queue)
         return;
     int64_t now = pl_mono_ms ();
     pl_job_t *job;
-    pl_job_t *jobs [PL_BATCH_JOBS];
+    pl_job_t *jobs [PL_JOBS_JOBS];
     while ((job = queue->ready.head)) {
         pl_slot_t *slot = s_pick (queue, job, now);
         if (!slot)
             break;
         size_t n = s_gather (queue, slot, job, jobs);
-        if (n > 1 && s_send_batch (self, slot, jobs, n, now) == 0) {
+        if (n > 1 && s_send_jobs (self, slot, jobs, n, now) == 0) {
             for (size_t i = 0; i < n; i++)
                 s_sent (queue, slot, jobs [i], now);
             self->batched += n;

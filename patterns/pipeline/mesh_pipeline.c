@@ -29,8 +29,8 @@
 
     Batches. When several jobs are ready for one worker at once (credit
     came back, a worker joined, a group commit, redeliveries), pl_pump
-    sends up to PL_BATCH_JOBS of them in one JOBS frame (format in
-    mesh_pipeline_batch.h): one envelope, one zmq message and one node
+    sends up to PL_JOBS_JOBS of them in one JOBS frame (format in
+    mesh_pipeline_jobs.h): one envelope, one zmq message and one node
     lock for the lot, which is what the producer spent most on per job. A
     job is never held back to make a batch. The worker checks the whole
     frame, then runs each job as a JOB. Workers say in their announcement
@@ -482,7 +482,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
         free (job);
     }
     free (self->ring);
-    free (self->batch_buf);
+    free (self->jobs_buf);
     mesh_store_destroy (&self->outbox);
     mesh_store_destroy (&self->dead);
     pthread_mutex_destroy (&self->lock);

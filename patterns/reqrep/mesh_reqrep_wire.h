@@ -1,7 +1,7 @@
 /*  =========================================================================
     mesh_reqrep_wire - the one decoder of request-reply's own network input
 
-    Private to patterns/mesh_reqrep*.c. REQ and REP travel entirely in the
+    Private to patterns/reqrep/mesh_reqrep*.c. REQ and REP travel entirely in the
     core envelope's fields (checked by the core's decoder); what remains is
     a peer's announcement of its services, parsed here so that a libFuzzer
     target (fuzz/fuzz_reqrep_services.c) can drive it alone.

@@ -6,7 +6,7 @@
     acks, redelivery, the durable outbox) and mesh_pipeline_worker.c (work,
     acks and credit sent back, the duplicate window). The outbox record
     codec is mesh_pipeline_record.c, the JOBS batch codec
-    mesh_pipeline_batch.c (each also built into a fuzz target). Only
+    mesh_pipeline_jobs.c (each also built into a fuzz target). Only
     meshbus.h and czmq are used: the pattern sits on the public core API.
     ========================================================================= */
 
@@ -15,7 +15,7 @@
 
 #include "meshbus.h"
 #include "mesh_pipeline_record.h"
-#include "mesh_pipeline_batch.h"
+#include "mesh_pipeline_jobs.h"
 #include <czmq.h>
 #include <pthread.h>
 
@@ -170,7 +170,7 @@ struct _mesh_pipeline_t {
     zlistx_t *dead_mem;         //  without a data dir: pl_dead_t *
     uint64_t acked, pushed;     //  not yet added to the node's counters
     uint64_t batched;           //  ... jobs sent in JOBS frames
-    uint8_t *batch_buf;         //  a JOBS body being built (PL_BATCH_BYTES, made on first use)
+    uint8_t *jobs_buf;         //  a JOBS body being built (PL_JOBS_BYTES, made on first use)
     //  worker side
     zhashx_t *works;            //  queue -> pl_work_t *
     pl_work_t *hot_work;

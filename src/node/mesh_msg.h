@@ -4,6 +4,7 @@
 
 #include "meshbus.h"
 #include "mesh_envelope.h"
+#include "mesh_batch.h"
 #include <zmq.h>
 
 struct _mesh_msg_t {
@@ -41,5 +42,29 @@ int
 //  Release frames and caches of a message initialised on the stack.
 void
     mesh_msg_fini (mesh_msg_t *self);
+
+//  A message built for a link: its envelope (in small, or in out when
+//  longer) and, for a large body, the body's own frame.
+typedef struct {
+    uint8_t small [MESH_BATCH_MAX_ENV];
+    size_t small_len;           //  0: the envelope is in out
+    mesh_outbuf_t *out;
+    zmq_msg_t body;
+    bool has_body;
+} mesh_built_t;
+
+//  Build the envelope (and the body frame of a large body) of a message to
+//  send; outside any lock. 0, or -1 with the error set (nothing held then).
+//  With data, a large body's frame takes data over (free_fn, hint).
+int
+    mesh_msg_build (const mesh_head_t *head, const void *body, size_t size, void *data,
+                    mesh_free_fn *free_fn, void *hint, mesh_built_t *built);
+//  Release what a built message holds (after a failed send)
+void
+    mesh_msg_built_fini (mesh_built_t *built);
+//  The built message as plain frames (1 or 2), for a message not sent on a
+//  link: mesh_msg_new, or a HELLO on any socket. Returns nframes.
+int
+    mesh_msg_built_frames (mesh_built_t *built, zmq_msg_t *frames);
 
 #endif

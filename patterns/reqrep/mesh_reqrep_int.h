@@ -1,7 +1,7 @@
 /*  =========================================================================
     mesh_reqrep_int.h - what the files of request-reply share
 
-    Private to patterns/mesh_reqrep*.c: the wire constants, the state of a
+    Private to patterns/reqrep/mesh_reqrep*.c: the wire constants, the state of a
     request-reply instance and of a call in flight. The design is described
     at the top of mesh_reqrep.c.
     ========================================================================= */

@@ -1,7 +1,7 @@
 /*  =========================================================================
     mesh_pubsub_int.h - what the files of publish-subscribe share
 
-    Private to patterns/mesh_pubsub*.c: the wire kinds, the limits, the
+    Private to patterns/pubsub/mesh_pubsub*.c: the wire kinds, the limits, the
     state of a pub-sub instance, of the remote subscribers it routes to and
     of the publishers' streams it receives. The design is described at the
     top of mesh_pubsub.c.

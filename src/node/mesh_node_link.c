@@ -4,105 +4,18 @@
 
     One DEALER per peer (see mesh_node.c). A send runs on the caller's
     thread and never waits: mesh_node_send encodes outside node->lock
-    (s_build) and, under it, hands the message to the link, or to the
+    (mesh_msg_build) and, under it, hands the message to the link, or to the
     link's open batch when the link is backed up (mesh_batch.c). A full
     link (the high-water mark counts messages in libzmq and in the batch)
     is an error (MESH_EAGAIN, send.dropped.hwm), which
-    mesh_node_wait_writable can wait out. mesh_msg_new is here because it
-    builds a message as a send does.
+    mesh_node_wait_writable can wait out. Messages are built by
+    mesh_msg_build (mesh_msg.c), the same code mesh_msg_new uses.
     ========================================================================= */
 
 #include "mesh_node_int.h"
 
 //  ---------------------------------------------------------------------
 //  Sending
-
-//  A message built for a link: its envelope (in small, or in out when
-//  longer) and, for a large body, the body's own frame.
-typedef struct {
-    uint8_t small [MESH_BATCH_MAX_ENV];
-    size_t small_len;           //  0: the envelope is in out
-    mesh_outbuf_t *out;
-    zmq_msg_t body;
-    bool has_body;
-} mesh_built_t;
-
-static void
-s_built_fini (mesh_built_t *built)
-{
-    mesh_outbuf_destroy (&built->out);
-    if (built->has_body)
-        zmq_msg_close (&built->body);
-    built->has_body = false;
-}
-
-//  Build the envelope (and body frame for large bodies) outside the lock.
-//  0 or -1 with the error set (nothing is then held).
-static int
-s_build (const mesh_head_t *head, const void *body, size_t size, void *data,
-         mesh_free_fn *free_fn, void *hint, mesh_built_t *built)
-{
-    built->small_len = 0;
-    built->out = NULL;
-    built->has_body = false;
-    mesh_envelope_t env;
-    if (mesh_msg_head_envelope (&env, head))
-        return -1;
-    if (size > MESH_MAX_BODY)
-        return mesh_fail (MESH_ETOOBIG, "body of %zu bytes exceeds %d", size, MESH_MAX_BODY);
-    bool framed = size > MESH_MAX_INLINE_BODY;
-    const void *inline_body = data? data: body;
-    env.body.ptr = framed? NULL: (const uint8_t *) inline_body;
-    env.body.len = framed? 0: (uint32_t) size;
-    if (framed)
-        env.flags |= MESH_FLAG_FRAMES;
-    //  A small envelope is encoded on the stack: one pass of the encoder
-    //  instead of sizing then encoding (~85 instructions a send), and a
-    //  batch copies it from there
-    if (env.body.len < MESH_BATCH_MAX_ENV)
-        built->small_len = mesh_envelope_encode (&env, built->small, sizeof built->small);
-    if (!built->small_len) {
-        size_t hsize = mesh_envelope_size (&env);
-        if (hsize == 0)         //  a field breaks a limit
-            return mesh_fail (MESH_ETOOBIG, "a subject, header or content type breaks a limit");
-        built->out = mesh_outbuf_reserve (hsize);
-        if (!built->out)
-            return mesh_fail (MESH_ESYS, "no memory for a message of %zu bytes", hsize);
-        if (mesh_envelope_encode (&env, mesh_outbuf_room (built->out), hsize) != hsize) {
-            mesh_outbuf_destroy (&built->out);
-            return mesh_fail (MESH_ETOOBIG, "a subject, header or content type breaks a limit");
-        }
-    }
-    if (!framed)
-        return 0;
-    if (data)
-        zmq_msg_init_data (&built->body, data, size, free_fn, hint);
-    else {
-        zmq_msg_init_size (&built->body, size);
-        memcpy (zmq_msg_data (&built->body), body, size);
-    }
-    built->has_body = true;
-    return 0;
-}
-
-//  The built message as plain frames, for a message that is not sent on
-//  a link (mesh_msg_new) or a HELLO on any socket. Returns nframes.
-static int
-s_built_frames (mesh_built_t *built, zmq_msg_t *frames)
-{
-    const void *env = built->small_len? built->small: mesh_outbuf_room (built->out);
-    size_t len = built->small_len? built->small_len
-                                 : mesh_outbuf_size (built->out);
-    zmq_msg_init_size (&frames [0], len);
-    memcpy (zmq_msg_data (&frames [0]), env, len);
-    mesh_outbuf_destroy (&built->out);
-    if (!built->has_body)
-        return 1;
-    zmq_msg_init (&frames [1]);
-    zmq_msg_move (&frames [1], &built->body);
-    built->has_body = false;
-    return 2;
-}
 
 //  libzmq holds at most one frame of the link: a waiting batch goes now
 static bool
@@ -197,7 +110,7 @@ s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
 {
     //  the high-water mark counts messages, batched or not
     if (s_full (self, peer)) {
-        s_built_fini (built);
+        mesh_msg_built_fini (built);
         mesh_peer_count (self, peer, "send.dropped.hwm");
         return mesh_fail (MESH_EAGAIN, "link to %s: high-water mark reached", peer->name);
     }
@@ -228,7 +141,7 @@ s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
     if (!out)
         out = mesh_outbuf_add (NULL, built->small, built->small_len);
     if (!out) {
-        s_built_fini (built);
+        mesh_msg_built_fini (built);
         mesh_peer_count (self, peer, "send.dropped.no-memory");
         return mesh_fail (MESH_ESYS, "no memory to queue a message");
     }
@@ -258,7 +171,7 @@ mesh_node_send_locked (mesh_node_t *self, mesh_peer_t *peer, const mesh_head_t *
                        const void *body, size_t size)
 {
     mesh_built_t built;
-    if (s_build (head, body, size, NULL, NULL, NULL, &built))
+    if (mesh_msg_build (head, body, size, NULL, NULL, NULL, &built))
         return -1;
     return s_send_built (self, peer, &built);
 }
@@ -270,7 +183,7 @@ s_send (mesh_node_t *self, const char *peer, const mesh_head_t *head, const void
     assert (self);
     assert (head);
     mesh_built_t built;
-    if (s_build (head, body, size, data, free_fn, hint, &built)) {
+    if (mesh_msg_build (head, body, size, data, free_fn, hint, &built)) {
         if (data && free_fn)
             free_fn (data, hint);       //  we took it over, even on failure
         return -1;
@@ -284,7 +197,7 @@ s_send (mesh_node_t *self, const char *peer, const mesh_head_t *head, const void
         if (!self->started || self->stopping)
             mesh_fail (MESH_ECLOSED, "node is not running");
         mesh_counters_add (self->counters, "send.dropped.no-peer", 1);
-        s_built_fini (&built);
+        mesh_msg_built_fini (&built);
         rc = -1;
     }
     else
@@ -340,10 +253,10 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
         .header_count = count
     };
     mesh_built_t built;
-    if (s_build (&head, NULL, 0, NULL, NULL, NULL, &built))
+    if (mesh_msg_build (&head, NULL, 0, NULL, NULL, NULL, &built))
         return -1;
     zmq_msg_t frames [2];
-    s_built_frames (&built, frames);
+    mesh_msg_built_frames (&built, frames);
     int rc = zmq_msg_send (&frames [0], socket, ZMQ_DONTWAIT);
     if (rc < 0)
         zmq_msg_close (&frames [0]);
@@ -405,37 +318,6 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
         if (pause_us < 2000)
             pause_us *= 2;
     }
-}
-
-mesh_msg_t *
-mesh_msg_new (const mesh_head_t *head, const void *body, size_t size,
-              const char *sender, const char *sender_name)
-{
-    assert (head);
-    mesh_built_t built;
-    if (s_build (head, body, size, NULL, NULL, NULL, &built))
-        return NULL;
-    zmq_msg_t frames [2];
-    int nframes = s_built_frames (&built, frames);
-    mesh_msg_t *msg = (mesh_msg_t *) malloc (sizeof (mesh_msg_t));
-    if (!msg || mesh_msg_init (msg, frames, nframes) != MESH_ENV_OK) {
-        free (msg);
-        if (!msg)
-            for (int i = 0; i < nframes; i++)
-                zmq_msg_close (&frames [i]);
-        mesh_fail (MESH_EINVAL, "message does not encode");
-        return NULL;
-    }
-    msg->heap = true;
-    //  a bounded copy, not snprintf: patterns build a message per job of a
-    //  batch, and the two snprintf calls were ~880 instructions of it
-    size_t n = sender? strnlen (sender, sizeof msg->sender - 1): 0;
-    memcpy (msg->sender, sender? sender: "", n);
-    msg->sender [n] = 0;
-    n = sender_name? strnlen (sender_name, sizeof msg->sender_name - 1): 0;
-    memcpy (msg->sender_name, sender_name? sender_name: "", n);
-    msg->sender_name [n] = 0;
-    return msg;
 }
 
 //  ---------------------------------------------------------------------

@@ -338,10 +338,10 @@ pl_on_jobs (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
     const char *peer = mesh_msg_sender (msg), *queue = mesh_msg_subject (msg);
     const char *origin = *mesh_msg_reply (msg)? mesh_msg_reply (msg): peer;
-    pl_batch_entry_t entries [PL_BATCH_JOBS];
-    long count = mesh_msg_size (msg) <= PL_BATCH_BYTES
-               ? pl_batch_decode (mesh_msg_body (msg), mesh_msg_size (msg), mesh_msg_seq (msg),
-                                  entries, PL_BATCH_JOBS)
+    pl_jobs_entry_t entries [PL_JOBS_JOBS];
+    long count = mesh_msg_size (msg) <= PL_JOBS_BYTES
+               ? pl_jobs_decode (mesh_msg_body (msg), mesh_msg_size (msg), mesh_msg_seq (msg),
+                                  entries, PL_JOBS_JOBS)
                : -1;
     if (count < 0 || !s_origin_ok (origin) || !mesh_subject_valid (queue)) {
         pl_count (self, peer, "pipeline.malformed.jobs", 1);
