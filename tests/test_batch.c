@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_batch.h"
 #include "mesh_envelope.h"
 #include "mesh_msg.h"

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 
 #define WAIT_MS         10000       //  ceiling of every wait; valgrind is slow
 #define BEACON_MS       100         //  fast discovery in tests

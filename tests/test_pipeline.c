@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_pipeline_record.h"
 #include "mesh_pipeline_jobs.h"
 

@@ -13,7 +13,7 @@
 #ifndef MESH_PIPELINE_H_INCLUDED
 #define MESH_PIPELINE_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_pipeline_record.h"
 #include "mesh_pipeline_jobs.h"
 #include <czmq.h>

@@ -6,7 +6,7 @@
     been damaged or written by something else.
     ========================================================================= */
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_pipeline_record.h"
 #include <string.h>
 

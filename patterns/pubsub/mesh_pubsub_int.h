@@ -10,7 +10,7 @@
 #ifndef MESH_PUBSUB_INT_H_INCLUDED
 #define MESH_PUBSUB_INT_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_retain.h"
 #include <czmq.h>
 #include <pthread.h>

@@ -2,7 +2,7 @@
 #ifndef MESH_RETAIN_H_INCLUDED
 #define MESH_RETAIN_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 
 typedef struct _mesh_retain_t mesh_retain_t;
 

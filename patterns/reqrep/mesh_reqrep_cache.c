@@ -13,7 +13,7 @@
     safe: mesh_reqrep holds its lock around every call.
     ========================================================================= */
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_reqrep_cache.h"
 #include <czmq.h>
 

@@ -9,7 +9,7 @@
 #ifndef MESH_REQREP_INT_H_INCLUDED
 #define MESH_REQREP_INT_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_reqrep_cache.h"
 #include <czmq.h>
 #include <pthread.h>

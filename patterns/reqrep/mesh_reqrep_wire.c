@@ -6,7 +6,7 @@
     mesh_subject_valid, and nothing is allocated.
     ========================================================================= */
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_reqrep_wire.h"
 #include <string.h>
 

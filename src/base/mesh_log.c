@@ -10,7 +10,7 @@
     seen in practice, and both are atomics so none is possible.
     ========================================================================= */
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 #ifndef MESH_UTIL_H_INCLUDED
 #define MESH_UTIL_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include <stdint.h>
 #include <stddef.h>
 

@@ -2,7 +2,7 @@
 #ifndef MESH_EVENT_H_INCLUDED
 #define MESH_EVENT_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 
 struct _mesh_event_t {
     int type;

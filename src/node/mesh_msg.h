@@ -2,7 +2,7 @@
 #ifndef MESH_MSG_H_INCLUDED
 #define MESH_MSG_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_envelope.h"
 #include "mesh_batch.h"
 #include <zmq.h>

@@ -68,7 +68,7 @@ mesh_node_new (const char *name)
     zlistx_set_destructor (self->seeds, (zlistx_destructor_fn *) zstr_free);
     self->peers = zhashx_new ();
     //  looked up on every message sent and received: czmq's default hash
-    //  cost ~10% of a 100 B message (mesh_id_hash in meshbus.h)
+    //  cost ~10% of a 100 B message (mesh_id_hash, mesh_util.c)
     zhashx_set_key_hasher (self->peers, mesh_id_hash);
     zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) mesh_peer_destroy);
     self->rate = zhashx_new ();

@@ -9,7 +9,7 @@
 #ifndef MESH_NODE_INT_H_INCLUDED
 #define MESH_NODE_INT_H_INCLUDED
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_util.h"
 #include "mesh_limits.h"
 #include "mesh_envelope.h"

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <sodium.h>
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_util.h"
 #include "mesh_secret.h"
 

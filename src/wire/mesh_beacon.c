@@ -58,7 +58,7 @@
 #include <sys/socket.h>
 #include <sodium.h>
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_beacon.h"
 
 //  Interfaces one beacon may serve. Not a wire limit: a host with more

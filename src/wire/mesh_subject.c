@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_limits.h"
 
 //  A token ends at a dot or at the end of the string
