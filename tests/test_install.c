@@ -110,7 +110,8 @@ test_install_and_build_an_application (void **state)
     char *out = s_slurp (log, rc != 0);
     free (out);
     assert_int_equal (rc, 0);
-    const char *installed [] = { "include/meshbus.h", "lib/libmeshbus.so", "lib/libmeshbus.a",
+    const char *installed [] = { "include/meshbus.h", "include/meshbus/node.h",
+                                 "include/meshbus/pattern.h", "lib/libmeshbus.so", "lib/libmeshbus.a",
                                  "lib/pkgconfig/meshbus.pc", "bin/meshbus" };
     for (size_t i = 0; i < sizeof installed / sizeof installed [0]; i++) {
         char path [512];
