@@ -395,6 +395,37 @@ s_dead_free (void **item)
     *item = NULL;
 }
 
+static void
+s_on_message (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+{
+    switch (mesh_msg_kind (msg)) {
+        case MESH_KIND_JOB:     pl_on_job (node, msg, arg); break;
+        case MESH_KIND_JOBS:    pl_on_jobs (node, msg, arg); break;
+        case MESH_KIND_CREDIT:  pl_on_credit (node, msg, arg); break;
+        case MESH_KIND_ACK:     pl_on_ack (node, msg, arg); break;
+        default:                pl_on_nack (node, msg, arg); break;
+    }
+}
+
+static void
+s_destroy (void *self)
+{
+    mesh_pipeline_t *pl = (mesh_pipeline_t *) self;
+    mesh_pipeline_destroy (&pl);
+}
+
+//  The tick stays outside the table: its interval follows the shortest
+//  idle state (s_set_tick: 4 wake-ups a second when idle). Announcements are still read by pl_rebuild in
+//  their own line format (docs/pipeline.md): moving them onto the shared
+//  codec and on_announce is the next step of issue 17.
+static const mesh_pattern_t s_pipeline_ops = {
+    .name         = "pipeline",
+    .kinds        = { MESH_KIND_JOB, MESH_KIND_CREDIT, MESH_KIND_ACK, MESH_KIND_NACK,
+                      MESH_KIND_JOBS, 0 },
+    .on_message   = s_on_message,
+    .destroy      = s_destroy,
+};
+
 mesh_pipeline_t *
 mesh_pipeline_new (mesh_node_t *node)
 {
@@ -430,12 +461,8 @@ mesh_pipeline_new (mesh_node_t *node)
     self->hold_jobs = MESH_DEFAULT_HOLD_JOBS;
     self->hold_bytes = 256u * 1024 * 1024;
     self->dead_next = 1;
-    if (mesh_node_on_kind (node, PL_KIND_JOB, pl_on_job, self)
-    ||  mesh_node_on_kind (node, PL_KIND_CREDIT, pl_on_credit, self)
-    ||  mesh_node_on_kind (node, PL_KIND_ACK, pl_on_ack, self)
-    ||  mesh_node_on_kind (node, PL_KIND_NACK, pl_on_nack, self)
-    ||  mesh_node_on_kind (node, PL_KIND_JOBS, pl_on_jobs, self)
-    ||  mesh_node_on_tick (node, PL_TICK_MS, s_tick, self)) {
+    self->plugin = mesh_node_register (node, &s_pipeline_ops, self);
+    if (!self->plugin || mesh_node_on_tick (node, PL_TICK_MS, s_tick, self)) {
         mesh_pipeline_destroy (&self);
         return NULL;
     }
@@ -449,8 +476,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     if (!self_p || !*self_p)
         return;
     mesh_pipeline_t *self = *self_p;
-    for (int kind = PL_KIND_JOB; kind <= PL_KIND_JOBS; kind++)
-        mesh_node_on_kind (self->node, kind, NULL, NULL);
+    mesh_node_unregister (&self->plugin);
     mesh_node_on_tick (self->node, PL_TICK_MS, NULL, self);     //  either tick
     pthread_mutex_lock (&self->lock);
     //  worker side: what we owe goes out; jobs held for later go back

@@ -20,11 +20,11 @@
 #include <pthread.h>
 
 //  Wire kinds 32..39 (MESH_KIND_PATTERN + 16 ..): docs/pipeline.md
-#define PL_KIND_JOB         (MESH_KIND_PATTERN + 16)    //  producer -> worker: one job
-#define PL_KIND_CREDIT      (MESH_KIND_PATTERN + 17)    //  worker -> producer: window for a queue
-#define PL_KIND_ACK         (MESH_KIND_PATTERN + 18)    //  worker -> producer: job ids done
-#define PL_KIND_NACK        (MESH_KIND_PATTERN + 19)    //  worker -> producer: job ids failed
-#define PL_KIND_JOBS        (MESH_KIND_PATTERN + 20)    //  producer -> worker: several jobs
+#define PL_KIND_JOB         MESH_KIND_JOB    //  producer -> worker: one job
+#define PL_KIND_CREDIT      MESH_KIND_CREDIT    //  worker -> producer: window for a queue
+#define PL_KIND_ACK         MESH_KIND_ACK    //  worker -> producer: job ids done
+#define PL_KIND_NACK        MESH_KIND_NACK    //  worker -> producer: job ids failed
+#define PL_KIND_JOBS        MESH_KIND_JOBS    //  producer -> worker: several jobs
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
 #define PL_FLAG_FLUSH       0x00020000  //  JOB: the producer waits for acks after this one
 
@@ -148,6 +148,7 @@ struct _mesh_pipeline_t {
     zhashx_t *queues;           //  name -> pl_queue_t *
     pl_queue_t *hot_queue;      //  the last queue pushed to
     zhashx_t *slots;            //  "peer/queue" -> pl_slot_t *
+    mesh_plugin_t *plugin;      //  our registration with the node
     uint64_t generation;
     zhashx_t *incarnations;     //  peer -> "i<incarnation>" it announced
     pl_job_t **ring;            //  job table: id & (ring_cap - 1)

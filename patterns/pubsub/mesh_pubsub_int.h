@@ -15,11 +15,11 @@
 #include <czmq.h>
 #include <pthread.h>
 
-#define KIND_PUB            (MESH_KIND_PATTERN + 0)
-#define KIND_REPLAY_REQ     (MESH_KIND_PATTERN + 1)
-#define KIND_REPLAY_END     (MESH_KIND_PATTERN + 2)
-#define KIND_DACK           (MESH_KIND_PATTERN + 3)
-#define KIND_POS            (MESH_KIND_PATTERN + 4)     //  stream position: reveals loss at the tail
+#define KIND_PUB            MESH_KIND_PUB
+#define KIND_REPLAY_REQ     MESH_KIND_REPLAY_REQ
+#define KIND_REPLAY_END     MESH_KIND_REPLAY_END
+#define KIND_DACK           MESH_KIND_DACK
+#define KIND_POS            MESH_KIND_POS    //  stream position: reveals loss at the tail
 #define FLAG_REPLAY         MESH_FLAG_REPLAYED      //  resent from the retained log
 #define FLAG_LAST_VALUE     MESH_FLAG_LAST_VALUE    //  last value of a subject, for a new subscriber
 
@@ -99,6 +99,7 @@ struct _mesh_pubsub_t {
     int next_sub;
     zhashx_t *remotes;          //  peer id -> remote_t *
     zhashx_t *routes;           //  subject -> route_t *
+    mesh_plugin_t *plugin;      //  our registration with the node
     uint64_t generation;
     zhashx_t *streams;          //  publisher id -> stream_t *
     stream_t *hot_stream;       //  the last stream a PUB came on: runs come from one

@@ -14,7 +14,7 @@
                 does not offer the service (body = text too).
 
     Discovery. Each node announces the services it offers under the key
-    "reqrep" (one name per line). A provider table service -> providers
+    "reqrep" (a record ["svc", name] each, the codec of meshbus/pattern.h). A provider table service -> providers
     (the local node included) is rebuilt when the node's generation
     changes, never per call; a call looks its service up once (a hot
     pointer saves even that for a repeated service) and picks the provider
@@ -95,18 +95,19 @@ mesh_rr_settle_end (mesh_reqrep_t *self)
     return self->settle_from? self->settle_from + (uint64_t) self->settle_ms: UINT64_MAX;
 }
 
-//  Our services as announcement text. Lock held.
+//  Our services as an announcement, one record ["svc", name] each. Lock held.
 void
 mesh_rr_announce (mesh_reqrep_t *self)
 {
-    zchunk_t *text = zchunk_new (NULL, 256);
-    for (void *svc = zhashx_first (self->services); svc; svc = zhashx_next (self->services)) {
-        const char *name = (const char *) zhashx_cursor (self->services);
-        zchunk_extend (text, name, strlen (name));
-        zchunk_extend (text, "\n", 1);
+    mesh_announcement_t *out = mesh_announcement_new ();
+    for (void *svc = zhashx_first (self->services); out && svc; svc = zhashx_next (self->services)) {
+        const char *fields [] = { "svc", (const char *) zhashx_cursor (self->services) };
+        mesh_announcement_add (out, fields, 2);     //  a service name is a subject: fits
     }
-    mesh_node_announce (self->node, RR_KEY, zchunk_data (text), zchunk_size (text));
-    zchunk_destroy (&text);
+    if (out)
+        mesh_node_announce (self->node, RR_KEY, mesh_announcement_data (out),
+                            mesh_announcement_size (out));
+    mesh_announcement_destroy (&out);
     self->local_dirty = true;
 }
 
@@ -159,37 +160,66 @@ typedef struct {
     mesh_reqrep_t *self;
     const char *peer;
     const char *before;         //  what it announced before, or NULL
-    bool changed;
 } parse_ctx_t;
 
 static void
-s_on_service (const char *name, void *arg)
+s_on_service_route (const char *name, void *arg)
 {
     parse_ctx_t *ctx = (parse_ctx_t *) arg;
     s_route_add (ctx->self, name, ctx->peer, false);
-    if (ctx->changed && (!ctx->before || !s_has_line (ctx->before, name, strlen (name))))
+}
+
+static void
+s_on_service_up (const char *name, void *arg)
+{
+    parse_ctx_t *ctx = (parse_ctx_t *) arg;
+    if (!ctx->before || !s_has_line (ctx->before, name, strlen (name)))
         mesh_node_post_event (ctx->self->node, MESH_EVENT_SERVICE_UP, "SERVICE_UP",
                               ctx->peer, name, 0);
 }
 
-//  A peer's services: add them as providers, post UP/DOWN against what it
-//  announced before. Input from the network: mesh_reqrep_wire.c checks it.
+//  A peer's announcement changed (from mesh_plugin_sync, lock held): keep
+//  its services as lines (checked names, at most RR_MAX_SERVICES) and post
+//  UP / DOWN against what it offered before. The routes are rebuilt after.
 static void
-s_parse_peer (mesh_reqrep_t *self, const char *peer, const char *text, const char *before)
+s_on_announce (mesh_node_t *node, void *arg, const char *peer,
+               const mesh_announcement_t *before, const mesh_announcement_t *now)
 {
-    parse_ctx_t ctx = { self, peer, before, !before || strcmp (text, before) };
-    size_t refused = 0;
-    size_t bad = mesh_rr_parse_services (text, strlen (text), RR_MAX_SERVICES, s_on_service,
-                                         &ctx, &refused);
-    if (ctx.changed && bad)
+    (void) node; (void) before;
+    mesh_reqrep_t *self = (mesh_reqrep_t *) arg;
+    zchunk_t *text = zchunk_new (NULL, 256);
+    size_t bad = 0, refused = 0, names = 0;
+    for (size_t i = 0; now && i < mesh_announcement_count (now); i++) {
+        const mesh_record_t *record = mesh_announcement_record (now, i);
+        if (strcmp (record->field [0], "svc"))
+            continue;           //  a record of a later version: not ours to read
+        const char *name = record->fields == 2? record->field [1]: NULL;
+        if (!name || !mesh_subject_valid (name))
+            bad++;
+        else
+        if (names == RR_MAX_SERVICES)
+            refused++;
+        else {
+            names++;
+            zchunk_extend (text, name, strlen (name));
+            zchunk_extend (text, "\n", 1);
+        }
+    }
+    zchunk_extend (text, "", 1);
+    if (bad)
         mesh_node_count (self->node, peer, "reqrep.malformed.service", bad);
-    if (ctx.changed && refused)
+    if (refused)
         mesh_node_count (self->node, peer, "reqrep.services.refused", refused);
-    for (const char *line = before; ctx.changed && line && *line; ) {
+    const char *lines = (const char *) zchunk_data (text);
+    const char *old = (const char *) zhashx_lookup (self->announced, peer);
+    parse_ctx_t ctx = { self, peer, old };
+    size_t ignored;
+    mesh_rr_parse_services (lines, strlen (lines), RR_MAX_SERVICES, s_on_service_up, &ctx, &ignored);
+    for (const char *line = old; line && *line; ) {
         const char *end = strchr (line, '\n');
         size_t len = end? (size_t) (end - line): strlen (line);
         char name [MESH_MAX_SUBJECT + 1];
-        if (len && len <= MESH_MAX_SUBJECT && !s_has_line (text, line, len)) {
+        if (len && len <= MESH_MAX_SUBJECT && !s_has_line (lines, line, len)) {
             memcpy (name, line, len);
             name [len] = 0;
             mesh_node_post_event (self->node, MESH_EVENT_SERVICE_DOWN, "SERVICE_DOWN",
@@ -197,47 +227,29 @@ s_parse_peer (mesh_reqrep_t *self, const char *peer, const char *text, const cha
         }
         line = end? end + 1: line + len;
     }
+    if (names)
+        zhashx_update (self->announced, peer, strdup (lines));
+    else
+        zhashx_delete (self->announced, peer);
+    zchunk_destroy (&text);
 }
 
-//  Rebuild the provider table when peers or our services changed. Lock held.
+//  Rebuild the provider table when peers' services or ours changed. Lock held.
 void
 mesh_rr_rebuild (mesh_reqrep_t *self)
 {
-    uint64_t generation = mesh_node_generation (self->node);
-    if (generation == self->generation && !self->local_dirty)
+    if (!mesh_plugin_sync (self->plugin) && !self->local_dirty)
         return;
-    self->generation = generation;
     self->local_dirty = false;
     self->hot_route = NULL;
     zhashx_purge (self->routes);
-    zhashx_t *announced = zhashx_new ();
-    zhashx_set_destructor (announced, mesh_rr_free);
-    char **peers = mesh_node_peers (self->node);
-    for (char **peer = peers; peer && *peer; peer++) {
-        size_t size = 0;
-        char *value = (char *) mesh_node_peer_announcement (self->node, *peer, RR_KEY, &size);
-        if (!value)
-            continue;
-        char *text = (char *) malloc (size + 1);
-        if (text) {
-            memcpy (text, value, size);
-            text [size] = 0;
-            //  a NUL inside ends the text: what follows it is not ours to read
-            s_parse_peer (self, *peer, text,
-                          (const char *) zhashx_lookup (self->announced, *peer));
-            zhashx_insert (announced, *peer, text);
-        }
-        free (value);
-    }
-    //  peers gone (or that stopped announcing): every service went down
     for (char *text = (char *) zhashx_first (self->announced); text;
          text = (char *) zhashx_next (self->announced)) {
-        const char *peer = (const char *) zhashx_cursor (self->announced);
-        if (!zhashx_lookup (announced, peer))
-            s_parse_peer (self, peer, "", text);
+        parse_ctx_t ctx = { self, (const char *) zhashx_cursor (self->announced), NULL };
+        size_t ignored;
+        mesh_rr_parse_services (text, strlen (text), RR_MAX_SERVICES, s_on_service_route,
+                                &ctx, &ignored);
     }
-    zhashx_destroy (&self->announced);
-    self->announced = announced;
     for (void *svc = zhashx_first (self->services); svc; svc = zhashx_next (self->services))
         s_route_add (self, (const char *) zhashx_cursor (self->services), self->self_id, true);
     //  outstanding counts live in the routes: count the pending calls again;
@@ -248,15 +260,13 @@ mesh_rr_rebuild (mesh_reqrep_t *self)
         prov_t *prov = mesh_rr_prov ((route_t *) zhashx_lookup (self->routes, p->service), p->target);
         if (prov)
             prov->outstanding++;
-        bool alive = p->target_local;
-        for (char **peer = peers; !alive && peer && *peer; peer++)
-            alive = strcmp (*peer, p->target) == 0;
+        //  a provider that left took its announcement along
+        bool alive = p->target_local || zhashx_lookup (self->announced, p->target);
         if (!alive) {
             p->target_gone = true;
             self->next_due = 0;
         }
     }
-    mesh_strv_free (&peers);
 }
 
 static void
@@ -274,6 +284,33 @@ s_tick (mesh_node_t *node, void *arg)
     mesh_rr_pump_local (self);
     mesh_rr_deliver_finished (self);
 }
+
+static void
+s_on_message (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+{
+    if (mesh_msg_kind (msg) == MESH_KIND_REQ)
+        mesh_rr_on_req (node, msg, arg);
+    else
+        mesh_rr_on_rep (node, msg, arg);
+}
+
+static void
+s_destroy (void *self)
+{
+    mesh_reqrep_t *rr = (mesh_reqrep_t *) self;
+    mesh_reqrep_destroy (&rr);
+}
+
+static const mesh_pattern_t s_reqrep_ops = {
+    .name         = "reqrep",
+    .kinds        = { MESH_KIND_REQ, MESH_KIND_REP, 0 },
+    .on_message   = s_on_message,       //  a request to serve, a reply to a call
+    .tick_ms      = RR_TICK,
+    .on_tick      = s_tick,             //  deadlines and retries
+    .announce_key = RR_KEY,
+    .on_announce  = s_on_announce,      //  a peer's services changed
+    .destroy      = s_destroy,
+};
 
 mesh_reqrep_t *
 mesh_reqrep_new (mesh_node_t *node)
@@ -294,7 +331,6 @@ mesh_reqrep_new (mesh_node_t *node)
     self->outcomes = zlistx_new ();
     zlistx_set_destructor (self->outcomes, (zlistx_destructor_fn *) mesh_rr_outcome_destroy);
     self->cache = mesh_rrc_new (MESH_RRC_CALLERS, MESH_RRC_BYTES);
-    self->generation = (uint64_t) -1;
     self->settle_ms = MESH_DEFAULT_SETTLE_MS;
     //  Request ids start at a random point: a caller restarted with the
     //  same node id must not meet its old ids in a server's reply cache
@@ -304,9 +340,8 @@ mesh_reqrep_new (mesh_node_t *node)
     zuuid_destroy (&uuid);
     self->next_id = (start >> 2) + 1;
     mesh_rr_settle_end (self);
-    if (mesh_node_on_kind (node, KIND_REQ, mesh_rr_on_req, self)
-    ||  mesh_node_on_kind (node, KIND_REP, mesh_rr_on_rep, self)
-    ||  mesh_node_on_tick (node, RR_TICK, s_tick, self)) {
+    self->plugin = mesh_node_register (node, &s_reqrep_ops, self);
+    if (!self->plugin) {
         mesh_reqrep_destroy (&self);
         return NULL;
     }
@@ -320,9 +355,7 @@ mesh_reqrep_destroy (mesh_reqrep_t **self_p)
         return;
     mesh_reqrep_t *self = *self_p;
     //  the node may outlive us: stop it calling into freed memory
-    mesh_node_on_kind (self->node, KIND_REQ, NULL, NULL);
-    mesh_node_on_kind (self->node, KIND_REP, NULL, NULL);
-    mesh_node_on_tick (self->node, RR_TICK, NULL, self);
+    mesh_node_unregister (&self->plugin);
     if (zhashx_size (self->services))
         mesh_node_announce (self->node, RR_KEY, "", 0);     //  withdraw: peers see DOWN
     size_t dropped = 0;

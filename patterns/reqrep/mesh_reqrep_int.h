@@ -16,8 +16,8 @@
 
 
 
-#define KIND_REQ            (MESH_KIND_PATTERN + 8)
-#define KIND_REP            (MESH_KIND_PATTERN + 9)
+#define KIND_REQ            MESH_KIND_REQ
+#define KIND_REP            MESH_KIND_REP
 #define FLAG_CAST           0x00010000      //  REQ: no reply wanted
 #define FLAG_ERROR          0x00020000      //  REP: the handler failed, body = text
 #define FLAG_UNKNOWN        0x00040000      //  REP: no such service here, body = text
@@ -138,8 +138,8 @@ struct _mesh_reqrep_t {
     char self_id [33];
     zhashx_t *services;         //  name -> service_t *, offered here
     zhashx_t *routes;           //  name -> route_t *
-    zhashx_t *announced;        //  peer id -> char * (its last announcement text)
-    uint64_t generation;
+    mesh_plugin_t *plugin;      //  our registration with the node
+    zhashx_t *announced;        //  peer id -> char *: the services it offers, a line each
     bool local_dirty;           //  our services changed: rebuild
     char hot_name [MESH_MAX_SUBJECT + 1];
     route_t *hot_route;         //  route of hot_name (NULL = look it up)

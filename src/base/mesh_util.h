@@ -10,9 +10,7 @@
 //  callers can write `return mesh_fail (MESH_EINVAL, "bad name");`.
 int
     mesh_fail (int err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-//  Monotonic milliseconds, for timers and liveness.
-int64_t
-    mesh_mono_ms (void);
+//  mesh_mono_ms (monotonic ms) is in meshbus/pattern.h: patterns use it too.
 //  Hex of a binary id (2 * size chars + NUL into out).
 void
     mesh_hex (const uint8_t *bin, size_t size, char *out);

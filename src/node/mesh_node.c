@@ -104,6 +104,7 @@ mesh_node_destroy (mesh_node_t **self_p)
     if (!self_p || !*self_p)
         return;
     mesh_node_t *self = *self_p;
+    mesh_node_destroy_patterns (self);
     mesh_node_stop (self);
     mesh_queued_t *q;
     while ((q = (mesh_queued_t *) zlistx_detach (self->queue, NULL)))
@@ -456,9 +457,17 @@ mesh_node_on_kind (mesh_node_t *self, int kind, mesh_handler_fn *fn, void *arg)
     ||  kind == MESH_KIND_STATS_REP)
         return mesh_fail (MESH_EINVAL, "kind %d is the core's or out of range", kind);
     pthread_mutex_lock (&self->lock);
-    self->kinds [kind].fn = fn;
-    self->kinds [kind].arg = arg;
+    const char *owner = self->kinds [kind].owner;
+    if (!owner)
+        self->kinds [kind] = (mesh_kind_hook_t) { .fn = fn, .arg = arg };
     pthread_mutex_unlock (&self->lock);
+    if (owner) {
+        //  a kind has one owner: replacing a pattern's handler would cut
+        //  the pattern off without a word
+        mesh_log (MESH_LOG_ERROR, self->name, "kind %d is pattern %s's: handler refused",
+                  kind, owner);
+        return mesh_fail (MESH_EINVAL, "kind %d is pattern %s's", kind, owner);
+    }
     return 0;
 }
 

@@ -91,6 +91,7 @@ typedef struct {
 typedef struct {
     mesh_handler_fn *fn;
     void *arg;
+    const char *owner;          //  the pattern's name; NULL: the application's
 } mesh_kind_hook_t;
 
 typedef struct {
@@ -172,6 +173,8 @@ struct _mesh_node_t {
     size_t peer_hook_count;
     mesh_tick_hook_t ticks [MESH_MAX_HOOKS];
     size_t tick_count;
+    mesh_plugin_t *patterns [MESH_MAX_PATTERNS];    //  mesh_plugin.c
+    size_t pattern_count;
     //  counters
     mesh_counters_t *counters;
     mesh_departed_t *departed;  //  counters of peers that left
@@ -332,5 +335,10 @@ void
     mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
 void
     mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
+
+//  Destroy the patterns still plugged in (mesh_plugin.c), first thing in
+//  mesh_node_destroy
+void
+    mesh_node_destroy_patterns (mesh_node_t *self);
 
 #endif
