@@ -54,6 +54,12 @@ extern "C" {
 
 //  Limits a user meets (the wire's full list is in src/mesh_limits.h)
 #define MESH_MAX_SUBJECT              255     //  bytes in a subject, pattern, service or queue name
+#define MESH_MAX_BODY           (256 * 1024 * 1024)   //  bytes in one message's body
+#define MESH_MAX_CTYPE          127     //  bytes in a content type
+#define MESH_MAX_HEADERS        32      //  user headers per message
+#define MESH_MAX_HEADER_KEY     64      //  bytes in one header key
+#define MESH_MAX_HEADER_VALUE   1024    //  bytes in one header value
+#define MESH_MAX_HEADERS_BYTES  8192    //  keys + values of one message together
 
 //  ---------------------------------------------------------------------
 //  Errors
@@ -71,6 +77,7 @@ typedef enum {
     MESH_EFULL,             //  a bounded store is full
     MESH_EREMOTE,           //  the remote side answered with an error
     MESH_ECLOSED,           //  the node is stopping
+    MESH_EPROVIDERLEFT,     //  a call's provider left (or failed) and no retry remains
 } mesh_err_t;
 
 //  Reason for the last failure in this thread.
@@ -766,9 +773,10 @@ int
 
 //  Call and wait for the reply, dispatching the node meanwhile. Returns the
 //  reply (the caller destroys it) or NULL with MESH_ENORESPONDERS (nobody
-//  offers it), MESH_ETIMEDOUT (deadline passed, retries included) or
-//  MESH_EREMOTE (the handler failed, or the server does not know the
-//  service; mesh_last_error() has its text). opts may be NULL.
+//  offers it), MESH_EPROVIDERLEFT (the provider it was sent to left or
+//  failed and no retry remains), MESH_ETIMEDOUT (deadline passed, retries
+//  included) or MESH_EREMOTE (the handler failed, or the server does not
+//  know the service; mesh_last_error() has its text). opts may be NULL.
 mesh_msg_t *
     mesh_call (mesh_reqrep_t *self, const char *service, const void *body, size_t size,
                const mesh_call_opts_t *opts);

@@ -227,8 +227,10 @@ s_attempt (mesh_reqrep_t *self, pending_t *p, uint64_t now)
             }
             if (p->attempts == 0)
                 mesh_rr_count (self, NULL, "reqrep.no-responders");
-            s_fail (self, p, MESH_ENORESPONDERS, p->attempts
-                    ? "no responders for %s: its providers left or failed"
+            //  "no responders" means nobody offers it; a call whose
+            //  providers were tried and left says so in its own words
+            s_fail (self, p, p->attempts? MESH_EPROVIDERLEFT: MESH_ENORESPONDERS, p->attempts
+                    ? "%s: its providers left or failed and no other remains"
                     : "no responders for %s", p->service);
             return -1;
         }
@@ -302,7 +304,7 @@ mesh_rr_check (mesh_reqrep_t *self, uint64_t now)
         else
         if (p->target_gone || (now >= p->attempt_until && p->retries_left > 0 && !p->fixed)) {
             if (p->retries_left <= 0 || p->fixed)
-                s_fail (self, p, MESH_ENORESPONDERS, "%s: the provider left and no retry "
+                s_fail (self, p, MESH_EPROVIDERLEFT, "%s: the provider left and no retry "
                         "remains", p->service);
             else {
                 mesh_rr_count (self, p->target, p->target_gone? "reqrep.retried.provider-left"

@@ -238,6 +238,14 @@ s_load_at (int dirfd, const char *path, const char *shown, uint8_t *public_key,
             snprintf (why, cap, "%s: secret-key does not belong to public-key", shown);
             goto done;
         }
+        //  As ssh does with its identity files: a secret key that others
+        //  can read is not secret any more, and the fix is one command
+        if (st.st_mode & 077) {
+            snprintf (why, cap, "%s holds a secret key and is readable by others "
+                      "(mode %04o): run chmod 600 %s", shown,
+                      (unsigned) (st.st_mode & 07777), shown);
+            goto done;
+        }
     }
     rc = 0;
 done:

@@ -18,13 +18,14 @@
 #define MESH_MAX_SUBJECT        255     //  bytes in a subject, service or queue name
 #endif
 #define MESH_MAX_REPLY          255     //  bytes in a reply-to
+//  also public, in meshbus.h (the same tokens: a second definition is legal)
 #define MESH_MAX_CTYPE          127     //  bytes in a content type
 #define MESH_MAX_HEADERS        32      //  user headers per message
 #define MESH_MAX_HEADER_KEY     64      //  bytes in one header key
 #define MESH_MAX_HEADER_VALUE   1024    //  bytes in one header value
 #define MESH_MAX_HEADERS_BYTES  8192    //  keys + values of one message together
-#define MESH_MAX_INLINE_BODY    (64 * 1024 - 1)   //  larger bodies travel as own frames
 #define MESH_MAX_BODY           (256 * 1024 * 1024)   //  whole body, all frames
+#define MESH_MAX_INLINE_BODY    (64 * 1024 - 1)   //  larger bodies travel as own frames
 #define MESH_MAX_FRAMES         16      //  body frames after the header frame
 #define MESH_MAX_HEADER_FRAME   (MESH_MAX_INLINE_BODY + 32 * 1024)
 

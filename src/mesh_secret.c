@@ -116,6 +116,13 @@ mesh_secret_from_file (mesh_secret_t *self, const char *path)
         close (fd);
         return mesh_fail (MESH_EINVAL, "cluster secret file %.200s: not a regular file", path);
     }
+    //  as ssh does with its keys: a secret others can read is not one
+    if (st.st_mode & 077) {
+        close (fd);
+        return mesh_fail (MESH_EINVAL, "cluster secret file %.200s is readable by others "
+                          "(mode %04o): run chmod 600 %.200s", path,
+                          (unsigned) (st.st_mode & 07777), path);
+    }
     if (st.st_size < MESH_SECRET_MIN || st.st_size > MESH_SECRET_MAX) {
         close (fd);
         return mesh_fail (MESH_EINVAL, "cluster secret file %.200s holds %lld bytes: "

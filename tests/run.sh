@@ -40,7 +40,7 @@ done
 keys=$(mktemp -d)
 if "$MESHBUS_TOOL" keygen "$keys/cluster" >/dev/null && mkdir "$keys/trust" \
    && cp "$keys/cluster.pub" "$keys/trust/" \
-   && head -c 32 /dev/urandom > "$keys/secret"; then
+   && head -c 32 /dev/urandom > "$keys/secret" && chmod 600 "$keys/secret"; then
     for mode in curve secret; do
         for prog in "$@"; do
             case $(basename -- "$prog") in

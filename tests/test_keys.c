@@ -56,6 +56,8 @@ s_write (const char *dir, const char *file, const void *data, size_t size)
     assert_non_null (out);
     assert_int_equal (fwrite (data, 1, size, out), size);
     assert_int_equal (fclose (out), 0);
+    //  secret key files must be private to be loaded at all (tested below)
+    assert_int_equal (chmod (path, 0600), 0);
     free (path);
 }
 
@@ -763,9 +765,22 @@ test_unreadable_directory (void **state)
     free (dir);
 }
 
-//  With warn NULL the lines go to stderr
+//  With warn NULL the lines go to the log handler (mesh_set_log), and
+//  with no handler installed the library writes nothing to stderr: a
+//  program that embeds it (a curses view, a daemon) owns its stderr
+static char s_logged [1024];
+
 static void
-test_warnings_go_to_stderr_by_default (void **state)
+s_capture (mesh_log_level_t level, const char *node, const char *line, void *arg)
+{
+    (void) node;
+    assert_int_equal (level, MESH_LOG_WARNING);
+    assert_ptr_equal (arg, s_logged);
+    snprintf (s_logged + strlen (s_logged), sizeof s_logged - strlen (s_logged), "%s\n", line);
+}
+
+static void
+test_warnings_go_to_the_log_handler (void **state)
 {
     (void) state;
     char *dir = t_tmpdir_new ("test_keys");
@@ -777,18 +792,61 @@ test_warnings_go_to_stderr_by_default (void **state)
     assert_true (saved >= 0 && fd >= 0);
     dup2 (fd, 2);
     close (fd);
+    //  no handler: silent
     mesh_trust_t *trust = mesh_trust_new (dir, NULL, NULL);
+    assert_non_null (trust);
+    assert_int_equal (mesh_trust_skipped_malformed (trust), 1);
+    mesh_trust_destroy (&trust);
+    //  a handler: the line goes there
+    s_logged [0] = 0;
+    mesh_set_log (s_capture, MESH_LOG_WARNING, s_logged);
+    trust = mesh_trust_new (dir, NULL, NULL);
+    mesh_set_log (NULL, MESH_LOG_ERROR, NULL);
     fflush (stderr);
     dup2 (saved, 2);
     close (saved);
     assert_non_null (trust);
-    assert_int_equal (mesh_trust_skipped_malformed (trust), 1);
-    char *text = s_read (log, NULL);
-    assert_non_null (strstr (text, "trust: skipped"));
-    assert_non_null (strstr (text, "bad.pub"));
+    assert_non_null (strstr (s_logged, "trust: skipped"));
+    assert_non_null (strstr (s_logged, "bad.pub"));
+    size_t size = 0;
+    char *text = s_read (log, &size);
+    assert_int_equal (size, 0);
     free (text);
     free (log);
     mesh_trust_destroy (&trust);
+    t_tmpdir_remove (&dir);
+}
+
+//  A secret key file that group or others can read is refused, with the
+//  command that fixes it (as ssh refuses such identity files)
+static void
+test_secret_key_readable_by_others_refused (void **state)
+{
+    (void) state;
+    char *dir = t_tmpdir_new ("test_keys");
+    char *base = s_path (dir, "open");
+    char *key_path = s_path (dir, "open.key");
+    char *pub_path = s_path (dir, "open.pub");
+    assert_int_equal (mesh_keygen (base), 0);
+    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
+    mode_t modes [] = { 0640, 0604, 0644, 0660 };
+    for (size_t i = 0; i < sizeof modes / sizeof modes [0]; i++) {
+        assert_int_equal (chmod (key_path, modes [i]), 0);
+        assert_int_equal (mesh_keys_load (key_path, public_key, secret_key), -1);
+        assert_non_null (strstr (mesh_last_error (), "chmod 600"));
+        assert_non_null (strstr (mesh_last_error (), key_path));
+    }
+    //  the public half may be read by anyone, and is
+    assert_int_equal (chmod (key_path, 0644), 0);
+    assert_int_equal (mesh_keys_load (key_path, public_key, NULL), 0);
+    assert_int_equal (mesh_keys_load (pub_path, public_key, NULL), 0);
+    assert_int_equal (chmod (key_path, 0600), 0);
+    assert_int_equal (mesh_keys_load (key_path, public_key, secret_key), 0);
+    assert_int_equal (chmod (key_path, 0400), 0);
+    assert_int_equal (mesh_keys_load (key_path, public_key, secret_key), 0);
+    free (base);
+    free (key_path);
+    free (pub_path);
     t_tmpdir_remove (&dir);
 }
 
@@ -968,7 +1026,8 @@ main (void)
         cmocka_unit_test (test_duplicate_keeps_key_when_holder_goes),
         cmocka_unit_test (test_pinned_key_survives),
         cmocka_unit_test (test_unreadable_directory),
-        cmocka_unit_test (test_warnings_go_to_stderr_by_default),
+        cmocka_unit_test (test_warnings_go_to_the_log_handler),
+        cmocka_unit_test (test_secret_key_readable_by_others_refused),
         cmocka_unit_test (test_thousand_keys),
         cmocka_unit_test (test_lookups_during_rescans),
         cmocka_unit_test (test_cli_keygen),

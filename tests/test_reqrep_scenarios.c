@@ -156,7 +156,8 @@ test_kill9_failover_runs_once (void **state)
     sc_proc_t *server [2];
     for (int i = 0; i < 2; i++) {
         snprintf (cmd [i], sizeof cmd [i],
-                  "echo %c >> %s/started; sleep 3; echo %c >> %s/effects; echo done-by-%c",
+                  "echo $$ > %s/pid-%c; echo %c >> %s/started; sleep 3; echo %c >> %s/effects; "
+                  "echo done-by-%c", sc_tmpdir (), 'A' + i,
                   'A' + i, sc_tmpdir (), 'A' + i, sc_tmpdir (), 'A' + i);
         char name [8];
         snprintf (name, sizeof name, "p%c", 'A' + i);
@@ -180,7 +181,23 @@ test_kill9_failover_runs_once (void **state)
     int chosen = first [0] - 'A';
     assert_true (chosen == 0 || chosen == 1);
     //  the provider and its running command die before the side effect
+    //  (the command runs in a process group of its own, so that a
+    //  deadline kills what it started: both groups are killed here)
+    char path [512], text [32] = "";
+    snprintf (path, sizeof path, "%s/pid-%c", sc_tmpdir (), first [0]);
+    deadline = sc_now_ms () + WAIT_MS;
+    FILE *file = NULL;
+    while (sc_now_ms () < deadline
+       && (!(file = fopen (path, "r")) || !fgets (text, sizeof text, file) || !atoi (text))) {
+        if (file)
+            fclose (file);
+        file = NULL;
+        sc_pump (20);
+    }
+    assert_non_null (file);
+    fclose (file);
     assert_int_equal (kill (-server [chosen]->pid, SIGKILL), 0);
+    assert_int_equal (kill (-atoi (text), SIGKILL), 0);
     assert_true (sc_wait_exit (server [chosen], WAIT_MS));
     assert_true (sc_wait_exit (call, WAIT_MS));
     if (sc_exit_code (call) != 0)

@@ -223,6 +223,28 @@ test_from_file (void **state)
 //  --------------------------------------------------------------------------
 //  MACs
 
+//  A secret file readable by group or others is refused with the fix
+static void
+test_from_file_readable_by_others_refused (void **state)
+{
+    (void) state;
+    char dir [256], path [300];
+    s_tmpdir (dir, sizeof dir);
+    snprintf (path, sizeof path, "%s/secret", dir);
+    s_write (path, PASSPHRASE, strlen (PASSPHRASE));
+    mesh_secret_t secret;
+    mode_t modes [] = { 0640, 0604, 0644, 0606 };
+    for (size_t i = 0; i < sizeof modes / sizeof modes [0]; i++) {
+        assert_int_equal (chmod (path, modes [i]), 0);
+        assert_int_equal (mesh_secret_from_file (&secret, path), -1);
+        assert_non_null (strstr (mesh_last_error (), "chmod 600"));
+    }
+    assert_int_equal (chmod (path, 0400), 0);
+    assert_int_equal (mesh_secret_from_file (&secret, path), 0);
+    unlink (path);
+    rmdir (dir);
+}
+
 static void
 test_mac_deterministic (void **state)
 {
@@ -449,6 +471,7 @@ main (void)
         cmocka_unit_test (test_usage_example),
         cmocka_unit_test (test_from_bytes_bounds),
         cmocka_unit_test (test_from_file),
+        cmocka_unit_test (test_from_file_readable_by_others_refused),
         cmocka_unit_test (test_mac_deterministic),
         cmocka_unit_test (test_verify_rejects_altered_data),
         cmocka_unit_test (test_hello_mac),

@@ -36,7 +36,7 @@
     cli_bench_pipeline.c.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <zmq.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -713,8 +713,7 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
         return cli_fail ("bench pubsub: bad --hwm");
     //  the meshbus nodes take CURVE from the flag or the environment
     //  (cli_node_new): the raw side follows, so both pay for CURVE or neither
-    const char *env_curve = getenv ("MESHBUS_CURVE");
-    ps_raw_t raw = { .curve = opts->curve != NULL || (env_curve && *env_curve) };
+    ps_raw_t raw = { .curve = opts->curve != NULL || opts->curve_ephemeral };
     ps_mesh_t mesh = { 0 };
     double *raw_rate = (double *) calloc (rounds, sizeof (double));
     double *mesh_rate = (double *) calloc (rounds, sizeof (double));
@@ -788,65 +787,86 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
     return rc;
 }
 
-static int
-s_number (const char *text, const char *what, long min, long max, size_t *value)
-{
-    char *end;
-    long v = strtol (text, &end, 10);
-    if (*end || end == text || v < min || v > max)
-        return cli_fail ("%s: '%s' is not a number in %ld..%ld", what, text, min, max), -1;
-    *value = (size_t) v;
-    return 0;
-}
+enum { B_SIZE = CLI_OPT (1), B_COUNT, B_SUBS, B_ROUNDS, B_KEYS, B_JSON, B_CURVE };
 
-int
-cli_bench (cli_opts_t *opts, int argc, char **argv)
+static const struct option s_bench_options [] = {
+    { "size",        required_argument, NULL, B_SIZE },
+    { "count",       required_argument, NULL, B_COUNT },
+    { "subscribers", required_argument, NULL, B_SUBS },
+    { "rounds",      required_argument, NULL, B_ROUNDS },
+    { "keys",        required_argument, NULL, B_KEYS },
+    { "json",        no_argument,       NULL, B_JSON },
+    //  here a flag: CURVE on both sides, with a key pair made for the run
+    { "curve",       no_argument,       NULL, B_CURVE },
+    { NULL, 0, NULL, 0 }
+};
+
+static int
+s_bench (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    const char *size_arg = cli_take (&argc, argv, "--size");
-    const char *count_arg = cli_take (&argc, argv, "--count");
-    const char *subs_arg = cli_take (&argc, argv, "--subscribers");
-    const char *rounds_arg = cli_take (&argc, argv, "--rounds");
-    const char *keys_arg = cli_take (&argc, argv, "--keys");
-    bool json = cli_take_flag (&argc, argv, "--json");
-    if (argc < 1) {
-        cli_fail ("bench: which one? link, pubsub, reqrep, pipeline or handshake");
-        return 2;
-    }
-    if (cli_no_extra (argc, argv, 1))
-        return 2;
-    size_t size = BENCH_DEFAULT_SIZE, count = BENCH_DEFAULT_COUNT;
-    if ((size_arg && s_number (size_arg, "--size", 0, BENCH_MAX_SIZE, &size))
-    ||  (count_arg && s_number (count_arg, "--count", 1, BENCH_MAX_COUNT, &count)))
-        return 2;
-    const char *what = argv [0];
-    if ((subs_arg || rounds_arg) && !streq_ (what, "pubsub")) {
-        cli_fail ("bench %s: --subscribers and --rounds are for bench pubsub", what);
-        return 2;
-    }
-    if (streq_ (what, "link"))
-        return s_bench_link (opts, size, count, json);
-    if (streq_ (what, "pubsub")) {
-        size_t subs = 1, rounds = PS_DEFAULT_ROUNDS;
-        if ((subs_arg && s_number (subs_arg, "--subscribers", 1, PS_MAX_SUBSCRIBERS, &subs))
-        ||  (rounds_arg && s_number (rounds_arg, "--rounds", 1, 1000, &rounds)))
-            return 2;
-        if (size_arg && size < 1) {
-            cli_fail ("bench pubsub: --size must be at least 1 (the first byte marks warm-ups)");
-            return 2;
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, s_bench_options, NULL, argc, argv);
+    long size = -1, count = -1, subs = 1, rounds = PS_DEFAULT_ROUNDS, keys = 0;
+    bool json = false, subs_given = false;
+    int c;
+    while ((c = cli_getopt (&args)) >= 0) {
+        int bad = 0;
+        switch (c) {
+            case B_SIZE:   bad = cli_long (cmd, "--size", optarg, 0, BENCH_MAX_SIZE, &size); break;
+            case B_COUNT:  bad = cli_long (cmd, "--count", optarg, 1, BENCH_MAX_COUNT, &count); break;
+            case B_SUBS:   bad = cli_long (cmd, "--subscribers", optarg, 1, PS_MAX_SUBSCRIBERS, &subs);
+                           subs_given = true; break;
+            case B_ROUNDS: bad = cli_long (cmd, "--rounds", optarg, 1, 1000, &rounds);
+                           subs_given = true; break;
+            case B_KEYS:   bad = cli_long (cmd, "--keys", optarg, 1, 100000, &keys); break;
+            case B_JSON:   json = true; break;
+            case B_CURVE:  opts->curve_ephemeral = true; break;
+            default:       bad = -1;
         }
-        return s_bench_pubsub (opts, size_arg? size: BENCH_DEFAULT_SIZE,
-                               count_arg? count: 0, subs, rounds, json);
+        if (bad)
+            return CLI_USAGE;
+    }
+    if (c == CLI_STOP)
+        return args.status;
+    if (cli_positionals (&args, 1, 1))
+        return CLI_USAGE;
+    if (opts->curve)
+        opts->curve_ephemeral = false;      //  a key file given wins
+    const char *what = args.pos [0];
+    if (subs_given && !streq_ (what, "pubsub"))
+        return cli_usage (cmd, "--subscribers and --rounds are for bench pubsub");
+    if (streq_ (what, "link"))
+        return s_bench_link (opts, size >= 0? (size_t) size: BENCH_DEFAULT_SIZE,
+                             count > 0? (size_t) count: BENCH_DEFAULT_COUNT, json);
+    if (streq_ (what, "pubsub")) {
+        if (size == 0)
+            return cli_usage (cmd, "bench pubsub: --size must be at least 1 (the first byte "
+                              "marks warm-ups)");
+        return s_bench_pubsub (opts, size > 0? (size_t) size: BENCH_DEFAULT_SIZE,
+                               count > 0? (size_t) count: 0, (size_t) subs, (size_t) rounds, json);
     }
     if (streq_ (what, "reqrep"))
-        return cli_bench_reqrep (opts, size_arg? size: 0, count_arg? count: 0, json);
+        return cli_bench_reqrep (opts, size >= 0? (size_t) size: 0, count > 0? (size_t) count: 0, json);
     if (streq_ (what, "pipeline"))
-        return cli_bench_pipeline (opts, size_arg? size: 0, count_arg? count: 0, json);
-    if (streq_ (what, "handshake")) {
-        size_t keys = 0;
-        if (keys_arg && s_number (keys_arg, "--keys", 1, 100000, &keys))
-            return 2;
-        return cli_bench_handshake (opts, keys, count_arg? count: 0, json);
-    }
-    cli_fail ("bench: unknown benchmark '%s' (link, pubsub, reqrep, pipeline, handshake)", what);
-    return 2;
+        return cli_bench_pipeline (opts, size >= 0? (size_t) size: 0, count > 0? (size_t) count: 0, json);
+    if (streq_ (what, "handshake"))
+        return cli_bench_handshake (opts, (size_t) keys, count > 0? (size_t) count: 0, json);
+    return cli_usage (cmd, "unknown benchmark '%s' (link, pubsub, reqrep, pipeline, handshake)",
+                      what);
 }
+
+const cli_cmd_t cli_cmd_bench = {
+    "bench", s_bench, "link|pubsub|reqrep|pipeline|handshake [--size B] [--count N] [--json] "
+    "[FLAGS]",
+    "meshbus and raw libzmq side by side in one run, and their ratio",
+"Runs one benchmark with meshbus and with raw libzmq doing the same job in the same\n"
+"run (bench/README.md says what each side does) and prints both and their ratio.\n"
+"\n"
+"  --size B             message size in bytes (default 100)\n"
+"  --count N            messages per round\n"
+"  --json               one JSON object instead of text\n"
+"  --subscribers S      pubsub: fan-out to S subscribers (default 1)\n"
+"  --rounds R           pubsub: rounds per side\n"
+"  --curve              CURVE on both sides (a key pair made for the run)\n"
+"  --keys K             handshake: trusted keys (default 1000)"
+};

@@ -13,7 +13,7 @@
     loads the K keys, is printed as well.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <zmq.h>
 #include <czmq.h>
 #include <pthread.h>

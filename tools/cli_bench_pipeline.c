@@ -29,7 +29,7 @@
     each (BENCH_PL_SYNC_JOBS jobs for sync).
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <zmq.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -21,7 +21,7 @@
     round robin), the same window. Rounds alternate; medians of calls/s.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <zmq.h>
 #include <pthread.h>
 #include <stdio.h>

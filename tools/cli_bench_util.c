@@ -4,7 +4,7 @@
     trips, medians of rounds)
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdlib.h>
 #include <time.h>
 #include <zmq.h>

@@ -11,7 +11,7 @@
     worked.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -73,11 +73,18 @@ cli_demo_pump (mesh_node_t **nodes, int count, int64_t deadline)
     return (int64_t) mesh_clock_ms () < deadline && !cli_interrupted ();
 }
 
-int
-cli_demo (cli_opts_t *opts, int argc, char **argv)
+static int
+s_demo (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    if (cli_no_extra (argc, argv, 0))
-        return 2;
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, NULL, NULL, argc, argv);
+    int c = cli_getopt (&args);
+    if (c == CLI_STOP)
+        return args.status;
+    if (c != -1)
+        return cli_usage (cmd, "unexpected flag");
+    if (cli_positionals (&args, 0, 0))
+        return CLI_USAGE;
     const char *names [DEMO_NODES] = { "alpha", "beta", "gamma" };
     mesh_node_t *nodes [DEMO_NODES] = { NULL };
     mesh_pubsub_t *alpha_ps = NULL, *beta_ps = NULL;
@@ -189,3 +196,11 @@ cli_demo (cli_opts_t *opts, int argc, char **argv)
         printf ("meshbus demo: OK\n");
     return rc;
 }
+
+const cli_cmd_t cli_cmd_demo = {
+    "demo", s_demo, "[FLAGS]",
+    "three nodes on loopback use every pattern, then exit 0",
+"Starts three nodes in this process (their own cluster): they find each other,\n"
+"exchange direct messages, publish and subscribe with wildcards, call a service\n"
+"and work a queue (with a redelivery and a dead letter), printing each step."
+};

@@ -10,7 +10,7 @@
     the end of the step: the demo's nodes go on without them.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdio.h>
 
 #define DEMO_JOBS 6

@@ -10,7 +10,7 @@
     that this one thread can pump all three nodes meanwhile.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdio.h>
 
 typedef struct {

@@ -9,21 +9,23 @@
     ========================================================================= */
 
 #include "meshbus.h"
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <czmq.h>
 #include <stdio.h>
 
-int
-cli_keygen (cli_opts_t *opts, int argc, char **argv)
+static int
+s_keygen (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    (void) opts;
-    if (argc < 1) {
-        cli_fail ("usage: meshbus keygen NAME   (writes NAME.key and NAME.pub)");
-        return 2;
-    }
-    if (cli_no_extra (argc, argv, 1))
-        return 2;
-    const char *name = argv [0];
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, NULL, NULL, argc, argv);
+    int c = cli_getopt (&args);
+    if (c == CLI_STOP)
+        return args.status;
+    if (c != -1)
+        return cli_usage (cmd, "unexpected flag");
+    if (cli_positionals (&args, 1, 1))
+        return CLI_USAGE;
+    const char *name = args.pos [0];
     if (mesh_keygen (name))
         return cli_fail ("%s", mesh_last_error ());
     char *pub_path = zsys_sprintf ("%s.pub", name);
@@ -41,3 +43,11 @@ cli_keygen (cli_opts_t *opts, int argc, char **argv)
     zstr_free (&pub_path);
     return rc;
 }
+
+const cli_cmd_t cli_cmd_keygen = {
+    "keygen", s_keygen, "NAME",
+    "write a CURVE key pair: NAME.key (mode 0600) and NAME.pub",
+"Writes NAME.key (public and secret key, mode 0600: keep it on this machine) and\n"
+"NAME.pub (the public key, for other nodes' --trust directories). Never\n"
+"overwrites: an existing NAME.key or NAME.pub is an error."
+};

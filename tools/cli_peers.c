@@ -1,6 +1,6 @@
 /*  meshbus peers - watch peer events; with --expect, wait for K peers  */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,28 +8,44 @@ void
 cli_print_event (const mesh_event_t *event)
 {
     const char *detail = mesh_event_detail (event);
-    printf ("%s %s %s %s%s%s\n", mesh_event_name (event), mesh_event_peer_name (event),
-            mesh_event_peer (event), mesh_event_endpoint (event),
-            *detail? " ": "", detail);
+    char line [1024];
+    snprintf (line, sizeof line, "%s %s %s %s%s%s\n", mesh_event_name (event),
+              mesh_event_peer_name (event), mesh_event_peer (event),
+              mesh_event_endpoint (event), *detail? " ": "", detail);
+    cli_write (line, strlen (line));
+    cli_flush ();
 }
 
-int
-cli_peers (cli_opts_t *opts, int argc, char **argv)
+enum { PEERS_TIMEOUT = 't', PEERS_EXPECT = CLI_OPT (1) };
+
+static const struct option s_peers_options [] = {
+    { "timeout", required_argument, NULL, PEERS_TIMEOUT },
+    { "expect",  required_argument, NULL, PEERS_EXPECT },
+    { NULL, 0, NULL, 0 }
+};
+
+static int
+s_peers (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    const char *expect_arg = cli_take (&argc, argv, "--expect");
-    const char *timeout_arg = cli_take (&argc, argv, "--timeout");
-    if (cli_no_extra (argc, argv, 0))
-        return 2;
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, s_peers_options, "t:", argc, argv);
     long expect = -1;
-    if (expect_arg) {
-        char *end;
-        expect = strtol (expect_arg, &end, 10);
-        if (*end || expect < 0)
-            return cli_fail ("--expect: '%s' is not a count", expect_arg);
-    }
     double timeout = -1;
-    if (timeout_arg && cli_seconds (timeout_arg, &timeout))
-        return 2;
+    int c;
+    while ((c = cli_getopt (&args)) >= 0) {
+        int bad = 0;
+        switch (c) {
+            case PEERS_EXPECT:  bad = cli_long (cmd, "--expect", optarg, 0, 1000000, &expect); break;
+            case PEERS_TIMEOUT: bad = cli_seconds (cmd, "--timeout", optarg, 0, 1e7, &timeout); break;
+            default:            bad = -1;
+        }
+        if (bad)
+            return CLI_USAGE;
+    }
+    if (c == CLI_STOP)
+        return args.status;
+    if (cli_positionals (&args, 0, 0))
+        return CLI_USAGE;
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node)
         return 1;
@@ -39,7 +55,7 @@ cli_peers (cli_opts_t *opts, int argc, char **argv)
     //  enough: a peer that entered and already said BYE (it had its own
     //  --expect met) is gone from it, yet it was alive, and we printed so.
     long entered = 0;
-    while (rc < 0 && !cli_interrupted ()) {
+    while (rc < 0 && !cli_interrupted () && !cli_stdout_closed ()) {
         int64_t left = deadline < 0? 200: deadline - (int64_t) mesh_clock_ms ();
         if (left <= 0)
             break;
@@ -64,3 +80,13 @@ cli_peers (cli_opts_t *opts, int argc, char **argv)
     mesh_node_destroy (&node);
     return rc < 0? 0: rc;
 }
+
+const cli_cmd_t cli_cmd_peers = {
+    "peers", s_peers, "[--expect K] [--timeout S] [FLAGS]",
+    "print a line per peer event (ENTER, EXIT, SUSPECT, BACK)",
+"Prints one line per peer event: EVENT NAME ID ENDPOINT [DETAIL]. Ends at the\n"
+"timeout, on Ctrl-C or when stdout is closed.\n"
+"\n"
+"  --expect K           exit 0 once K peers are alive (exit 1 at the timeout)\n"
+"  -t, --timeout S      stop after S seconds (default: never)"
+};

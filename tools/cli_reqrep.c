@@ -1,24 +1,14 @@
 /*  =========================================================================
     meshbus serve / meshbus call
 
-    serve SERVICE (--echo | --exec CMD) [--count N] [--timeout S]
-        Answers calls to SERVICE. --echo replies with the request's body;
-        --exec runs CMD with /bin/sh -c, the body on its stdin, and replies
-        with its stdout when it exits 0, or with an error reply ("CMD exited
-        with status N") otherwise. CMD is killed when the request's
-        deadline passes. Requests are served one at a time, in order. With
-        --count, exits 0 after N requests; with --timeout, after S seconds.
-    call SERVICE BODY|- [--timeout S] [--wait] [--retries N] [--all]
-        [--ctype TYPE]
-        Calls SERVICE (BODY "-" = all of stdin) and prints the reply. On
-        failure exits 1 with one line saying why: "no responders for X",
-        "timeout: ...", "remote error: TEXT". --wait waits for a provider up
-        to the timeout instead of failing at once; --all calls every
-        provider and prints one line per reply, "NAME<TAB>REPLY" (exit 0
-        if at least one answered).
+    serve answers calls with the request's body (--echo) or with what a
+    command prints (--exec, run by cli_spawn_run, killed at the request's
+    deadline). call prints the reply's bytes exactly as they came, and
+    names each failure in its own words: nobody offers the service, the
+    provider left, the deadline passed, the handler failed.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -29,115 +19,12 @@
 #include <sys/wait.h>
 
 #define CLI_EXEC_MAX_OUTPUT (16u << 20)    //  bytes of a command's stdout we keep
-#define CLI_STDIN_MAX       (16u << 20)    //  bytes of a call's body from stdin
 
 typedef struct {
     const char *exec;           //  NULL = echo
     long served;
     bool verbose;
 } serve_state_t;
-
-//  Run cmd with body on its stdin until it exits or deadline (ms since the
-//  epoch, 0 = none). Returns its exit status (-1: could not run, -2: killed
-//  at the deadline); its stdout in *out (malloc'd), size in *out_size.
-static int
-s_run (const char *cmd, const void *body, size_t size, uint64_t deadline,
-       char **out, size_t *out_size)
-{
-    *out = NULL;
-    *out_size = 0;
-    int in_pipe [2], out_pipe [2];
-    if (pipe (in_pipe))
-        return -1;
-    if (pipe (out_pipe)) {
-        close (in_pipe [0]);
-        close (in_pipe [1]);
-        return -1;
-    }
-    pid_t pid = fork ();
-    if (pid == 0) {
-        dup2 (in_pipe [0], 0);
-        dup2 (out_pipe [1], 1);
-        close (in_pipe [0]);
-        close (in_pipe [1]);
-        close (out_pipe [0]);
-        close (out_pipe [1]);
-        signal (SIGPIPE, SIG_DFL);
-        execl ("/bin/sh", "sh", "-c", cmd, (char *) NULL);
-        _exit (127);
-    }
-    close (in_pipe [0]);
-    close (out_pipe [1]);
-    if (pid < 0) {
-        close (in_pipe [1]);
-        close (out_pipe [0]);
-        return -1;
-    }
-    fcntl (in_pipe [1], F_SETFL, O_NONBLOCK);
-    int in_fd = in_pipe [1], out_fd = out_pipe [0];
-    size_t written = 0, cap = 0;
-    if (size == 0) {
-        close (in_fd);
-        in_fd = -1;
-    }
-    bool killed = false;
-    while (out_fd >= 0) {
-        int wait = 200;
-        if (deadline) {
-            int64_t left = (int64_t) deadline - (int64_t) mesh_clock_ms ();
-            if (left <= 0) {
-                kill (pid, SIGKILL);
-                killed = true;
-                break;
-            }
-            wait = left < wait? (int) left: wait;
-        }
-        struct pollfd fds [2] = { { .fd = out_fd, .events = POLLIN },
-                                  { .fd = in_fd, .events = POLLOUT } };
-        if (poll (fds, in_fd >= 0? 2: 1, wait) < 0 && errno != EINTR)
-            break;
-        if (in_fd >= 0 && (fds [1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t n = write (in_fd, (const char *) body + written, size - written);
-            if (n > 0)
-                written += (size_t) n;
-            if (n < 0 && errno != EAGAIN && errno != EINTR)
-                written = size;         //  it stopped reading: fine
-            if (written == size) {
-                close (in_fd);
-                in_fd = -1;
-            }
-        }
-        if (fds [0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            if (*out_size + 4096 > cap && cap < CLI_EXEC_MAX_OUTPUT) {
-                cap = cap? cap * 2: 8192;
-                char *grown = (char *) realloc (*out, cap);
-                if (!grown)
-                    break;
-                *out = grown;
-            }
-            char sink [4096];
-            bool room = *out_size + 4096 <= cap;
-            ssize_t n = read (out_fd, room? *out + *out_size: sink, 4096);
-            if (n <= 0) {
-                close (out_fd);
-                out_fd = -1;
-            }
-            else
-            if (room)
-                *out_size += (size_t) n;
-        }
-    }
-    if (in_fd >= 0)
-        close (in_fd);
-    if (out_fd >= 0)
-        close (out_fd);
-    int status = 0;
-    while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (killed)
-        return -2;
-    return WIFEXITED (status)? WEXITSTATUS (status): 128 + WTERMSIG (status);
-}
 
 static void
 s_on_request (mesh_reqrep_t *rr, const mesh_msg_t *request, mesh_reply_t *reply, void *arg)
@@ -156,8 +43,8 @@ s_on_request (mesh_reqrep_t *rr, const mesh_msg_t *request, mesh_reply_t *reply,
     }
     char *out = NULL;
     size_t size = 0;
-    int status = s_run (state->exec, mesh_msg_body (request), mesh_msg_size (request),
-                        mesh_msg_deadline (request), &out, &size);
+    int status = cli_spawn_run (state->exec, mesh_msg_body (request), mesh_msg_size (request),
+                                mesh_msg_deadline (request), CLI_EXEC_MAX_OUTPUT, &out, &size);
     if (status == 0)
         mesh_reply_set (reply, out, size);
     else {
@@ -174,29 +61,50 @@ s_on_request (mesh_reqrep_t *rr, const mesh_msg_t *request, mesh_reply_t *reply,
     free (out);
 }
 
-int
-cli_serve (cli_opts_t *opts, int argc, char **argv)
+enum { SRV_COUNT = 'n', SRV_TIMEOUT = 't', SRV_ECHO = CLI_OPT (1), SRV_EXEC };
+
+static const struct option s_serve_options [] = {
+    { "count",   required_argument, NULL, SRV_COUNT },
+    { "timeout", required_argument, NULL, SRV_TIMEOUT },
+    { "echo",    no_argument,       NULL, SRV_ECHO },
+    { "exec",    required_argument, NULL, SRV_EXEC },
+    { NULL, 0, NULL, 0 }
+};
+
+static int
+s_serve (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    const char *exec = cli_take (&argc, argv, "--exec");
-    bool echo = cli_take_flag (&argc, argv, "--echo");
-    const char *count_arg = cli_take (&argc, argv, "--count");
-    const char *timeout_arg = cli_take (&argc, argv, "--timeout");
-    if (argc < 1 || (!exec == !echo))
-        return cli_fail ("usage: meshbus serve SERVICE (--echo | --exec CMD) [--count N]");
-    if (cli_no_extra (argc, argv, 1))
-        return 2;
-    const char *service = argv [0];
-    if (!mesh_subject_valid (service))
-        return cli_fail ("bad service name '%s': dot-separated non-empty tokens, no * or #",
-                         service);
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, s_serve_options, "n:t:", argc, argv);
     long count = -1;
     double timeout = -1;
-    if ((count_arg && cli_count (count_arg, "--count", 0, &count))
-    ||  (timeout_arg && cli_seconds (timeout_arg, &timeout)))
-        return 2;
+    bool echo = false;
+    const char *exec = NULL;
+    int c;
+    while ((c = cli_getopt (&args)) >= 0) {
+        int bad = 0;
+        switch (c) {
+            case SRV_COUNT:   bad = cli_long (cmd, "--count", optarg, 0, LONG_MAX, &count); break;
+            case SRV_TIMEOUT: bad = cli_seconds (cmd, "--timeout", optarg, 0, 1e7, &timeout); break;
+            case SRV_ECHO:    echo = true; break;
+            case SRV_EXEC:    exec = optarg; break;
+            default:          bad = -1;
+        }
+        if (bad)
+            return CLI_USAGE;
+    }
+    if (c == CLI_STOP)
+        return args.status;
+    if (cli_positionals (&args, 1, 1))
+        return CLI_USAGE;
+    if (!exec == !echo)
+        return cli_usage (cmd, "give one of --echo and --exec CMD");
+    const char *service = args.pos [0];
+    if (cli_name (cmd, "service name", service, false))
+        return CLI_USAGE;
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node)
-        return 1;
+        return CLI_FAILED;
     mesh_reqrep_t *rr = mesh_reqrep_new (node);
     serve_state_t state = { exec, 0, opts->verbose };
     int rc = 0;
@@ -219,45 +127,25 @@ cli_serve (cli_opts_t *opts, int argc, char **argv)
     return rc;
 }
 
-//  All of stdin, for BODY "-"
-static char *
-s_read_stdin (size_t *size)
-{
-    size_t cap = 65536, len = 0;
-    char *buf = (char *) malloc (cap);
-    while (buf) {
-        if (len == cap) {
-            if (cap >= CLI_STDIN_MAX) {
-                free (buf);
-                return NULL;
-            }
-            cap *= 2;
-            char *grown = (char *) realloc (buf, cap);
-            if (!grown) {
-                free (buf);
-                return NULL;
-            }
-            buf = grown;
-        }
-        ssize_t n = read (0, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t) n;
-    }
-    *size = len;
-    return buf;
-}
+const cli_cmd_t cli_cmd_serve = {
+    "serve", s_serve, "SERVICE (--echo | --exec CMD) [--count N] [--timeout S] [FLAGS]",
+    "answer calls to SERVICE",
+"Offers SERVICE to the mesh and answers its calls, one at a time, in order.\n"
+"\n"
+"  --echo               reply with the request's body\n"
+"  --exec CMD           run CMD with /bin/sh, the body on its stdin; its stdout is the\n"
+"                       reply when it exits 0, else the caller gets a remote error\n"
+"                       (\"the command exited with status N\"). CMD (and what it started)\n"
+"                       is killed when the request's deadline passes\n"
+"  -n, --count N        exit 0 after N requests\n"
+"  -t, --timeout S      exit 0 after S seconds"
+};
 
+//  The reply's bytes, exactly
 static void
 s_print_body (const mesh_msg_t *msg)
 {
-    size_t size = mesh_msg_size (msg);
-    const char *body = (const char *) mesh_msg_body (msg);
-    fwrite (body, 1, size, stdout);
-    if (size == 0 || body [size - 1] != '\n')
-        putchar ('\n');
+    cli_write (mesh_msg_body (msg), mesh_msg_size (msg));
 }
 
 typedef struct {
@@ -274,8 +162,11 @@ s_on_gathered (mesh_reqrep_t *rr, const char *provider, int err, const char *err
     char *name = mesh_node_peer_name (state->node, provider);
     const char *who = name? name: reply? mesh_msg_sender_name (reply): provider;
     if (reply) {
-        printf ("%s\t", *who? who: provider);
-        s_print_body (reply);
+        //  one line per provider: the reply escaped as sub does
+        cli_write (*who? who: provider, strlen (*who? who: provider));
+        cli_write ("\t", 1);
+        cli_write_escaped (mesh_msg_body (reply), mesh_msg_size (reply));
+        cli_write ("\n", 1);
     }
     else {
         fprintf (stderr, "meshbus: %s: %s\n", *who? who: provider,
@@ -285,48 +176,78 @@ s_on_gathered (mesh_reqrep_t *rr, const char *provider, int err, const char *err
     free (name);
 }
 
-int
-cli_call (cli_opts_t *opts, int argc, char **argv)
+enum { CALL_TIMEOUT = 't', CALL_HEADER = 'H', CALL_FILE = 'f', CALL_RETRIES = CLI_OPT (1),
+       CALL_CTYPE, CALL_WAIT, CALL_ALL };
+
+static const struct option s_call_options [] = {
+    { "timeout", required_argument, NULL, CALL_TIMEOUT },
+    { "header",  required_argument, NULL, CALL_HEADER },
+    { "file",    required_argument, NULL, CALL_FILE },
+    { "retries", required_argument, NULL, CALL_RETRIES },
+    { "ctype",   required_argument, NULL, CALL_CTYPE },
+    { "wait",    no_argument,       NULL, CALL_WAIT },
+    { "all",     no_argument,       NULL, CALL_ALL },
+    { NULL, 0, NULL, 0 }
+};
+
+static int
+s_call (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    const char *timeout_arg = cli_take (&argc, argv, "--timeout");
-    const char *retries_arg = cli_take (&argc, argv, "--retries");
-    const char *ctype = cli_take (&argc, argv, "--ctype");
-    bool wait = cli_take_flag (&argc, argv, "--wait");
-    bool all = cli_take_flag (&argc, argv, "--all");
-    if (argc < 2)
-        return cli_fail ("usage: meshbus call SERVICE BODY|- [--timeout S] [--wait] [--all]");
-    if (cli_no_extra (argc, argv, 2))
-        return 2;
-    const char *service = argv [0];
-    if (!mesh_subject_valid (service))
-        return cli_fail ("bad service name '%s': dot-separated non-empty tokens, no * or #",
-                         service);
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, s_call_options, "t:H:f:", argc, argv);
     double timeout = MESH_DEFAULT_CALL_TIMEOUT / 1000.0;
     long retries = MESH_DEFAULT_CALL_RETRIES;
-    if ((timeout_arg && cli_seconds (timeout_arg, &timeout))
-    ||  (retries_arg && cli_count (retries_arg, "--retries", 0, &retries)))
-        return 2;
-    if (timeout <= 0 || timeout > 86400)
-        return cli_fail ("--timeout must be in (0, 86400] seconds");
+    bool wait = false, all = false;
+    const char *file = NULL, *ctype = NULL;
+    cli_headers_t headers = { .count = 0 };
+    int c;
+    while ((c = cli_getopt (&args)) >= 0) {
+        int bad = 0;
+        switch (c) {
+            case CALL_TIMEOUT: bad = cli_seconds (cmd, "--timeout", optarg, 0.001, 86400, &timeout); break;
+            case CALL_RETRIES: bad = cli_long (cmd, "--retries", optarg, 0, 100, &retries); break;
+            case CALL_HEADER:  bad = cli_header_add (cmd, &headers, optarg); break;
+            case CALL_FILE:    file = optarg; break;
+            case CALL_CTYPE:   ctype = optarg; break;
+            case CALL_WAIT:    wait = true; break;
+            case CALL_ALL:     all = true; break;
+            default:           bad = -1;
+        }
+        if (bad)
+            return CLI_USAGE;
+    }
+    if (c == CLI_STOP)
+        return args.status;
+    if (cli_positionals (&args, file? 1: 2, file? 1: 2))
+        return CLI_USAGE;
+    const char *service = args.pos [0];
+    if (cli_name (cmd, "service name", service, false))
+        return CLI_USAGE;
+    if (ctype && strlen (ctype) > MESH_MAX_CTYPE)
+        return cli_usage (cmd, "--ctype: at most %d bytes", MESH_MAX_CTYPE);
+    //  BODY "-" is all of stdin, as --file -
+    if (!file && streq_ (args.pos [1], "-"))
+        file = "-";
     char *input = NULL;
-    size_t size = strlen (argv [1]);
-    const char *body = argv [1];
-    if (streq_ (body, "-")) {
-        input = s_read_stdin (&size);
-        if (!input)
-            return cli_fail ("cannot read the body from stdin (at most %u bytes)",
-                             CLI_STDIN_MAX);
+    size_t size = 0;
+    const char *body = file? NULL: args.pos [1];
+    if (file) {
+        if (!(input = cli_read_file (file, &size)))
+            return CLI_FAILED;
         body = input;
     }
+    else
+        size = strlen (body);
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node) {
         free (input);
-        return 1;
+        return CLI_FAILED;
     }
     mesh_reqrep_t *rr = mesh_reqrep_new (node);
     mesh_call_opts_t call_opts = { .timeout_ms = (int) (timeout * 1000),
                                    .retries = retries? (int) retries: -1,
-                                   .wait_for_provider = wait, .ctype = ctype };
+                                   .wait_for_provider = wait, .ctype = ctype,
+                                   .headers = headers.list, .header_count = headers.count };
     int rc = 0;
     if (all) {
         gather_state_t state = { node, 0 };
@@ -341,24 +262,55 @@ cli_call (cli_opts_t *opts, int argc, char **argv)
     }
     else {
         mesh_msg_t *reply = mesh_call (rr, service, body, size, &call_opts);
+        int err = mesh_errno ();
         if (reply)
             s_print_body (reply);
         else
-        if (mesh_errno () == MESH_ENORESPONDERS)
-            rc = cli_fail ("no responders for %s", service);
+        if (err == MESH_ENORESPONDERS)
+            rc = wait? cli_fail ("no responders for %s: no provider appeared within %g s",
+                                 service, timeout)
+                     : cli_fail ("no responders for %s", service);
         else
-        if (mesh_errno () == MESH_ETIMEDOUT)
-            rc = cli_fail ("timeout: no reply from %s within %g s", service, timeout);
+        if (err == MESH_EPROVIDERLEFT)
+            rc = cli_fail ("provider left: %s", mesh_last_error ());
         else
-        if (mesh_errno () == MESH_EREMOTE)
+        if (err == MESH_ETIMEDOUT)
+            rc = wait && mesh_reqrep_providers (rr, service) == 0
+               ? cli_fail ("no responders for %s: no provider appeared within %g s",
+                           service, timeout)
+               : cli_fail ("timeout: no reply from %s within %g s", service, timeout);
+        else
+        if (err == MESH_EREMOTE)
             rc = cli_fail ("remote error: %s", mesh_last_error ());
         else
             rc = cli_fail ("call failed: %s", mesh_last_error ());
         mesh_msg_destroy (&reply);
     }
-    fflush (stdout);
+    cli_flush ();
     mesh_reqrep_destroy (&rr);
     mesh_node_destroy (&node);
     free (input);
+    for (size_t i = 0; i < headers.count; i++)
+        free ((char *) headers.list [2 * i]);
     return rc;
 }
+
+const cli_cmd_t cli_cmd_call = {
+    "call", s_call, "SERVICE (BODY | - | --file PATH) [-H KEY=VALUE]... [--timeout S] [FLAGS]",
+    "call a service and print its reply",
+"Calls SERVICE with BODY (- or --file -: all of stdin) and writes the reply's bytes\n"
+"exactly as they came (no newline added). A fresh caller lets discovery settle\n"
+"before it decides that nobody offers the service. Failures exit 1 with one line:\n"
+"\"no responders for SVC\" (nobody offers it), \"provider left: ...\" (the provider\n"
+"left or failed and no retry remains), \"timeout: ...\", \"remote error: TEXT\".\n"
+"\n"
+"  -f, --file PATH      the body is the whole file (- = stdin)\n"
+"  -H, --header K=V     a header (repeatable)\n"
+"  -t, --timeout S      deadline of the call, retries included (default 5)\n"
+"  --retries N          other providers tried after a timeout or a provider's exit\n"
+"                       (default 2)\n"
+"  --wait               wait for a provider up to the timeout instead of failing at once\n"
+"  --all                call every provider: one line per reply, NAME<TAB>REPLY (escaped\n"
+"                       as sub does); exit 0 if at least one answered\n"
+"  --ctype TYPE         content type"
+};

@@ -8,7 +8,7 @@
     network, so the flattener is bounded in depth and never trusts it.
     ========================================================================= */
 
-#include "meshbus_cli.h"
+#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
@@ -108,16 +108,36 @@ cli_print_flat_json (const char *json, const char *prefix)
     return s_value (&r, prefix, 0);
 }
 
-int
-cli_stats (cli_opts_t *opts, int argc, char **argv)
+enum { STATS_TIMEOUT = 't', STATS_JSON = CLI_OPT (1) };
+
+static const struct option s_stats_options [] = {
+    { "timeout", required_argument, NULL, STATS_TIMEOUT },
+    { "json",    no_argument,       NULL, STATS_JSON },
+    { NULL, 0, NULL, 0 }
+};
+
+static int
+s_stats (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
-    bool json = cli_take_flag (&argc, argv, "--json");
-    const char *timeout_arg = cli_take (&argc, argv, "--timeout");
-    if (cli_no_extra (argc, argv, 0))
-        return 2;
+    cli_args_t args;
+    cli_args_init (&args, cmd, opts, s_stats_options, "t:", argc, argv);
+    bool json = false;
     double timeout = 3;
-    if (timeout_arg && cli_seconds (timeout_arg, &timeout))
-        return 2;
+    int c;
+    while ((c = cli_getopt (&args)) >= 0) {
+        int bad = 0;
+        switch (c) {
+            case STATS_TIMEOUT: bad = cli_seconds (cmd, "--timeout", optarg, 0.1, 3600, &timeout); break;
+            case STATS_JSON:    json = true; break;
+            default:            bad = -1;
+        }
+        if (bad)
+            return CLI_USAGE;
+    }
+    if (c == CLI_STOP)
+        return args.status;
+    if (cli_positionals (&args, 0, 0))
+        return CLI_USAGE;
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node)
         return 1;
@@ -145,3 +165,13 @@ cli_stats (cli_opts_t *opts, int argc, char **argv)
     mesh_node_destroy (&node);
     return rc;
 }
+
+const cli_cmd_t cli_cmd_stats = {
+    "stats", s_stats, "[--json] [--timeout S] [FLAGS]",
+    "counters of this node and of every peer it finds",
+"Lets discovery settle, asks every peer for its counters and prints them as\n"
+"\"PATH VALUE\" lines (self.* for this node, peer.* for the others).\n"
+"\n"
+"  --json               one JSON object: {\"self\": {...}, \"peers\": {...}}\n"
+"  -t, --timeout S      how long to gather (default 3)"
+};
