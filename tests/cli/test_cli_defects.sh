@@ -28,8 +28,7 @@ d1 () {
 d2 () {
     local dir=$T_DIR/outbox
     bg nack work q2 --exec 'cat >/dev/null; exit 3' --timeout 25
-    mb push q2 alpha --durable "$dir" --max-deliveries 1 --timeout 15 2>"$T_DIR/p1.err"
-    mb push q2 beta --durable "$dir" --max-deliveries 1 --timeout 15 2>"$T_DIR/p2.err"
+    printf 'alpha\nbeta\n' | mb push q2 - --durable "$dir" --max-deliveries 1 --timeout 15 2>"$T_DIR/p1.err"
     kill "${PID[nack]}"; wait "${PID[nack]}"
     mb dlq list q2 --durable "$dir" >"$T_DIR/list" 2>"$T_DIR/list.err"
     expect_rc $? 0 "dlq list (stderr: $(show "$T_DIR/list.err"))" || return 1
@@ -37,6 +36,7 @@ d2 () {
     a=$(awk -F'\t' '$NF == "alpha" {print $1}' "$T_DIR/list")
     b=$(awk -F'\t' '$NF == "beta" {print $1}' "$T_DIR/list")
     [ -n "$a" ] && [ -n "$b" ] || fail "dlq list shows no dead letters alpha and beta: $(show "$T_DIR/list")" || return 1
+    [ "$a" != "$b" ] || fail "alpha and beta have the same job id $a: $(show "$T_DIR/list")" || return 1
     bg w work q2 --count 1 --timeout 25
     mb dlq replay q2 --durable "$dir" --id "$a" --timeout 15 2>"$T_DIR/r.err"
     expect_rc $? 0 "dlq replay --id $a (stderr: $(show "$T_DIR/r.err"))" || return 1
@@ -47,6 +47,22 @@ d2 () {
     expect_rc $? 0 "dlq replay --job $b (stderr: $(show "$T_DIR/r.err"))" || return 1
     bg_wait w
     [ "$(cat "$T_DIR/w.out")" = beta ] || fail "replay --job $b delivered $(show "$T_DIR/w.out")"
+}
+
+#   Not in the issue, found by D2's first version: two producers run one
+#   after the other on one outbox gave their jobs the same id, so
+#   `dlq replay --job ID` cannot name one of them
+outbox_ids () {
+    local dir=$T_DIR/outbox2 p
+    bg nack work q2b --exec 'cat >/dev/null; exit 3' --timeout 25
+    for p in alpha beta; do
+        mb push q2b "$p" --durable "$dir" --max-deliveries 1 --timeout 15 2>/dev/null
+    done
+    mb dlq list q2b --durable "$dir" >"$T_DIR/list" 2>"$T_DIR/list.err"
+    expect_rc $? 0 "dlq list (stderr: $(show "$T_DIR/list.err"))" || return 1
+    [ "$(wc -l <"$T_DIR/list")" -eq 2 ] || fail "dlq list: $(show "$T_DIR/list"), wanted 2 dead letters" || return 1
+    [ "$(cut -f1 "$T_DIR/list" | sort -u | wc -l)" -eq 2 ] \
+        || fail "two runs on one outbox gave the same job id: $(show "$T_DIR/list")"
 }
 
 #   D3: SUBCMD --help / -h prints its usage on stdout, exits 0, acts not
@@ -214,7 +230,7 @@ d11 () {
 d12 () {
     mb dlq list q12 --durable "$T_DIR/does/not/exist" >/dev/null 2>"$T_DIR/e"
     expect_rc $? 1 "dlq list on a missing dir" || return 1
-    grep -qi 'no such directory' "$T_DIR/e" || fail "dlq said $(show "$T_DIR/e")" || return 1
+    grep -qi 'no such' "$T_DIR/e" || fail "dlq said $(show "$T_DIR/e")" || return 1
     [ ! -e "$T_DIR/does" ] || fail "dlq list created $T_DIR/does/not/exist"
 }
 
@@ -344,6 +360,7 @@ EOF
 
 check D1-queue-starting-with-i d1
 check D2-dlq-replay-id d2
+check outbox-job-ids-unique-across-runs outbox_ids
 check D3-subcommand-help d3
 check D4-long-stdin-line d4
 check D5-nul-bytes d5
