@@ -80,8 +80,17 @@ over_limit () {
         expect_rc $? 1 "$sub --file (limit + 1 bytes)" || return 1
         grep -qi 'limit\|too \(long\|large\|big\)' "$T_DIR/e" || fail "$sub said $(show "$T_DIR/e")" || return 1
     done
-    { cat "$f"; echo; } | mb pub b.over - --timeout 20 >/dev/null 2>"$T_DIR/e"
-    expect_rc $? 1 "pub - with a line of limit + 1 bytes" || return 1
+    #   three times each: how the line comes through the pipe varies, and
+    #   main at 145c2b6 let `pub -` through about one time in two
+    local try
+    for sub in "pub b.over" "push q.over"; do
+        for try in 1 2 3; do
+            { cat "$f"; echo; } | mb $sub - --timeout 20 >/dev/null 2>"$T_DIR/e"
+            expect_rc $? 1 "$sub - with a line of limit + 1 bytes, try $try (stderr: $(show "$T_DIR/e"))" || return 1
+        done
+    done
+    mb call s.over - --timeout 20 <"$f" >/dev/null 2>"$T_DIR/e"
+    expect_rc $? 1 "call - with limit + 1 bytes on stdin (stderr: $(show "$T_DIR/e"))" || return 1
     kill "${PID[s]}"; wait "${PID[s]}"
     [ ! -s "$T_DIR/s.out" ] || fail "a refused body reached the subscriber: $(show "$T_DIR/s.out")"
 }
