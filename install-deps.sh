@@ -1,10 +1,20 @@
 #!/bin/sh
-#   Install what meshbus needs to build and test on Debian 12, only what is
-#   missing (runs apt-get as root, or through sudo when not root).
+#   Install what meshbus needs on Debian 12, only what is missing (runs
+#   apt-get as root, or through sudo when not root).
+#
+#   ./install-deps.sh             everything to build and test (the default)
+#   ./install-deps.sh --runtime   only what running the installed library,
+#                                 the tool and the Python package needs
 set -e
-PKGS="build-essential pkg-config scons libzmq3-dev libczmq-dev libmsgpack-dev
+RUNTIME="libzmq5 libczmq4 libsodium23 liblmdb0 python3 python3-cffi"
+BUILD="build-essential pkg-config scons libzmq3-dev libczmq-dev libmsgpack-dev
       libsodium-dev liblmdb-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-      python3 python3-zmq python3-msgpack iproute2 util-linux procps"
+      python3 python3-zmq python3-msgpack iproute2 util-linux procps man-db"
+case "${1:-}" in
+    --runtime) PKGS=$RUNTIME ;;
+    "") PKGS="$RUNTIME $BUILD" ;;
+    *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,4 +1,4 @@
-// sources: mesh_batch.c mesh_envelope.c
+// sources: src/wire/mesh_batch.c src/wire/mesh_envelope.c
 /*  =========================================================================
     fuzz_batch - libFuzzer target for the batch frame walk (mesh_batch_next)
 

@@ -1,4 +1,4 @@
-// sources: mesh_beacon.c mesh_secret.c mesh_util.c
+// sources: src/wire/mesh_beacon.c src/security/mesh_secret.c src/base/mesh_util.c
 /*  =========================================================================
     fuzz_beacon - libFuzzer target for the beacon decoder
 
@@ -13,7 +13,7 @@
 
     Build: scons fuzz, or
       clang -fsanitize=fuzzer,address,undefined -Isrc -Iinclude \
-            fuzz/fuzz_beacon.c src/mesh_beacon.c src/mesh_secret.c src/mesh_util.c \
+            fuzz/fuzz_beacon.c src/wire/mesh_beacon.c src/security/mesh_secret.c src/base/mesh_util.c \
             $(pkg-config --cflags --libs libsodium)
     ========================================================================= */
 

@@ -1,4 +1,4 @@
-// sources: mesh_envelope.c
+// sources: src/wire/mesh_envelope.c
 /*  =========================================================================
     fuzz_envelope - libFuzzer target for the header frame decoder
 
@@ -10,7 +10,7 @@
     invariant abort()s so libFuzzer saves the input.
 
     clang -fsanitize=fuzzer,address,undefined -Isrc -Iinclude \
-          fuzz/fuzz_envelope.c src/mesh_envelope.c $(pkg-config --cflags --libs msgpack)
+          fuzz/fuzz_envelope.c src/wire/mesh_envelope.c $(pkg-config --cflags --libs msgpack)
     ========================================================================= */
 
 #include <stdint.h>

@@ -1,9 +1,11 @@
 /*  fuzz_pipeline_record - the pipeline's outbox / dead-letter record decoder
     and its ACK id lists, on arbitrary bytes. A record that decodes must
     encode back to the very same bytes (the format has one spelling).
-    // sources: mesh_subject.c
+    // sources: src/wire/mesh_subject.c patterns/pipeline/mesh_pipeline_record.c
 */
-#include "../patterns/mesh_pipeline_record.c"
+#include "meshbus.h"
+#include "mesh_pipeline_record.h"
+#include <string.h>
 #include <assert.h>
 #include <stdlib.h>
 

@@ -1,21 +1,20 @@
-// sources: mesh_subject.c
+// sources: src/wire/mesh_subject.c patterns/reqrep/mesh_reqrep_wire.c
 /*  =========================================================================
     fuzz_reqrep_services - libFuzzer target for request-reply's service
-    announcement parser (patterns/mesh_reqrep_wire.c)
+    announcement parser (patterns/reqrep/mesh_reqrep_wire.c)
 
     Whatever the bytes, the parser must not read outside them (ASan) or hit
     undefined behaviour (UBSan); every name it hands over must be a valid
     subject no longer than MESH_MAX_SUBJECT; it never hands over more than
     max names. A broken invariant abort()s so libFuzzer saves the input.
-    The parser is compiled into this target from its source file: patterns
-    are not part of the fuzz build's sources list, which names src/ files.
     ========================================================================= */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../patterns/mesh_reqrep_wire.c"
+#include "meshbus.h"
+#include "mesh_reqrep_wire.h"
 
 #define FUZZ_MAX 8
 

@@ -1,4 +1,4 @@
-// sources: mesh_security_wire.c mesh_util.c
+// sources: src/security/mesh_security_wire.c src/base/mesh_util.c
 /*  =========================================================================
     fuzz_security_wire - libFuzzer target for the security fields peers
     send as text: keyed endpoints of gossip (mesh_security_split) and the

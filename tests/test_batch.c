@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_batch - small messages packed into one link frame when a link is
-    backed up (src/mesh_batch.c), and what a user sees of it: every
+    backed up (src/wire/mesh_batch.c), and what a user sees of it: every
     message arrives, in order, counted as messages; the high-water mark
     counts messages; a damaged batch frame costs only what it damaged.
 
@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_batch.h"
 #include "mesh_envelope.h"
 #include "mesh_msg.h"

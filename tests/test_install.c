@@ -105,19 +105,62 @@ test_install_and_build_an_application (void **state)
     snprintf (log, sizeof log, "%s/log", tmp);
     snprintf (pc_path, sizeof pc_path, "%s/lib/pkgconfig", tmp);
 
-    //  1. install (the default variant; builds what is not built yet)
+    //  1. install (the release build; builds what is not built yet)
     int rc = s_run (log, "scons -C '%s' -Q install PREFIX='%s'", src, tmp);
     char *out = s_slurp (log, rc != 0);
     free (out);
     assert_int_equal (rc, 0);
-    const char *installed [] = { "include/meshbus.h", "lib/libmeshbus.so", "lib/libmeshbus.a",
-                                 "lib/pkgconfig/meshbus.pc", "bin/meshbus" };
+    const char *installed [] = { "include/meshbus.h", "include/meshbus/node.h",
+                                 "include/meshbus/pattern.h", "lib/libmeshbus.so", "lib/libmeshbus.a",
+                                 "lib/libmeshbus.so.0", "lib/libmeshbus.so.0.1.0",
+                                 "lib/pkgconfig/meshbus.pc", "bin/meshbus",
+                                 "share/man/man1/meshbus.1" };
     for (size_t i = 0; i < sizeof installed / sizeof installed [0]; i++) {
         char path [512];
         snprintf (path, sizeof path, "%s/%s", tmp, installed [i]);
         if (access (path, R_OK) != 0)
             print_message ("not installed: %s\n", path);
         assert_int_equal (access (path, R_OK), 0);
+    }
+
+    //  the shared library as a distribution ships it: its SONAME is the
+    //  major version, and the unversioned name is a link (for -lmeshbus)
+    rc = s_run (log, "readelf -d '%s/lib/libmeshbus.so.0.1.0' | grep SONAME", tmp);
+    out = s_slurp (log, rc != 0);
+    assert_non_null (strstr (out, "[libmeshbus.so.0]"));
+    free (out);
+    rc = s_run (log, "test -L '%s/lib/libmeshbus.so' && test -L '%s/lib/libmeshbus.so.0' "
+                "&& readlink '%s/lib/libmeshbus.so.0'", tmp, tmp, tmp);
+    out = s_slurp (log, rc != 0);
+    assert_int_equal (rc, 0);
+    assert_non_null (strstr (out, "libmeshbus.so.0.1.0"));
+    free (out);
+    //  Libs.private names exactly the libraries the library is linked
+    //  with: every NEEDED entry (but libc's) has its -l, and every -l is
+    //  NEEDED (pthread aside: glibc 2.34 folded it into libc)
+    rc = s_run (log, "needed=$(readelf -d '%s/lib/libmeshbus.so.0.1.0' | sed -n "
+                "'s/.*NEEDED.*\\[lib\\([a-z0-9_]*\\)\\.so.*/\\1/p' | grep -v '^c$' | sort); "
+                "private=$(PKG_CONFIG_PATH='%s' pkg-config --static --libs-only-l meshbus "
+                "| tr ' ' '\\n' | sed -n 's/^-l//p' | grep -v -e '^meshbus$' -e '^pthread$' "
+                "| sort); echo \"needed: $needed\"; echo \"private: $private\"; "
+                "test -n \"$needed\" && test \"$needed\" = \"$private\"", tmp, pc_path);
+    out = s_slurp (log, rc != 0);
+    assert_int_equal (rc, 0);
+    free (out);
+    //  the man page holds every subcommand that --help lists, and renders
+    rc = s_run (log, "for c in $('%s/bin/meshbus' --help | sed -n 's/^  \\([a-z]*\\) .*/\\1/p'); "
+                "do grep -q \"^.SS meshbus $c \" '%s/share/man/man1/meshbus.1' || "
+                "{ echo \"missing: $c\"; exit 1; }; done; "
+                "test $(grep -c '^.SS meshbus' '%s/share/man/man1/meshbus.1') -ge 14", tmp, tmp, tmp);
+    out = s_slurp (log, rc != 0);
+    assert_int_equal (rc, 0);
+    free (out);
+    if (s_have ("man")) {
+        rc = s_run (log, "MANWIDTH=80 man -l '%s/share/man/man1/meshbus.1' | grep -c 'meshbus *pub *SUBJECT'",
+                    tmp);
+        out = s_slurp (log, rc != 0);
+        assert_int_equal (rc, 0);
+        free (out);
     }
 
     //  2. an application outside the tree, built with pkg-config only

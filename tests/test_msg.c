@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "mesh_limits.h"
 
 //  Every accessor of a and b agrees

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 
 #define WAIT_MS         10000       //  ceiling of every wait; valgrind is slow
 #define BEACON_MS       100         //  fast discovery in tests
@@ -623,6 +624,127 @@ test_destroy_is_safe (void **state)
     mesh_msg_destroy (NULL);
     char **strv = NULL;
     mesh_strv_free (&strv);
+}
+
+//  ---------------------------------------------------------------------
+//  The pattern interface: a kind has one owner, refused loudly otherwise;
+//  the node tells a pattern "peer X now announces Y"
+
+typedef struct {
+    int calls;
+    char peer [33];
+    char last [64];             //  field 1 of the last record, "" = none
+    bool had_before;
+} s_plug_t;
+
+static void
+s_plug_message (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
+{
+    (void) node; (void) msg; (void) arg;
+}
+
+static void
+s_plug_announce (mesh_node_t *node, void *self, const char *peer,
+                 const mesh_announcement_t *before, const mesh_announcement_t *now)
+{
+    (void) node;
+    s_plug_t *plug = (s_plug_t *) self;
+    plug->calls++;
+    plug->had_before = before != NULL;
+    snprintf (plug->peer, sizeof plug->peer, "%s", peer);
+    const mesh_record_t *record = now? mesh_announcement_record (now, 0): NULL;
+    snprintf (plug->last, sizeof plug->last, "%s",
+              record && record->fields > 1? record->field [1]: "");
+}
+
+static const mesh_pattern_t s_plug_ops = {
+    .name = "testplug", .kinds = { 60, 61, 0 }, .on_message = s_plug_message,
+    .announce_key = "testplug", .on_announce = s_plug_announce,
+};
+
+static const mesh_pattern_t s_thief_ops = {
+    .name = "thief", .kinds = { 62, MESH_KIND_PUB, 0 }, .on_message = s_plug_message,
+};
+
+static void
+test_pattern_kinds_have_one_owner (void **state)
+{
+    (void) state;
+    mesh_node_t *node = mesh_node_new ("owner");
+    mesh_pubsub_t *pubsub = mesh_pubsub_new (node);
+    assert_non_null (pubsub);
+    //  a second pub-sub on the node, another pattern or the application
+    //  claiming pub-sub's kind: refused, not silently replaced
+    assert_null (mesh_pubsub_new (node));
+    assert_int_equal (mesh_errno (), MESH_EINVAL);
+    assert_null (mesh_node_register (node, &s_thief_ops, NULL));
+    assert_int_equal (mesh_errno (), MESH_EINVAL);
+    assert_int_equal (mesh_node_on_kind (node, MESH_KIND_PUB, s_record, NULL), -1);
+    //  what the refused pattern claimed first (62) was not taken either
+    assert_int_equal (mesh_node_on_kind (node, 62, s_record, NULL), 0);
+    assert_int_equal (mesh_node_on_kind (node, 62, NULL, NULL), 0);
+    //  a core kind is never a pattern's
+    mesh_pattern_t core = { .name = "core", .kinds = { MESH_KIND_HELLO, 0 },
+                            .on_message = s_plug_message };
+    assert_null (mesh_node_register (node, &core, NULL));
+    //  the kind is free again once its owner is gone
+    mesh_pubsub_destroy (&pubsub);
+    assert_int_equal (mesh_node_on_kind (node, MESH_KIND_PUB, s_record, NULL), 0);
+    assert_null (mesh_pubsub_new (node));      //  now the application holds it
+    assert_int_equal (mesh_node_on_kind (node, MESH_KIND_PUB, NULL, NULL), 0);
+    //  a pattern still plugged in when its node goes is destroyed with it
+    //  (the leak check of valgrind and ASan runs says so)
+    assert_non_null (mesh_pubsub_new (node));
+    assert_non_null (mesh_reqrep_new (node));
+    assert_non_null (mesh_pipeline_new (node));
+    mesh_node_destroy (&node);
+}
+
+static void
+test_pattern_hears_announcements (void **state)
+{
+    (void) state;
+    s_net_t net = s_net ();
+    mesh_node_t *a = s_node (&net, "announcer");
+    mesh_node_t *b = s_node (&net, "listener");
+    s_plug_t plug = { 0 };
+    mesh_plugin_t *plugin = mesh_node_register (b, &s_plug_ops, &plug);
+    assert_non_null (plugin);
+    assert_ptr_equal (mesh_plugin_node (plugin), b);
+    mesh_announcement_t *out = mesh_announcement_new ();
+    const char *fields [] = { "item", "images..." };
+    assert_int_equal (mesh_announcement_add (out, fields, 2), 0);
+    assert_int_equal (mesh_node_announce (a, "testplug", mesh_announcement_data (out),
+                                          mesh_announcement_size (out)), 0);
+    mesh_announcement_destroy (&out);
+    s_meet (a, b);
+    int64_t until = s_now () + WAIT_MS;
+    while (s_now () < until && !plug.calls) {
+        s_pump (a, b);
+        mesh_plugin_sync (plugin);
+    }
+    assert_int_equal (plug.calls, 1);
+    assert_false (plug.had_before);
+    assert_string_equal (plug.peer, mesh_node_id (a));
+    assert_string_equal (plug.last, "images...");
+    //  nothing moved: nothing to say
+    assert_int_equal (mesh_plugin_sync (plugin), 0);
+    //  a value no codec of ours reads: counted, and the pattern hears "none"
+    assert_int_equal (mesh_node_announce (a, "testplug", "images\t4\n", 9), 0);
+    until = s_now () + WAIT_MS;
+    while (s_now () < until && plug.calls < 2) {
+        s_pump (a, b);
+        mesh_plugin_sync (plugin);
+    }
+    assert_int_equal (plug.calls, 2);
+    assert_true (plug.had_before);
+    assert_string_equal (plug.last, "");
+    assert_int_equal (mesh_node_counter (b, mesh_node_id (a), "testplug.malformed.announcement"), 1);
+    mesh_node_unregister (&plugin);
+    assert_null (plugin);
+    mesh_node_unregister (&plugin);
+    mesh_node_destroy (&a);
+    mesh_node_destroy (&b);
 }
 
 //  ---------------------------------------------------------------------
@@ -1656,6 +1778,8 @@ main (void)
         cmocka_unit_test (test_last_messages_before_stop_arrive),
         cmocka_unit_test (test_destroy_is_safe),
         cmocka_unit_test (test_announcements),
+        cmocka_unit_test (test_pattern_kinds_have_one_owner),
+        cmocka_unit_test (test_pattern_hears_announcements),
         cmocka_unit_test (test_large_bodies),
         cmocka_unit_test (test_zero_copy_send),
         cmocka_unit_test (test_message_fields_and_headers),

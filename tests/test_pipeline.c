@@ -22,8 +22,9 @@
 #include <sys/stat.h>
 
 #include "meshbus.h"
-#include "../patterns/mesh_pipeline_record.h"
-#include "../patterns/mesh_pipeline_batch.h"
+#include "meshbus/pattern.h"
+#include "mesh_pipeline_record.h"
+#include "mesh_pipeline_jobs.h"
 
 #define WAIT_MS     15000       //  ceiling of every wait; valgrind is slow
 #include "testnet.h"
@@ -638,14 +639,14 @@ test_batch_malformed (void **state)
     assert_int_equal (w.out_of_order, 0);
     assert_string_equal (w.last_producer, raw);
     //  the decoder alone, on the same table's edges
-    pl_batch_entry_t entries [PL_BATCH_JOBS];
-    assert_int_equal (pl_batch_decode (body, good, 2, entries, PL_BATCH_JOBS), 2);
+    pl_jobs_entry_t entries [PL_JOBS_JOBS];
+    assert_int_equal (pl_jobs_decode (body, good, 2, entries, PL_JOBS_JOBS), 2);
     assert_int_equal (entries [1].id, 2);
     assert_int_equal (entries [1].size, 1);
-    assert_int_equal (pl_batch_decode (body, good - 1, 2, entries, PL_BATCH_JOBS), -1);
-    assert_int_equal (pl_batch_decode (body, good, 1, entries, PL_BATCH_JOBS), -1);
-    assert_int_equal (pl_batch_decode (body, good, 2, entries, 1), -1);
-    assert_int_equal (pl_batch_decode (NULL, 0, 1, entries, PL_BATCH_JOBS), -1);
+    assert_int_equal (pl_jobs_decode (body, good - 1, 2, entries, PL_JOBS_JOBS), -1);
+    assert_int_equal (pl_jobs_decode (body, good, 1, entries, PL_JOBS_JOBS), -1);
+    assert_int_equal (pl_jobs_decode (body, good, 2, entries, 1), -1);
+    assert_int_equal (pl_jobs_decode (NULL, 0, 1, entries, PL_JOBS_JOBS), -1);
     mesh_pipeline_destroy (&pl);
     mesh_node_destroy (&nodes [1]);
     mesh_node_destroy (&nodes [0]);

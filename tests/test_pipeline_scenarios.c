@@ -330,7 +330,7 @@ test_push_without_worker_says_what_remains (void **state)
     char *bad [] = { (char *) sc_tool (), "push", "bad..queue", "x", NULL };
     sc_proc_t *p = sc_run ("bad", NULL, bad, WAIT_MS);
     assert_int_equal (sc_exit_code (p), 2);         //  a usage error
-    assert_true (s_has_line (p, "the queue name 'bad..queue' has an empty token"));
+    assert_true (s_has_line (p, "meshbus push: the queue name 'bad..queue' has an empty token"));
     sc_release (p);
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"
 #include "testnet.h"
 
 #define WAIT_MS     10000       //  ceiling of every wait; valgrind is slow

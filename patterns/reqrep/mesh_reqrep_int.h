@@ -1,0 +1,189 @@
+/*  =========================================================================
+    mesh_reqrep_int.h - what the files of request-reply share
+
+    Private to patterns/reqrep/mesh_reqrep*.c: the wire constants, the state of a
+    request-reply instance and of a call in flight. The design is described
+    at the top of mesh_reqrep.c.
+    ========================================================================= */
+
+#ifndef MESH_REQREP_INT_H_INCLUDED
+#define MESH_REQREP_INT_H_INCLUDED
+
+#include "meshbus/pattern.h"
+#include "mesh_reqrep_cache.h"
+#include <czmq.h>
+#include <pthread.h>
+
+
+
+#define KIND_REQ            MESH_KIND_REQ
+#define KIND_REP            MESH_KIND_REP
+#define FLAG_CAST           0x00010000      //  REQ: no reply wanted
+#define FLAG_ERROR          0x00020000      //  REP: the handler failed, body = text
+#define FLAG_UNKNOWN        0x00040000      //  REP: no such service here, body = text
+
+#define RR_KEY              "reqrep"
+#define RR_MAX_SERVICES     1024    //  services per peer we accept
+#define RR_TICK             10      //  ms between timer runs (deadline precision)
+#define RR_MAX_ERROR        1024    //  bytes of remote error text we keep
+#define RR_MAX_PENDING      100000  //  calls in flight per node
+#define RR_QUEUE_MAX        100000  //  outcomes queued for mesh_reqrep_recv
+#define RR_MAX_TRIED        8       //  providers remembered per call
+#define RR_INLINE_REPLY     256     //  reply bodies this small need no allocation
+#define RR_COUNT_BATCH      1024    //  served requests per counter update
+#define RR_MAX_BODY         (256u << 20)    //  the envelope's body limit
+
+//  Copy a NUL-terminated string into a fixed buffer, cut to fit: snprintf
+//  ("%s") costs ~150 ns a call, several times per request
+static inline void
+mesh_rr_copy (char *dest, size_t size, const char *src)
+{
+    size_t len = strnlen (src, size - 1);
+    memcpy (dest, src, len);
+    dest [len] = 0;
+}
+
+typedef enum { P_SYNC, P_ASYNC, P_GATHER } pmode_t;
+
+typedef struct {
+    size_t left;                //  providers that have not answered yet
+    int replies;
+    mesh_gather_fn *fn;
+    void *arg;
+} gather_t;
+
+//  A call in flight
+typedef struct _pending_t pending_t;
+struct _pending_t {
+    uint64_t id;
+    pmode_t mode;
+    char service [MESH_MAX_SUBJECT + 1];
+    uint64_t deadline;          //  ms since the epoch
+    uint64_t attempt_until;     //  when this attempt counts as timed out
+    uint64_t wait_until;        //  no provider: wait for one until then
+    int retries_left;
+    int attempts;
+    bool sent;                  //  an attempt is out (target is set)
+    bool target_gone;
+    bool fixed;                 //  only target may serve it (call-all)
+    bool target_local;
+    volatile bool done;
+    char target [33];
+    char tried [RR_MAX_TRIED][33];
+    int ntried;
+    const void *body;
+    size_t size;
+    char *ctype;
+    const char *const *headers;
+    size_t header_count;
+    bool owns;                  //  body, ctype and headers are our copies
+    mesh_call_fn *fn;
+    void *arg;
+    gather_t *gather;
+    int err;
+    char *error;
+    mesh_msg_t *reply;
+    pending_t *prev, *next;     //  every pending call
+    pending_t *next_done;       //  finished, to deliver outside the lock
+};
+
+//  One provider of a service
+typedef struct {
+    char peer [33];
+    bool local;
+    uint32_t outstanding;
+} prov_t;
+
+typedef struct {
+    prov_t *provs;
+    size_t count, cap;
+    size_t rr;                  //  where the next tie-break starts
+} route_t;
+
+typedef struct {
+    mesh_serve_fn *fn;
+    void *arg;
+} service_t;
+
+typedef struct {
+    uint64_t id;
+    int err;
+    char *error;
+    mesh_msg_t *reply;
+} outcome_t;
+
+//  Open addressing, u64 id -> pending: a call must not cost an allocation
+//  for its table entry (zhashx allocates an item per insert)
+typedef struct {
+    pending_t **slots;
+    size_t cap, count;          //  cap is a power of two
+} ptable_t;
+
+struct _mesh_reply_t {
+    mesh_reqrep_t *rr;
+    char caller [33];
+    uint64_t id;
+    uint64_t deadline;          //  the request's: a reply after it is useless
+    bool cast, local, deferred, heap;
+    uint32_t flags;
+    char ctype [128];
+    char *body;
+    size_t size, cap;
+    char inline_buf [RR_INLINE_REPLY];
+};
+
+struct _mesh_reqrep_t {
+    mesh_node_t *node;
+    pthread_mutex_t lock;
+    char self_id [33];
+    zhashx_t *services;         //  name -> service_t *, offered here
+    zhashx_t *routes;           //  name -> route_t *
+    mesh_plugin_t *plugin;      //  our registration with the node
+    zhashx_t *announced;        //  peer id -> char *: the services it offers, a line each
+    bool local_dirty;           //  our services changed: rebuild
+    char hot_name [MESH_MAX_SUBJECT + 1];
+    route_t *hot_route;         //  route of hot_name (NULL = look it up)
+    char hot_served [MESH_MAX_SUBJECT + 1];
+    service_t *hot_service;     //  service of hot_served on the server side
+    ptable_t table;
+    pending_t *first;           //  list of pending calls
+    pending_t *finished;        //  to deliver outside the lock
+    uint64_t next_id;
+    uint64_t next_due;          //  earliest time s_check has something to do
+    zlistx_t *local_reqs;       //  mesh_msg_t *, requests for our own services
+    size_t local_count;         //  its size, read without the lock
+    zlistx_t *outcomes;         //  outcome_t *, for mesh_reqrep_recv
+    mesh_rrc_t *cache;
+    int settle_ms;
+    uint64_t settle_from;       //  0 until the node is known started
+    uint64_t served, calls;     //  counted in batches: a named counter costs a lock
+};
+
+//  Shared by mesh_reqrep.c (discovery, construction), mesh_reqrep_call.c
+//  (caller side) and mesh_reqrep_serve.c (server side). "Lock held" means
+//  the caller holds self->lock.
+
+//  mesh_reqrep.c
+void mesh_rr_count (mesh_reqrep_t *self, const char *peer, const char *name);
+void mesh_rr_free (void **item);
+void mesh_rr_route_destroy (route_t **route_p);
+uint64_t mesh_rr_settle_end (mesh_reqrep_t *self);
+void mesh_rr_announce (mesh_reqrep_t *self);                 //  lock held
+void mesh_rr_rebuild (mesh_reqrep_t *self);                  //  lock held
+route_t *mesh_rr_route (mesh_reqrep_t *self, const char *service);     //  lock held
+prov_t *mesh_rr_prov (route_t *route, const char *peer);
+
+//  mesh_reqrep_call.c
+void mesh_rr_outcome_destroy (outcome_t **outcome_p);
+void mesh_rr_pending_free (pending_t *p);
+void mesh_rr_unlink (mesh_reqrep_t *self, pending_t *p);     //  lock held
+void mesh_rr_check (mesh_reqrep_t *self, uint64_t now);      //  lock held
+void mesh_rr_deliver_finished (mesh_reqrep_t *self);
+void mesh_rr_on_reply (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local);
+void mesh_rr_on_rep (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
+
+//  mesh_reqrep_serve.c
+void mesh_rr_on_req (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
+void mesh_rr_pump_local (mesh_reqrep_t *self);
+
+#endif

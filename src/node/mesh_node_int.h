@@ -1,0 +1,344 @@
+/*  =========================================================================
+    mesh_node_int.h - the node's private state, shared by mesh_node.c
+    (life, hooks), mesh_node_link.c (sending, links), mesh_node_dispatch.c
+    (inbox, keeper, dispatch), mesh_peer.c (peer records) and
+    mesh_discovery.c (beacon, seeds, gossip, liveness). Everything here is
+    guarded by node->lock unless a comment says otherwise.
+    ========================================================================= */
+
+#ifndef MESH_NODE_INT_H_INCLUDED
+#define MESH_NODE_INT_H_INCLUDED
+
+#include "meshbus/pattern.h"
+#include "mesh_util.h"
+#include "mesh_limits.h"
+#include "mesh_envelope.h"
+#include "mesh_beacon.h"
+#include "mesh_counters.h"
+#include "mesh_event.h"
+#include "mesh_msg.h"
+#include "mesh_keys.h"
+#include "mesh_secret.h"
+#include "mesh_zap.h"
+#include "mesh_security_wire.h"
+#include "mesh_batch.h"
+#include <czmq.h>
+#include <pthread.h>
+
+#define MESH_MAX_HOOKS          16
+#define MESH_KEEPER_TICK        100     //  ms between liveness checks
+#define MESH_APP_ACTIVE_MS      10      //  app called dispatch this recently: it owns the inbox
+#define MESH_CONNECT_TIMEOUT    2000    //  ms a CONNECTING peer waits for HELLO
+#define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
+#define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
+#define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
+//  Frames libzmq reads ahead into the inbox, per sending peer, for an
+//  application slower than the network. Frames, not messages: a batch
+//  frame is up to ~12 KiB, so this bounds a slow receiver at ~120 MB per
+//  sender; past it TCP pushes back and the sender's own high-water mark
+//  (in messages) takes over.
+#define MESH_INBOX_RCVHWM       10000
+
+typedef struct {
+    uint8_t id [MESH_ID_SIZE];
+    char hex [33];
+    char name [65];
+    char endpoint [128];        //  where we connect: tcp://host:port
+    uint64_t incarnation;       //  0 until its HELLO arrived
+    int state;                  //  mesh_peer_state_t
+    void *dealer;               //  our link to its inbox
+    mesh_flight_t *flight;      //  what libzmq holds of that link (any thread)
+    mesh_outbuf_t *batch;       //  small messages waiting for the link to drain
+    bool batches;               //  its HELLO said it reads batch frames
+    bool full;                  //  reached the high-water mark, not yet drained to half
+    bool hello_sent;            //  our HELLO is queued on this link
+    bool gossiped;
+    int64_t created;            //  mono ms
+    int64_t last_heard;         //  mono ms of the last frame we noticed
+    int64_t last_spoke;         //  mono ms of the last frame we noticed going out
+    int64_t leaving_since;      //  mono ms its leaving beacon came, 0 = none
+    int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out; //  messages: a batch frame holds several
+    uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check
+    zhashx_t *headers;          //  key -> value (strings)
+    zhashx_t *announce;         //  key -> zchunk_t *
+    mesh_counters_t *counters;
+    //  security: the CURVE key its links use, and the inbound connection
+    //  its key or HELLO was checked on (mesh_security_frame): a frame on
+    //  any other connection is checked again
+    bool has_key;
+    uint8_t key [MESH_KEY_SIZE];
+    zmq_msg_t in_pin;           //  a frame of that connection: keeps its metadata alive
+    const char *in_tag;         //  a property value in that metadata; NULL = none yet
+    int in_fd;                  //  its fd and remote address, to cut it (-1 = none)
+    char in_addr [64];
+    int64_t next_rehello;       //  secret, no CURVE: when we may ask for a HELLO again
+} mesh_peer_t;
+
+#include "mesh_departed.h"
+
+typedef struct {
+    char endpoint [256];        //  as configured: tcp://name:port
+    char resolved [128];        //  tcp://ip:port after the last resolution
+    void *probe;                //  DEALER with a PROBE routing id
+    int64_t next_try;
+    int backoff;                //  ms
+    bool has_key;               //  CURVE: the seed's key, from "#KEY"
+    uint8_t key [MESH_KEY_SIZE];
+} mesh_seed_t;
+
+typedef struct {
+    mesh_handler_fn *fn;
+    void *arg;
+    const char *owner;          //  the pattern's name; NULL: the application's
+} mesh_kind_hook_t;
+
+typedef struct {
+    int interval;
+    int64_t next;
+    mesh_tick_fn *fn;
+    void *arg;
+} mesh_tick_hook_t;
+
+typedef struct {
+    int nframes;
+    uint32_t part_at, part_len; //  see mesh_msg_t
+    char sender [33];
+    zmq_msg_t frames [1 + MESH_MAX_FRAMES];
+} mesh_queued_t;
+
+struct _mesh_node_t {
+    pthread_mutex_t lock;
+    //  identity and configuration (fixed after start)
+    uint8_t id [MESH_ID_SIZE];
+    char hex [33];
+    char name [65];
+    uint64_t incarnation;
+    char cluster [65];
+    char *ifaces;
+    int beacon_port;
+    int beacon_ivl;
+    int suspect_ms, gone_ms, heartbeat_ms, gossip_ms;
+    int tick_ms;                //  liveness check period: min(100, suspect/6)
+    char bind_host [128];
+    int bind_port;
+    size_t max_peers;
+    int hwm;                    //  per-link send high-water mark
+    bool verbose;
+    zhashx_t *headers;          //  our HELLO headers
+    zhashx_t *announce;         //  key -> zchunk_t *, our announcements
+    zlistx_t *seeds;            //  configured seed endpoints (strings)
+    mesh_seed_t *seed_tab;      //  their state, made at start
+    size_t seed_count;
+    //  running state
+    bool started, stopping;
+    void *ctx;
+    void *inbox;
+    int inbox_fd;
+    char endpoint [128];
+    uint8_t routing_id [MESH_ROUTING_ID_SIZE];
+    mesh_beacon_t *beacon;
+    uint8_t tag [MESH_BEACON_TAG_SIZE];
+    int64_t next_beacon, next_gossip, next_liveness;
+    zhashx_t *peers;            //  hex id -> mesh_peer_t *
+    //  Last peer sent to and received from: messages come in runs per peer,
+    //  and a 32-byte compare is cheaper than a hash lookup (~110
+    //  instructions each). Cleared wherever a peer leaves the table.
+    mesh_peer_t *hot_send;
+    mesh_peer_t *hot_recv;
+    size_t connecting;          //  peers in CONNECTING state
+    zhashx_t *rate;             //  source address -> zchunk_t (token bucket)
+    //  threads
+    pthread_t keeper;
+    bool keeper_running;
+    int app_fd;                 //  eventfd: dispatch has work (mesh_node_fd)
+    bool app_signalled;         //  app_fd may be readable: we wrote it since the last read
+    bool inbox_idle;            //  the last inbox read ended in EAGAIN, see s_read
+    int keeper_fd;              //  eventfd: wake the keeper
+    int app_waiting;            //  threads blocked in dispatch
+    int64_t app_last;           //  mono ms dispatch last ran
+    int dispatching;            //  threads inside dispatch
+    int in_hooks;               //  of those, inside a handler or hook
+    //  work for dispatch
+    zlistx_t *queue;            //  mesh_queued_t *, read by the keeper
+    size_t queue_max;
+    zlistx_t *raw_events;       //  mesh_event_t *, hooks not run yet
+    zlistx_t *events;           //  mesh_event_t *, for the application
+    size_t event_max;
+    //  hooks
+    mesh_kind_hook_t kinds [256];
+    mesh_peer_fn *peer_hooks [MESH_MAX_HOOKS];
+    void *peer_hook_args [MESH_MAX_HOOKS];
+    size_t peer_hook_count;
+    mesh_tick_hook_t ticks [MESH_MAX_HOOKS];
+    size_t tick_count;
+    mesh_plugin_t *patterns [MESH_MAX_PATTERNS];    //  mesh_plugin.c
+    size_t pattern_count;
+    //  counters
+    mesh_counters_t *counters;
+    mesh_departed_t *departed;  //  counters of peers that left
+    uint64_t frames_in, frames_out, msgs_in, msgs_out;
+    size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
+    uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
+    //  security (mesh_security.c); fixed after start, except what the
+    //  trust store holds
+    bool curve;
+    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
+    char public_z85 [MESH_KEY_Z85 + 1];
+    char *trust_dir;
+    mesh_trust_t *trust;        //  NULL without --trust
+    bool has_secret;
+    mesh_secret_t secret;
+    zhashx_t *beacon_times;     //  secret: hex id -> newest MAC'd beacon time (uint64_t *)
+    int64_t next_beacon_prune;
+    mesh_zap_t *zap;            //  runs whenever curve is on
+    void *monitor;              //  PAIR: inbox handshake events (curve)
+    int64_t next_trust_scan;
+    int64_t next_warn [8];      //  rate limit of security warnings, per kind
+    uint64_t zap_seen [3];      //  ZAP counters already added to ours
+    uint64_t trust_seen [2];    //  trust store skip counters already added
+    //  stats collection from peers
+    zhashx_t *peer_stats;       //  hex id -> JSON string
+    uint64_t stats_request;
+};
+
+//  mesh_peer.c. wake_fd: the keeper's eventfd (see mesh_flight_new); NULL
+//  when out of memory
+mesh_peer_t *
+    mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd);
+void
+    mesh_peer_destroy (mesh_peer_t **self_p);
+//  Count a named event for the peer and for the node
+void
+    mesh_peer_count (mesh_node_t *node, mesh_peer_t *peer, const char *name);
+//  The same, by delta (the messages of a batch)
+void
+    mesh_peer_count_n (mesh_node_t *node, mesh_peer_t *peer, const char *name, uint64_t delta);
+
+//  mesh_node_link.c, lock held
+int
+    mesh_node_send_locked (mesh_node_t *self, mesh_peer_t *peer, const mesh_head_t *head,
+                           const void *body, size_t size);
+int
+    mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted);
+//  Our HELLO on a peer's link, after whatever waits there
+int
+    mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
+//  Hand the peer's waiting batch to its link now (0, or -1: lost, counted)
+int
+    mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer);
+//  Hand over every waiting batch whose link has drained (the keeper, woken
+//  by a link's last frame leaving libzmq)
+void
+    mesh_node_flush_drained (mesh_node_t *self);
+//  Open a link to a peer we learned of; NULL if refused (table full...).
+//  key: the peer's CURVE key, NULL when not known (refused with CURVE on).
+mesh_peer_t *
+    mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
+                        const uint8_t *key, const char *source);
+//  Remove a peer; when it had entered, raise EXIT with the reason.
+void
+    mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason);
+
+//  mesh_node_dispatch.c, lock held
+void
+    mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail);
+//  Signal an eventfd (app_fd, keeper_fd; -1 is none); lock held or not
+void
+    mesh_node_signal (int fd);
+//  The keeper thread (arg: the node), started by mesh_node_start; it takes
+//  the lock itself
+void *
+    mesh_node_keeper (void *arg);
+
+//  mesh_node_info.c, lock held: mesh_node_stats_json's body (a STATS_REQ
+//  is answered from inside dispatch)
+char *
+    mesh_node_stats_json_locked (mesh_node_t *self);
+
+//  mesh_node.c
+void
+    mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  mesh_security.c, lock held
+#define MESH_RESERVED_HEADERS   2       //  meshbus.time, meshbus.mac in HELLO
+#define MESH_TRUST_SCAN_MS      1000    //  how often the trust directory is re-read
+bool
+    mesh_security_on (mesh_node_t *self);
+//  Before the inbox binds: ZAP handler, trust store. 0 or -1.
+int
+    mesh_security_start (mesh_node_t *self);
+//  Server options of the inbox (CURVE server, ZAP domain) and its monitor
+int
+    mesh_security_inbox (mesh_node_t *self, void *inbox);
+//  Client options of a link or probe to a server with that key. -1 when
+//  CURVE is on and no key is known (nothing to connect to safely).
+int
+    mesh_security_client (mesh_node_t *self, void *socket, const uint8_t *server_key);
+//  After every socket of the context is closed
+void
+    mesh_security_stop (mesh_node_t *self);
+//  Reserved HELLO headers (time, MAC) appended to pairs from index count;
+//  storage holds their text. Returns the new count.
+size_t
+    mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count,
+                                 char storage [2][80]);
+//  Check a HELLO: the connection's key (CURVE) and MAC (secret). On
+//  success key/has_key say which key the sender proved. On failure the
+//  reason is counted and logged, the connection cut, and false returned.
+bool
+    mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
+                         uint8_t *key, bool *has_key);
+//  A frame from a known peer, with CURVE or a secret: true if it came on
+//  the checked connection, or is a HELLO (already checked), or (CURVE) came
+//  on a new connection with the peer's key; those become the checked one.
+//  Else it is counted and dropped: with CURVE the connection is cut; with
+//  a secret alone the peer is asked for a HELLO on its new connection.
+bool
+    mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
+//  A frame from no known peer: cut its connection if its key is refused.
+void
+    mesh_security_stranger (mesh_node_t *self, mesh_msg_t *msg);
+//  Every keeper tick: trust rescan and revocation, ZAP counters and log.
+void
+    mesh_security_tick (mesh_node_t *self, int64_t now);
+//  Beacon: fill our security TLVs / check a received packet. check returns
+//  NULL to accept, else the beacon.ignored.<reason> to count.
+void
+    mesh_security_beacon_fill (mesh_node_t *self, mesh_beacon_packet_t *pkt);
+size_t
+    mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
+                                 uint8_t *buf, size_t cap);
+const char *
+    mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
+                                const uint8_t *data, size_t size, const char *from);
+//  Is a peer's key acceptable to link to (own, trusted, or secret mode)?
+bool
+    mesh_security_key_ok (mesh_node_t *self, const uint8_t *key);
+//  A warning line, at most one per kind every 10 s (kinds 0..7)
+void
+    mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  mesh_discovery.c, lock held
+int
+    mesh_discovery_start (mesh_node_t *self);
+void
+    mesh_discovery_stop (mesh_node_t *self);
+void
+    mesh_discovery_beacon_in (mesh_node_t *self);
+//  Timers: beacon, liveness, heartbeat, gossip, seeds. Returns ms to the next.
+int
+    mesh_discovery_tick (mesh_node_t *self);
+void
+    mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
+void
+    mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
+
+//  Destroy the patterns still plugged in (mesh_plugin.c), first thing in
+//  mesh_node_destroy
+void
+    mesh_node_destroy_patterns (mesh_node_t *self);
+
+#endif

@@ -1,0 +1,423 @@
+/*  =========================================================================
+    mesh_node_link - a node's links: building and sending frames, HELLO and
+    announcements on a new link, adding and removing peers
+
+    One DEALER per peer (see mesh_node.c). A send runs on the caller's
+    thread and never waits: mesh_node_send encodes outside node->lock
+    (mesh_msg_build) and, under it, hands the message to the link, or to the
+    link's open batch when the link is backed up (mesh_batch.c). A full
+    link (the high-water mark counts messages in libzmq and in the batch)
+    is an error (MESH_EAGAIN, send.dropped.hwm), which
+    mesh_node_wait_writable can wait out. Messages are built by
+    mesh_msg_build (mesh_msg.c), the same code mesh_msg_new uses.
+    ========================================================================= */
+
+#include "mesh_node_int.h"
+
+//  ---------------------------------------------------------------------
+//  Sending
+
+//  libzmq holds at most one frame of the link: a waiting batch goes now
+static bool
+s_drained (mesh_peer_t *peer)
+{
+    return mesh_flight_frames (peer->flight) <= 1;
+}
+
+//  Hand a buffer (and a body frame) to the peer's link as one message.
+//  Lock held. Takes both over.
+static int
+s_send_out (mesh_node_t *self, mesh_peer_t *peer, mesh_outbuf_t *out, zmq_msg_t *body)
+{
+    uint32_t count = mesh_outbuf_count (out);
+    size_t bytes = mesh_outbuf_size (out) + (body? zmq_msg_size (body): 0);
+    zmq_msg_t frame;
+    int rc = mesh_outbuf_frame (out, peer->flight, &frame);
+    int err = rc? ENOMEM: 0;
+    if (rc == 0 && zmq_msg_send (&frame, peer->dealer, ZMQ_DONTWAIT | (body? ZMQ_SNDMORE: 0)) < 0) {
+        err = errno;            //  before the close, which may touch it
+        zmq_msg_close (&frame);
+        rc = -1;
+    }
+    //  libzmq accepts the rest of a message whose first frame it took
+    if (rc == 0 && body)
+        zmq_msg_send (body, peer->dealer, ZMQ_DONTWAIT);
+    if (rc) {
+        if (body)
+            zmq_msg_close (body);
+        //  The high-water mark is ours (libzmq's is off): EAGAIN here means
+        //  libzmq has no pipe to the peer at all
+        bool full = err == EAGAIN;
+        mesh_peer_count_n (self, peer, full? "send.dropped.hwm": "send.dropped.error", count);
+        return mesh_fail (full? MESH_EAGAIN: MESH_ESYS, "link to %s: %s", peer->name,
+                          full? "not connected": zmq_strerror (err));
+    }
+    peer->frames_out++;
+    peer->msgs_out += count;
+    peer->bytes_out += bytes;
+    self->frames_out++;
+    self->msgs_out += count;
+    if (count > 1)
+        mesh_peer_count_n (self, peer, "send.batched", count);
+    return 0;
+}
+
+int
+mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer)
+{
+    mesh_outbuf_t *batch = peer->batch;
+    if (!batch)
+        return 0;
+    peer->batch = NULL;
+    self->batches_waiting--;
+    mesh_flight_set_waiting (peer->flight, false);
+    return s_send_out (self, peer, batch, NULL);
+}
+
+void
+mesh_node_flush_drained (mesh_node_t *self)
+{
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers);
+         peer && self->batches_waiting; peer = (mesh_peer_t *) zhashx_next (self->peers))
+        if (peer->batch && s_drained (peer))
+            mesh_node_flush (self, peer);
+}
+
+static size_t
+s_waiting (mesh_peer_t *peer)
+{
+    return peer->batch? mesh_outbuf_count (peer->batch): 0;
+}
+
+//  Whether the link is full. As libzmq's pipes do, a link that reached its
+//  high-water mark takes nothing more until it drained to half of it: a
+//  sender that drops on full drops a run at the end of a burst, not every
+//  other message, and a waiting sender wakes for a run of sends.
+static bool
+s_full (mesh_node_t *self, mesh_peer_t *peer)
+{
+    size_t held = mesh_flight_msgs (peer->flight) + s_waiting (peer);
+    if (peer->full)
+        peer->full = held > (size_t) self->hwm / 2;
+    else
+        peer->full = held >= (size_t) self->hwm;
+    return peer->full;
+}
+
+//  Send a built message on the peer's link. Lock held. Takes it over.
+static int
+s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
+{
+    //  the high-water mark counts messages, batched or not
+    if (s_full (self, peer)) {
+        mesh_msg_built_fini (built);
+        mesh_peer_count (self, peer, "send.dropped.hwm");
+        return mesh_fail (MESH_EAGAIN, "link to %s: high-water mark reached", peer->name);
+    }
+    if (built->small_len && !built->has_body && built->small_len <= MESH_BATCH_MAX_ENV
+    &&  peer->batches) {
+        mesh_outbuf_t *batch = mesh_outbuf_add (peer->batch, built->small, built->small_len);
+        if (!batch) {
+            mesh_peer_count (self, peer, "send.dropped.no-memory");
+            return mesh_fail (MESH_ESYS, "no memory to queue a message");
+        }
+        if (!peer->batch)
+            self->batches_waiting++;
+        peer->batch = batch;
+        if (s_drained (peer) || mesh_outbuf_size (batch) >= MESH_BATCH_BYTES)
+            return mesh_node_flush (self, peer);
+        //  it waits: say so, then look again (see mesh_flight_set_waiting),
+        //  so either we see the link drained or its last frame wakes the
+        //  keeper. An idle link never raises the flag, nor a wake-up.
+        mesh_flight_set_waiting (peer->flight, true);
+        if (s_drained (peer))
+            return mesh_node_flush (self, peer);
+        return 0;
+    }
+    //  a message that travels alone goes after what waits, in order
+    mesh_node_flush (self, peer);
+    mesh_outbuf_t *out = built->out;
+    built->out = NULL;
+    if (!out)
+        out = mesh_outbuf_add (NULL, built->small, built->small_len);
+    if (!out) {
+        mesh_msg_built_fini (built);
+        mesh_peer_count (self, peer, "send.dropped.no-memory");
+        return mesh_fail (MESH_ESYS, "no memory to queue a message");
+    }
+    int rc = s_send_out (self, peer, out, built->has_body? &built->body: NULL);
+    built->has_body = false;
+    return rc;
+}
+
+static mesh_peer_t *
+s_live_peer (mesh_node_t *self, const char *peer)
+{
+    mesh_peer_t *p = self->hot_send;
+    if (!peer)
+        p = NULL;
+    else
+    if (!p || strcmp (p->hex, peer) != 0)
+        self->hot_send = p = (mesh_peer_t *) zhashx_lookup (self->peers, peer);
+    if (!p || p->state == MESH_PEER_CONNECTING) {
+        mesh_fail (MESH_ENOPEER, "no live peer %s", peer? peer: "(null)");
+        return NULL;
+    }
+    return p;
+}
+
+int
+mesh_node_send_locked (mesh_node_t *self, mesh_peer_t *peer, const mesh_head_t *head,
+                       const void *body, size_t size)
+{
+    mesh_built_t built;
+    if (mesh_msg_build (head, body, size, NULL, NULL, NULL, &built))
+        return -1;
+    return s_send_built (self, peer, &built);
+}
+
+static int
+s_send (mesh_node_t *self, const char *peer, const mesh_head_t *head, const void *body,
+        size_t size, void *data, mesh_free_fn *free_fn, void *hint)
+{
+    assert (self);
+    assert (head);
+    mesh_built_t built;
+    if (mesh_msg_build (head, body, size, data, free_fn, hint, &built)) {
+        if (data && free_fn)
+            free_fn (data, hint);       //  we took it over, even on failure
+        return -1;
+    }
+    if (data && !built.has_body && free_fn)
+        free_fn (data, hint);           //  copied inline: release it now
+    pthread_mutex_lock (&self->lock);
+    int rc;
+    mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
+    if (!p) {
+        if (!self->started || self->stopping)
+            mesh_fail (MESH_ECLOSED, "node is not running");
+        mesh_counters_add (self->counters, "send.dropped.no-peer", 1);
+        mesh_msg_built_fini (&built);
+        rc = -1;
+    }
+    else
+        rc = s_send_built (self, p, &built);
+    pthread_mutex_unlock (&self->lock);
+    return rc;
+}
+
+int
+mesh_node_send (mesh_node_t *self, const char *peer, const mesh_head_t *head,
+                const void *body, size_t size)
+{
+    return s_send (self, peer, head, body, size, NULL, NULL, NULL);
+}
+
+int
+mesh_node_send_zc (mesh_node_t *self, const char *peer, const mesh_head_t *head,
+                   void *data, size_t size, mesh_free_fn *free_fn, void *hint)
+{
+    return s_send (self, peer, head, NULL, size, data, free_fn, hint);
+}
+
+int
+mesh_node_whisper (mesh_node_t *self, const char *peer, const char *subject,
+                   const void *body, size_t size)
+{
+    mesh_head_t head = { .kind = MESH_KIND_DIRECT, .subject = subject };
+    return mesh_node_send (self, peer, &head, body, size);
+}
+
+int
+mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
+{
+    const char *pairs [2 * MESH_MAX_HEADERS];
+    size_t count = 0;
+    for (const char *value = (const char *) zhashx_first (self->headers);
+         value && count < MESH_MAX_HEADERS - MESH_RESERVED_HEADERS;
+         value = (const char *) zhashx_next (self->headers)) {
+        pairs [2 * count] = (const char *) zhashx_cursor (self->headers);
+        pairs [2 * count + 1] = value;
+        count++;
+    }
+    char storage [2][80];
+    count = mesh_security_hello_headers (self, pairs, count, storage);
+    mesh_head_t head = {
+        .kind = MESH_KIND_HELLO,
+        .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES,
+        .seq = (uint64_t) self->suspect_ms,     //  so peers heartbeat often enough
+        .id = self->incarnation,
+        .subject = self->name,
+        .reply = self->endpoint,
+        .headers = pairs,
+        .header_count = count
+    };
+    mesh_built_t built;
+    if (mesh_msg_build (&head, NULL, 0, NULL, NULL, NULL, &built))
+        return -1;
+    zmq_msg_t frames [2];
+    mesh_msg_built_frames (&built, frames);
+    int rc = zmq_msg_send (&frames [0], socket, ZMQ_DONTWAIT);
+    if (rc < 0)
+        zmq_msg_close (&frames [0]);
+    return rc < 0? -1: 0;
+}
+
+int
+mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
+{
+    mesh_node_flush (self, peer);       //  after what waits: a link keeps its order
+    if (mesh_node_send_hello (self, peer->dealer, reply_wanted))
+        return -1;
+    peer->frames_out++;
+    peer->msgs_out++;
+    self->frames_out++;
+    self->msgs_out++;
+    return 0;
+}
+
+//  Our HELLO then every announcement, in order, on a peer's link.
+static void
+s_greet (mesh_node_t *self, mesh_peer_t *peer)
+{
+    if (mesh_node_hello_to (self, peer, true) == 0)
+        peer->hello_sent = true;
+    for (zchunk_t *value = (zchunk_t *) zhashx_first (self->announce); value;
+         value = (zchunk_t *) zhashx_next (self->announce)) {
+        mesh_head_t head = { .kind = MESH_KIND_UPDATE,
+                             .subject = (const char *) zhashx_cursor (self->announce) };
+        mesh_node_send_locked (self, peer, &head, zchunk_data (value), zchunk_size (value));
+    }
+}
+
+int
+mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
+{
+    assert (self);
+    int64_t deadline = mesh_mono_ms () + timeout_ms;
+    int pause_us = 50;
+    while (true) {
+        pthread_mutex_lock (&self->lock);
+        mesh_peer_t *p = self->started && !self->stopping? s_live_peer (self, peer): NULL;
+        bool writable = false;
+        if (p) {
+            if (p->batch && s_drained (p))
+                mesh_node_flush (self, p);
+            writable = !s_full (self, p);
+        }
+        pthread_mutex_unlock (&self->lock);
+        if (!p)
+            return -1;
+        if (writable)
+            return 0;
+        if (mesh_mono_ms () >= deadline)
+            return mesh_fail (MESH_ETIMEDOUT, "link to %s stayed full", peer);
+        //  the link drains in libzmq's I/O thread, which tells nobody
+        //  but the keeper; short sleeps keep the lock free meanwhile
+        usleep (pause_us);
+        if (pause_us < 2000)
+            pause_us *= 2;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Peers
+
+mesh_peer_t *
+mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
+                    const uint8_t *key, const char *source)
+{
+    char hex [33];
+    mesh_hex (id, MESH_ID_SIZE, hex);
+    if (memcmp (id, self->id, MESH_ID_SIZE) == 0)
+        return NULL;
+    mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    if (peer)
+        return peer;
+    char host [128];
+    int port;
+    if (mesh_parse_endpoint (endpoint, host, sizeof host, &port)) {
+        mesh_counters_add (self->counters, "peers.refused.bad-endpoint", 1);
+        return NULL;
+    }
+    if (zhashx_size (self->peers) >= self->max_peers) {
+        mesh_counters_add (self->counters, "peers.refused.table-full", 1);
+        return NULL;
+    }
+    if (self->connecting >= MESH_MAX_CONNECTING) {
+        mesh_counters_add (self->counters, "peers.refused.backlog-full", 1);
+        return NULL;
+    }
+    if (self->curve && !key) {
+        mesh_counters_add (self->counters, "peers.refused.no-key", 1);
+        return NULL;
+    }
+    void *dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!dealer) {
+        mesh_counters_add (self->counters, "peers.refused.no-socket", 1);
+        return NULL;
+    }
+    //  libzmq's high-water mark counts frames, and a batch is many
+    //  messages: ours counts messages (mesh_batch.c), so libzmq's is off
+    int linger = 0, hwm = 0, ivl = 100, ivl_max = 2000;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
+    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
+        zmq_close (dealer);
+        mesh_counters_add (self->counters, "peers.refused.connect", 1);
+        return NULL;
+    }
+    peer = mesh_peer_new (id, endpoint, self->keeper_fd);
+    if (!peer) {
+        zmq_close (dealer);
+        mesh_counters_add (self->counters, "peers.refused.no-memory", 1);
+        return NULL;
+    }
+    peer->dealer = dealer;
+    mesh_departed_restore (self->departed, peer);
+    if (key) {
+        peer->has_key = true;
+        memcpy (peer->key, key, MESH_KEY_SIZE);
+    }
+    zhashx_insert (self->peers, hex, peer);
+    self->connecting++;
+    mesh_counters_add (self->counters, "peers.discovered", 1);
+    mesh_node_log (self, "link to %s at %s (from %s)", hex, endpoint, source);
+    s_greet (self, peer);
+    return peer;
+}
+
+void
+mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
+{
+    if (peer->state == MESH_PEER_CONNECTING) {
+        self->connecting--;
+        mesh_counters_add (self->counters, "peers.connect-failed", 1);
+    }
+    else {
+        mesh_counters_add (self->counters, "peers.exited", 1);
+        mesh_node_raise (self, MESH_EVENT_EXIT, peer, reason);
+    }
+    //  what waits for its link is lost with it, and counted
+    if (peer->batch) {
+        mesh_peer_count_n (self, peer, "send.dropped.peer-gone", s_waiting (peer));
+        mesh_outbuf_destroy (&peer->batch);
+        mesh_flight_set_waiting (peer->flight, false);
+        self->batches_waiting--;
+    }
+    //  and what libzmq still holds for it: the link closes without linger
+    size_t held = mesh_flight_msgs (peer->flight);
+    if (held)
+        mesh_peer_count_n (self, peer, "send.dropped.link-closed", held);
+    //  what was counted for it stays readable under its id; a peer that
+    //  never got past CONNECTING is kept only if it counted something
+    if ((peer->state != MESH_PEER_CONNECTING || mesh_counters_size (peer->counters))
+    &&  mesh_departed_keep (self->departed, peer, reason))
+        mesh_counters_add (self->counters, "peers.departed-forgotten", 1);
+    self->hot_send = self->hot_recv = NULL;
+    zhashx_delete (self->peers, peer->hex);
+    __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
+}
