@@ -349,8 +349,12 @@ EOF
         grep -q -- "$flag" "$T_DIR/h" || fail "neither meshbus --help nor pub --help lists $flag" || return 1
     done
     local ref f missing=""
-    for f in "$SRC"/tools/*.[ch] "$SRC"/src/*.[ch] "$SRC"/patterns/*.[ch] "$SRC"/include/*.h; do
-        [ -e "$f" ] || continue
+    #   every C source and header of the library, the tool and the
+    #   examples, wherever they live (tests build paths in format strings)
+    local files d dirs=()
+    for d in src patterns tools include examples; do [ -d "$SRC/$d" ] && dirs+=("$SRC/$d"); done
+    mapfile -t files < <(find ${dirs[@]+"${dirs[@]}"} -type f \( -name '*.c' -o -name '*.h' \))
+    for f in ${files[@]+"${files[@]}"}; do
         for ref in $(grep -oE '[A-Za-z0-9_./-]+\.md' "$f" | sort -u); do
             [ -e "$SRC/$ref" ] || [ -e "$SRC/docs/$ref" ] || missing+=" ${f#$SRC/}->$ref"
         done
