@@ -919,6 +919,18 @@ s_load_one (uint64_t key, const void *data, size_t size, void *arg)
     return true;
 }
 
+//  The highest job id among the dead letters kept
+static bool
+s_dead_max_id (uint64_t key, const void *data, size_t size, void *arg)
+{
+    (void) key;
+    s_load_t *load = (s_load_t *) arg;
+    if (pl_record_decode (data, size, load->rec) && load->rec->type == PL_REC_DEAD
+    &&  load->rec->id > load->loaded)
+        load->loaded = load->rec->id;
+    return true;
+}
+
 int
 pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode)
 {
@@ -932,9 +944,19 @@ pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode)
     self->dead_next = mesh_store_last (self->dead) + 1;
     s_load_t load = { self, (pl_record_t *) malloc (sizeof (pl_record_t)), 0, 0 };
     mesh_store_scan (self->outbox, 0, s_load_one, &load);
-    free (load.rec);
     pl_count (self, NULL, "pipeline.outbox.recovered", load.loaded);
     pl_count (self, NULL, "pipeline.outbox.corrupt", load.corrupt);
+    //  Job ids go on from the last run's: a dead letter of this run must
+    //  not share its id with one of an earlier run (dlq replay --job names
+    //  one job), even once every job of that run was acked
+    s_load_t dead = { self, load.rec, 0, 0 };
+    mesh_store_scan (self->dead, 0, s_dead_max_id, &dead);
+    free (load.rec);
+    if (dead.loaded >= self->next_id) {
+        self->next_id = dead.loaded + 1;
+        if (self->pending == 0)
+            self->ring_base = self->next_id;
+    }
     return 0;
 }
 

@@ -21,10 +21,9 @@ SEED=${MESHBUS_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 echo "seed $SEED (MESHBUS_TEST_SEED=$SEED replays this run)"
 RANDOM=$SEED
 
-#   The contract's alphabet. DEL (0x7f) is in it, but the library refuses
-#   it today (src/mesh_subject.c: "control character"): until one of them
-#   changes, names with DEL are their own check (name-byte-0x7f) so that
-#   they do not hide other failures; random names are drawn without it.
+#   The contract's alphabet: bytes 0x21..0xff but '.', '*', '#' in tokens.
+#   DEL (0x7f) is a control character like those below 0x21: refused as a
+#   usage error wherever a name is given (its own check, name-byte-0x7f).
 ALLOWED=()
 for ((b = 0x21; b <= 0xff; b++)); do
     case $b in 35|42|46|127) ;; *) ALLOWED+=($b) ;; esac     #  '#' '*' '.' DEL
@@ -156,12 +155,22 @@ name_256 () {
     done
 }
 
-#   DEL: first, inside a token, alone
+#   DEL: first, inside a token, alone: a usage error naming the rule,
+#   for every subcommand that takes a name
 name_del () {
-    local n1 n2 a b
+    local n1 a b n
     random_token a 5; random_token b 5
-    bytes_to n1 0x7f; NAMES=("$n1$a" "$a$n1$b.$b" "$a.$n1"); LABELS=("DEL first" "DEL inside" "DEL alone")
-    names_round_trip del
+    bytes_to n1 0x7f
+    for n in "$n1$a" "$a$n1$b.$b" "$a.$n1"; do
+        for sub in "push @ b" "work @" "call @ b" "serve @ --echo" "pub @ b" "sub @"; do
+            local args=() w
+            for w in $sub; do [ "$w" = @ ] && args+=("$n") || args+=("$w"); done
+            T_BOUND=10 mb "${args[@]}" </dev/null >/dev/null 2>"$T_DIR/e"
+            expect_rc $? 2 "${args[0]} with DEL in a name" || return 1
+            grep -q "control character" "$T_DIR/e" \
+                || fail "${args[0]} with DEL in a name said $(show "$T_DIR/e")" || return 1
+        done
+    done
 }
 
 check names-round-trip names_round_trip main
