@@ -71,6 +71,7 @@ typedef enum {
     MESH_EFULL,             //  a bounded store is full
     MESH_EREMOTE,           //  the remote side answered with an error
     MESH_ECLOSED,           //  the node is stopping
+    MESH_EPROVIDERLEFT,     //  the provider of a call left with it and no retry remains
 } mesh_err_t;
 
 //  Reason for the last failure in this thread.
@@ -766,9 +767,11 @@ int
 
 //  Call and wait for the reply, dispatching the node meanwhile. Returns the
 //  reply (the caller destroys it) or NULL with MESH_ENORESPONDERS (nobody
-//  offers it), MESH_ETIMEDOUT (deadline passed, retries included) or
-//  MESH_EREMOTE (the handler failed, or the server does not know the
-//  service; mesh_last_error() has its text). opts may be NULL.
+//  offers it), MESH_ETIMEDOUT (deadline passed, retries included),
+//  MESH_EPROVIDERLEFT (the provider left during the call and no retry
+//  remains: the handler may have run) or MESH_EREMOTE (the handler failed,
+//  or the server does not know the service; mesh_last_error() has its
+//  text). opts may be NULL.
 mesh_msg_t *
     mesh_call (mesh_reqrep_t *self, const char *service, const void *body, size_t size,
                const mesh_call_opts_t *opts);

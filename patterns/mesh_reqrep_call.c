@@ -302,7 +302,7 @@ mesh_rr_check (mesh_reqrep_t *self, uint64_t now)
         else
         if (p->target_gone || (now >= p->attempt_until && p->retries_left > 0 && !p->fixed)) {
             if (p->retries_left <= 0 || p->fixed)
-                s_fail (self, p, MESH_ENORESPONDERS, "%s: the provider left and no retry "
+                s_fail (self, p, MESH_EPROVIDERLEFT, "%s: the provider left and no retry "
                         "remains", p->service);
             else {
                 mesh_rr_count (self, p->target, p->target_gone? "reqrep.retried.provider-left"

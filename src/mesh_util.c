@@ -65,6 +65,7 @@ mesh_strerror (int err)
         case MESH_EFULL:         return "full";
         case MESH_EREMOTE:       return "remote error";
         case MESH_ECLOSED:       return "node stopped";
+        case MESH_EPROVIDERLEFT: return "provider left";
         default:                 return "unknown error";
     }
 }
