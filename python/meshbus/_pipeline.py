@@ -42,8 +42,7 @@ class _Worker:
             lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
         finally:
             # a KeyboardInterrupt nacks too, then goes on up
-            if not self.node._closed:
-                lib.mesh_job_done(self.node._pl, job.peer.encode(), job.id, ok)
+            lib.mesh_job_done(self.node._pl, job.peer.encode(), job.id, ok)
 
     def cancel(self, job: Message) -> None:
         lib.mesh_job_done(self.node._pl, job.peer.encode(), job.id, False)

@@ -111,6 +111,9 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._keep = []                         # C targets the library points at
         self._next_token = 1
         self._stop_run = 0
+        self._active = 0                        # handlers running now
+        self._active_cv = threading.Condition(threading.Lock())
+        self._tls = threading.local()
         PubSubMixin._init(self)
         ReqRepMixin._init(self)
         PipelineMixin._init(self)
@@ -172,8 +175,9 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
     def close(self) -> None:
         """Say BYE to every peer, flush what is queued (up to the linger
         time), and free the node. Requests and jobs not handled yet are
-        answered with an error / given back. Safe to call twice. Call it
-        after the other threads stopped using the node."""
+        answered with an error / given back; handlers running in other
+        threads are waited for (called from a handler, the node is freed
+        when that handler returns). Safe to call twice."""
         with self._start_lock:
             if self._closed:
                 return
@@ -182,11 +186,23 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             return
         lib.pyq_close(self._q, self._pl)
         self._stop_run += 1
-        # wait for a thread inside dispatch to come out (stop makes it return)
+        # peers see EXIT now; a thread inside dispatch comes out
         lib.mesh_node_stop(self._node)
+        with self._cond:
+            self._cond.notify_all()
+        if getattr(self._tls, "in_handler", 0):
+            return      # the last handler to return frees the node
+        with self._active_cv:
+            while self._active:
+                self._active_cv.wait()
+        self._free()
+
+    def _free(self):
         with self._pump_lock:
+            if self._node == ffi.NULL:
+                return
             self._finish_backlog()
-        self._destroy()
+            self._destroy()
         with self._cond:
             self._cond.notify_all()
 
@@ -444,12 +460,29 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
 
     def _run_backlog(self) -> None:
         backlog = self._backlog
-        while backlog:
-            try:
-                fn, arg = backlog.popleft()
-            except IndexError:
-                return
-            fn(arg)
+        if not backlog:
+            return
+        # counted, so that close() never frees what a handler still holds
+        # (a deferred reply, a held job)
+        with self._active_cv:
+            self._active += 1
+        tls = self._tls
+        tls.in_handler = getattr(tls, "in_handler", 0) + 1
+        try:
+            while backlog:
+                try:
+                    fn, arg = backlog.popleft()
+                except IndexError:
+                    break
+                fn(arg)
+        finally:
+            tls.in_handler -= 1
+            with self._active_cv:
+                self._active -= 1
+                last = self._active == 0
+                self._active_cv.notify_all()
+            if last and self._closed and not tls.in_handler:
+                self._free()
 
     def _drive(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
         """Drive the node until done() is true (returns True) or timeout
