@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config scons libzmq3-dev libczmq-dev libmsgpack-dev
       libsodium-dev liblmdb-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-      python3 python3-zmq python3-msgpack iproute2 util-linux procps"
+      python3 python3-cffi python3-dev python3-pytest python3-venv python3-zmq python3-msgpack iproute2 util-linux procps"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
