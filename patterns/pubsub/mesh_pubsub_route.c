@@ -283,6 +283,14 @@ s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, si
         return mesh_set_error (MESH_EINVAL, "bad subject: tokens must be non-empty, "
                                "without * or #, at most 255 bytes");
     }
+    //  headers, content type or a big body: checked here, or a message
+    //  breaking a limit would be dropped for each subscriber as a send error
+    if ((head_in->header_count || head_in->ctype || size > 65535)
+    &&  mesh_head_check (head_in, size)) {
+        pthread_mutex_unlock (&self->lock);
+        mesh_node_count (self->node, NULL, "pubsub.publish.too-big", 1);
+        return -1;
+    }
     if (!hot) {
         snprintf (self->hot_subject, sizeof self->hot_subject, "%s", head_in->subject);
         self->hot_route = NULL;
