@@ -8,10 +8,13 @@ submit() and wait with a _green.Waiter. Handlers of requests and jobs run
 here too and only queue what came for a listener (an XQueue), so a slow
 oslo endpoint never holds the node.
 
-A few calls are made from the caller's thread directly because the
-library is thread safe and the binding's wrapper takes no lock for them:
-cast, push, pending (and the deferred reply and job_done below, which go
-straight to the C library).
+Most data-path calls are made from the caller's thread directly, because
+the library is thread safe and the binding's wrapper takes no lock for
+them (cast, push, pending, launching a call; the deferred reply and
+job_done below go straight to the C library): a thread hop per message
+would cost more than the message. The engine thread blocks in
+mesh_node_dispatch, which sees the inbox at once, and runs the rare
+commands (listen, stop listening, close) between rounds.
 
 Deferred answers: meshbus.Node.serve() and work() run a handler and
 answer (reply, ack) when it returns. An oslo server answers later, from
@@ -36,7 +39,7 @@ from ._green import Waiter, monotonic, threading
 
 LOG = logging.getLogger(__name__)
 
-_TICK = 0.05        # s: longest sleep of the engine (deadlines, redelivery timers)
+_TICK = 0.02        # s: longest wait in dispatch before commands are run
 
 
 class _Deferred:
@@ -88,60 +91,122 @@ class _DeferredJob:
         lib.mesh_job_done(self.engine.node._pl, job.peer.encode(), job.id, False)
 
 
+class _Slot:
+    """Where the binding puts a call's outcome (its _Slot protocol)."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self, waiter: Waiter):
+        self.waiter = waiter
+
+    def set(self, reply, exc) -> None:
+        self.waiter.set((reply, exc))
+
+
+_engines = {}
+_engines_lock = threading.Lock()
+
+
+def acquire(name: str, node_options: dict) -> "Engine":
+    """The engine of this process for these node options, started on first
+    use. Transports of one process share one node: a node per transport
+    made N nodes in a process hold N*N links (a test process with dozens
+    of transports ran out of file descriptors), and a request between two
+    transports of one process then never leaves it."""
+    key = repr(sorted(node_options.items()))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None or engine._stopping:
+            engine = _engines[key] = Engine(name, node_options)
+            engine._key = key
+        engine.users += 1
+    # outside the lock: a green thread must not hold a real lock while it
+    # yields to the hub
+    try:
+        engine.wait_started()
+    except BaseException:
+        release(engine)
+        raise
+    return engine
+
+
+def release(engine: "Engine") -> None:
+    """One transport less; the last one stops the engine and its node."""
+    with _engines_lock:
+        engine.users -= 1
+        if engine.users > 0:
+            return
+        if _engines.get(engine._key) is engine:
+            del _engines[engine._key]
+    engine.stop()
+
+
 class Engine:
     """A started meshbus Node and the real thread that drives it."""
 
     def __init__(self, name: str, node_options: dict):
+        self.users = 0
+        self._key = None
+        # shared by the transports of the node (engine thread only):
+        # service or queue -> its local listeners (driver._Local)
+        self.local = {}
+        # (exchange, topic) -> names of the notification pools heard of
+        self.pools = {}
+        self.pools_lock = threading.Lock()
         self.node = meshbus.Node(name, **node_options)
+        # Calls are launched from the caller's thread (see call()) and
+        # completed in this engine's thread, both under this lock of the
+        # binding: under eventlet the binding made it a green lock, which
+        # two OS threads must never contend for; a real one is safe.
+        self.node._calls_lock = threading.Lock()
         self._cmds = collections.deque()
-        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._stopping = False
         # guards the reply handles and held jobs against the node's close
         self._answer_lock = threading.Lock()
         self._replies = set()
         self._jobs = set()
         self._open = True
-        started = Waiter()
-        self._thread = threading.Thread(target=self._run, args=(started,),
-                                        name="meshbus-oslo-" + name, daemon=True)
-        self._thread.start()
-        ok, err = started.wait(30)
-        if not ok:
-            raise meshbus.Error("meshbus node did not start within 30 s")
-        if err is not None:
-            raise err
         self.started_at = monotonic()
+        self._started = threading.Event()
+        self._start_error = None
+        self._thread = threading.Thread(target=self._run, name="meshbus-oslo-" + name,
+                                        daemon=True)
+        self._thread.start()
+
+    def wait_started(self) -> None:
+        """Wait (green or real) until the node runs; raise why it did not."""
+        deadline = monotonic() + 30
+        while not self._started.is_set():
+            if monotonic() > deadline:
+                raise meshbus.Error("the meshbus node did not start within 30 s")
+            _green.sleep(0.002)
+        if self._start_error is not None:
+            raise self._start_error
 
     # ------------------------------------------------------------------
     # The thread
 
-    def _run(self, started: Waiter) -> None:
+    def _run(self) -> None:
         try:
             self.node.start()
-            fd = self.node.fileno()
-        except BaseException as exc:       # reported to the constructor
-            started.set(exc)
+            self._fd = self.node.fileno()
+            self.started_at = monotonic()
+        except BaseException as exc:       # reported by wait_started
+            self._start_error = exc
+            self._stopping = True
             return
-        started.set(None)
-        poller = _green.select.poll()
-        poller.register(fd, _green.select.POLLIN)
-        poller.register(self._wake, _green.select.POLLIN)
+        finally:
+            self._started.set()
         node = self.node
         while not self._stopping:
             self._run_commands()
             try:
-                node.process(0)
+                # waits in mesh_node_dispatch, which sees the inbox at once
+                node.process(_TICK)
             except meshbus.Closed:
                 break
             except Exception:
                 LOG.exception("meshbus: engine round failed")
-            if self._cmds or self._stopping:
-                continue
-            poller.poll(int(_TICK * 1000))
-            try:
-                os.eventfd_read(self._wake)
-            except BlockingIOError:
-                pass
         self._run_commands()
         self._close_node()
 
@@ -175,7 +240,7 @@ class Engine:
     def submit(self, fn) -> None:
         """Run fn() in the engine thread soon."""
         self._cmds.append(fn)
-        os.eventfd_write(self._wake, 1)
+        self.wake()
 
     def run(self, fn, timeout=None):
         """Run fn() in the engine thread; return its result or raise what
@@ -197,21 +262,35 @@ class Engine:
             raise value
         return value
 
+    def call(self, service: str, body: bytes, timeout: float, wait: bool, waiter: Waiter):
+        """Launch a call from the caller's thread (the library is thread
+        safe): waiter gets (reply, None) or (None, meshbus.Error) from the
+        engine thread. No retry on another provider after a timeout (that
+        could run a request twice); a provider that leaves ends the call
+        with ProviderLeft. Raises at once what fails at once."""
+        self.node._launch(service, body, timeout, 0, None, None, wait, _Slot(waiter))
+        self.wake()
+
+    def wake(self) -> None:
+        """Make the engine's dispatch look at the node now. The library
+        does not signal a dispatcher when another thread queues a request
+        for a provider of the same node, or answers one; its fd (an
+        eventfd that dispatch polls) does."""
+        try:
+            os.eventfd_write(self._fd, 1)
+        except OSError:
+            pass        # closed: nothing to wake
+
     def stop(self, timeout: float = 10.0) -> None:
         """Close the node (answering what is held) and end the thread."""
         if self._stopping:
             return
         self._stopping = True
-        os.eventfd_write(self._wake, 1)
         if threading.current_thread() is not self._thread:
             # a green caller must not block its hub: poll the join
             deadline = monotonic() + timeout
             while self._thread.is_alive() and monotonic() < deadline:
                 _green.sleep(0.01)
-        else:
-            return
-        if not self._thread.is_alive():
-            os.close(self._wake)
 
     # ------------------------------------------------------------------
     # Deferred serve / work (engine thread), answers (any thread)
@@ -247,6 +326,7 @@ class Engine:
                 lib.pyq_reply(handle, ffi.NULL, 0, ffi.NULL, error.encode("utf-8", "replace"))
             else:
                 lib.pyq_reply(handle, body, len(body), ffi.NULL, ffi.NULL)
+        self.wake()
         return True
 
     def job_done(self, producer: str, job_id: int, ok: bool) -> bool:

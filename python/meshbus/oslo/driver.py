@@ -16,6 +16,7 @@ what is guaranteed; in short:
   (listeners announce pools on ``oslo.pool.*``), and holds each job
   until a listener of the pool acks it.
 """
+import itertools
 import logging
 import os
 import socket
@@ -29,8 +30,8 @@ from oslo_messaging._drivers import base
 from oslo_messaging._drivers import common as rpc_common
 
 from . import _green, _names
-from ._engine import Engine
-from ._green import XQueue, monotonic, threading
+from . import _engine
+from ._green import XQueue, monotonic
 
 LOG = logging.getLogger(__name__)
 
@@ -132,7 +133,9 @@ class MeshbusIncoming(base.RpcIncomingMessage):
             LOG.error("meshbus: reply not serializable: %s", exc)
             data = jsonutils.dump_as_bytes(
                 {"f": rpc_common.serialize_remote_exception((type(exc), exc, None))})
-        if not self._engine.reply(self._handle, data):
+        if isinstance(self._handle, _LocalCall):
+            self._handle.waiter.set(data)
+        elif not self._engine.reply(self._handle, data):
             LOG.warning("meshbus: the reply could not be sent (the server is closing)")
         self._handle = None
 
@@ -210,7 +213,9 @@ class _RpcListener(_Listener):
 
     def _give_back(self, item):
         msg, handle = item
-        if handle is not None:
+        if isinstance(handle, _LocalCall):
+            handle.waiter.set(None)
+        elif handle is not None:
             self.engine.reply(handle, None, error="server closing")
 
 
@@ -243,17 +248,27 @@ class _NotifyListener(_Listener):
 
 class _Local:
     """The listeners of one node for one service or queue; a request goes
-    to the next in turn, a fanout cast to each."""
+    to the next in turn, a fanout cast to each. Any thread."""
 
     def __init__(self):
         self.listeners = []
-        self.turn = 0
+        self.turn = itertools.count()      # next() is atomic in CPython
 
     def pick(self):
-        if not self.listeners:
+        listeners = list(self.listeners)
+        if not listeners:
             return None
-        self.turn = (self.turn + 1) % len(self.listeners)
-        return self.listeners[self.turn]
+        return listeners[next(self.turn) % len(listeners)]
+
+
+class _LocalCall:
+    """The reply handle of a call served by a listener of the caller's own
+    node: it never leaves the process (see MeshbusDriver._local_target)."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self):
+        self.waiter = _green.Waiter()
 
 
 class MeshbusDriver(base.BaseDriver):
@@ -265,15 +280,23 @@ class MeshbusDriver(base.BaseDriver):
         self._group = conf.oslo_messaging_meshbus
         self._settle = self._group.settle
         name = "oslo-%s-%d" % (socket.gethostname(), os.getpid())
-        self._engine = Engine(name, _node_options(conf, url))
+        self._engine = _engine.acquire(name, _node_options(conf, url))
         self._node = self._engine.node
-        self._local = {}            # service or queue -> _Local (engine thread)
-        self._pools = {}            # (exchange, topic) -> {pool names heard of}
-        self._pools_lock = threading.Lock()
+        self._local = self._engine.local        # service or queue -> _Local
+        self._pools = self._engine.pools        # (exchange, topic) -> {pools heard of}
+        self._pools_lock = self._engine.pools_lock
+        self._closed = False
+        self._engine.run(self._setup_node)
+
+    def _setup_node(self):
+        # engine thread, for every transport: once per node
+        engine = self._engine
+        if getattr(engine, "oslo_ready", False):
+            return
         if self._group.outbox:
-            self._engine.run(lambda: self._node._set_outbox(self._group.outbox, sync=False))
-        self._engine.run(lambda: self._node.subscribe(_names.POOL_SUBJECTS, self._heard_pool,
-                                                      last_value=True))
+            self._node._set_outbox(self._group.outbox, sync=False)
+        self._node.subscribe(_names.POOL_SUBJECTS, self._heard_pool, last_value=True)
+        engine.oslo_ready = True
 
     def require_features(self, requeue=False):
         pass        # notifications can be requeued (nack: redelivered)
@@ -295,10 +318,60 @@ class MeshbusDriver(base.BaseDriver):
             service = _names.topic_service(exchange, target.topic)
         body = jsonutils.dump_as_bytes({"c": ctxt, "m": message})
         mandatory = bool(transport_options and transport_options.at_least_once)
+        local = self._local_target(service)
+        if local is not None:
+            return self._send_local(target, local, service, body, wait_for_reply, timeout)
         if wait_for_reply and not target.fanout:
             return self._call(target, service, body, timeout, mandatory)
         self._cast(target, service, body, bool(target.fanout), mandatory)
         return None
+
+    def _local_target(self, service):
+        """The local listeners of service when they are its only providers.
+        Then the message stays in the process: the library serves a request
+        for its own node from a 10 ms timer when another thread made it,
+        and a call between two transports of one process (oslo's own tests,
+        a service calling itself) would wait for it each time."""
+        local = self._local.get(service)
+        if local is None or not local.listeners:
+            return None
+        if self._node.providers(service) > 1:
+            return None         # others serve it too: the library chooses
+        return local
+
+    def _send_local(self, target, local, service, body, wait_for_reply, timeout):
+        msg = meshbus.Message(service, body)
+        if target.fanout:
+            for listener in list(local.listeners):
+                listener.queue.put((msg, None))
+            return None
+        listener = local.pick()
+        if listener is None:
+            raise oslo_messaging.MessageDeliveryFailure("meshbus: the server of %s left"
+                                                        % target)
+        if not wait_for_reply:
+            listener.queue.put((msg, None))
+            return None
+        handle = _LocalCall()
+        listener.queue.put((msg, handle))
+        timeout = timeout if timeout else 60.0
+        ok, data = handle.waiter.wait(timeout)
+        if not ok:
+            raise oslo_messaging.MessagingTimeout(
+                "Timed out waiting for a reply on %s after %ss" % (target, timeout))
+        if data is None:
+            raise ServerLeft("No reply will come from %s: the server stopped" % target)
+        return self._result(data)
+
+    def _result(self, data):
+        try:
+            data = jsonutils.loads(data)
+        except ValueError as exc:
+            raise oslo_messaging.MessagingException("meshbus: malformed reply: %s" % exc)
+        if "f" in data:
+            raise rpc_common.deserialize_remote_exception(data["f"],
+                                                          self._allowed_remote_exmods)
+        return data.get("r")
 
     def _cast(self, target, service, body, fanout, mandatory):
         headers = {_FANOUT: "1"} if fanout else None
@@ -347,30 +420,12 @@ class MeshbusDriver(base.BaseDriver):
                     LOG.info("meshbus: call to %s failed over: %s", target, exc)
                     continue
                 raise ServerLeft("No reply will come from %s: %s" % (target, exc))
-        try:
-            data = jsonutils.loads(reply.body)
-        except ValueError as exc:
-            raise oslo_messaging.MessagingException("meshbus: malformed reply: %s" % exc)
-        if "f" in data:
-            raise rpc_common.deserialize_remote_exception(data["f"],
-                                                          self._allowed_remote_exmods)
-        return data.get("r")
+        return self._result(reply.body)
 
     def _call_once(self, service, body, timeout, wait):
         waiter = _green.Waiter()
-        node = self._node
-
-        def launch():
-            try:
-                future = node.call_async(service, body, timeout=timeout, retries=0, wait=wait)
-            except BaseException as exc:
-                waiter.set((None, exc))
-                return
-            future.add_done_callback(lambda f: waiter.set(
-                (f.result(), None) if f.exception() is None else (None, f.exception())))
-
-        self._engine.submit(launch)
-        # the engine reports the deadline itself; the margin covers a stuck engine
+        self._engine.call(service, body, timeout, wait, waiter)
+        # the library ends the call at its deadline; the margin is for a stuck engine
         ok, outcome = waiter.wait(timeout + 5.0)
         if not ok:
             raise meshbus.Timeout("no outcome from the meshbus engine")
@@ -516,4 +571,6 @@ class MeshbusDriver(base.BaseDriver):
     # ------------------------------------------------------------------
 
     def cleanup(self):
-        self._engine.stop()
+        if not self._closed:
+            self._closed = True
+            _engine.release(self._engine)
