@@ -230,11 +230,12 @@ class _NotifyListener(_Listener):
         try:
             data = jsonutils.loads(job.body)
             return MeshbusIncoming(self, data.get("c") or {}, data.get("m"),
-                                   job=(job.peer, job.id))
+                                   job=(job.peer, job.id) if job.peer else None)
         except Exception as exc:
             # not a notification: acked so that it is not redelivered forever
             LOG.error("meshbus: dropped a malformed notification on %s: %s", job.subject, exc)
-            self.engine.job_done(job.peer, job.id, True)
+            if job.peer:
+                self.engine.job_done(job.peer, job.id, True)
             return None
 
     def _unregister(self):
@@ -243,7 +244,11 @@ class _NotifyListener(_Listener):
             self.driver._remove_notify(self)
 
     def _give_back(self, job):
-        self.engine.job_done(job.peer, job.id, False)
+        if job.peer:
+            self.engine.job_done(job.peer, job.id, False)
+        else:
+            LOG.warning("meshbus: a notification of %s for a listener of this process "
+                        "was not handled before it stopped", job.subject)
 
 
 class _Local:
@@ -503,6 +508,13 @@ class MeshbusDriver(base.BaseDriver):
         hold = self._group.notification_hold
         for pool in pools:
             queue = _names.notify_queue(exchange, target.topic, pool)
+            local = self._local.get(queue)
+            listener = local.pick() if local is not None else None
+            if listener is not None:
+                # a listener of this process: the library's pipeline does not
+                # hand a node's jobs to its own worker, so it stays here
+                listener.queue.put(meshbus.Message(queue, body))
+                continue
             # pending and push: thread safe in the library, no binding lock
             if self._node.pending(queue) >= hold:
                 raise oslo_messaging.MessageDeliveryFailure(
