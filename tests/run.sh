@@ -53,6 +53,8 @@ fuzzing=0
 for prog in "$@"; do
     if [ "$prog" = --fuzz ]; then fuzzing=1; continue; fi
     name=$(basename "$prog")
+    #   scripts by their path in the tree (python/tests/run.sh, not run.sh)
+    case $prog in "$MESHBUS_SRC"/*) name=${prog#"$MESHBUS_SRC"/} ;; esac
     if [ $fuzzing = 1 ]; then
         corpus=$(mktemp -d)
         run_one "$name" bash -c '"$1" -runs="${FUZZ_RUNS:-200000}" -max_len=4096 \

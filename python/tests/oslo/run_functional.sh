@@ -11,7 +11,10 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-folder=${1:-$root/build/debug/python}
+#   from the test suite: the package built next to $MESHBUS_TOOL
+default=$root/build/debug/python
+[ -n "${MESHBUS_TOOL:-}" ] && default=$(dirname "$MESHBUS_TOOL")/../python
+folder=${1:-$default}
 if [ ! -d "$folder/meshbus" ]; then
     echo "run_functional: $folder has no meshbus package: run 'scons python' first" >&2
     exit 2
