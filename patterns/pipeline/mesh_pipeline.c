@@ -4,10 +4,10 @@
     Built on the public core API only (meshbus.h; czmq for containers).
     docs/pipeline.md is the guide; this comment is the design.
 
-    Who knows what. A worker announces (key "pipeline") the queues it works
-    with their prefetch, and its incarnation so a restart under the same id
-    is seen. A producer rebuilds, whenever the node's generation changes,
-    a slot per (worker, queue): the window (prefetch, or what a CREDIT
+    Who knows what. A worker announces (key "pipeline", the shared codec)
+    the queues it works with their prefetch, and its incarnation so a
+    restart under the same id is seen. A producer keeps, from what the
+    node hands it through on_announce, a slot per (worker, queue): the window (prefetch, or what a CREDIT
     message said) and the jobs in flight there. A peer missing from the
     peer table, or announcing another incarnation, is gone: its jobs in
     flight go back to the front of their queue (redelivered). The core
@@ -34,7 +34,7 @@
     lock for the lot, which is what the producer spent most on per job. A
     job is never held back to make a batch. The worker checks the whole
     frame, then runs each job as a JOB. Workers say in their announcement
-    (PL_CAN_BATCH after the incarnation) that they take JOBS frames.
+    (PL_CAN_JOBS in the incarnation record) that they take JOBS frames.
 
     Jobs live in a table indexed by id (ids are sequential per producer
     process, so the table is a power-of-two ring that grows when the span
@@ -131,158 +131,146 @@ pl_intern_origin (mesh_pipeline_t *self, const char *origin)
 //  ---------------------------------------------------------------------
 //  Announcements: what we work; what the peers work
 
+//  Our announcement (docs/pipeline.md, "Announcement"): ["inc",
+//  incarnation, "jobs"] (JOBS frames understood here), then ["queue",
+//  name, prefetch] for each queue we work
 void
 pl_announce (mesh_pipeline_t *self)
 {
-    zchunk_t *text = zchunk_new (NULL, 256);
-    char line [MESH_MAX_SUBJECT + 32];
-    //  the capability rides on the incarnation line: producers of the
-    //  first version compare that line whole, and it never changes
-    int n = snprintf (line, sizeof line, "i%llu%s\n",
-                      (unsigned long long) mesh_node_incarnation (self->node), PL_CAN_BATCH);
-    zchunk_extend (text, line, (size_t) n);
-    for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); work;
+    mesh_announcement_t *out = mesh_announcement_new ();
+    char number [24];
+    snprintf (number, sizeof number, "%llu",
+              (unsigned long long) mesh_node_incarnation (self->node));
+    const char *inc [] = { "inc", number, PL_CAN_JOBS };
+    if (out)
+        mesh_announcement_add (out, inc, 3);
+    for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); out && work;
          work = (pl_work_t *) zhashx_next (self->works)) {
-        n = snprintf (line, sizeof line, "%s\t%d\n", work->name, work->prefetch);
-        zchunk_extend (text, line, (size_t) n);
+        snprintf (number, sizeof number, "%d", work->prefetch);
+        const char *queue [] = { "queue", work->name, number };
+        mesh_announcement_add (out, queue, 3);      //  a queue name is a subject: fits
     }
-    mesh_node_announce (self->node, PL_KEY, zchunk_data (text), zchunk_size (text));
-    zchunk_destroy (&text);
+    if (out)
+        mesh_node_announce (self->node, PL_KEY, mesh_announcement_data (out),
+                            mesh_announcement_size (out));
+    mesh_announcement_destroy (&out);
 }
 
-//  A peer's announcement, parsed into its slots. Input from the network:
-//  each line is checked, bad ones are skipped and counted.
-static void
-s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
+//  The "inc" record of a worker's announcement, or NULL
+static const mesh_record_t *
+s_incarnation (const mesh_announcement_t *announcement)
 {
-    const char *line = text;
-    size_t lines = 0;           //  queue lines taken
-    bool first = true;          //  the first line is the incarnation
-    const char *nl = strchr (text, '\n');
-    const char *tab = text [0] == 'i' && nl? memchr (text, '\t', (size_t) (nl - text)): NULL;
-    bool batch = tab && (size_t) (nl - tab) == strlen (PL_CAN_BATCH)
-              && memcmp (tab, PL_CAN_BATCH, strlen (PL_CAN_BATCH)) == 0;
-    while (*line) {
-        const char *end = strchr (line, '\n');
-        if (!end)
-            break;
-        size_t len = (size_t) (end - line);
-        char buf [MESH_MAX_SUBJECT + 32];
-        bool ok = len > 0 && len < sizeof buf;
-        if (ok) {
-            memcpy (buf, line, len);
-            buf [len] = 0;
+    size_t count = announcement? mesh_announcement_count (announcement): 0;
+    for (size_t i = 0; i < count; i++) {
+        const mesh_record_t *record = mesh_announcement_record (announcement, i);
+        if (streq (record->field [0], "inc") && record->fields >= 2)
+            return record;
+    }
+    return NULL;
+}
+
+//  A prefetch: decimal digits only, 1..PL_MAX_PREFETCH; else 0
+static uint32_t
+s_prefetch (const char *text)
+{
+    uint32_t value = 0;
+    size_t len = strlen (text);
+    if (len == 0 || len > 6)
+        return 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return 0;
+        value = value * 10 + (uint32_t) (*c - '0');
+    }
+    return value <= PL_MAX_PREFETCH? value: 0;
+}
+
+//  One ["queue", name, prefetch] record we push to: its slot lives
+static void
+s_slot_up (mesh_pipeline_t *self, const char *peer, pl_queue_t *queue, uint32_t prefetch,
+           bool batch)
+{
+    char key [33 + MESH_MAX_SUBJECT + 2];
+    snprintf (key, sizeof key, "%s/%s", peer, queue->name);
+    pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
+    if (!slot) {
+        slot = (pl_slot_t *) zmalloc (sizeof (pl_slot_t));
+        snprintf (slot->peer, sizeof slot->peer, "%s", peer);
+        slot->queue = queue;
+        slot->credit = -1;
+        zhashx_insert (self->slots, key, slot);
+    }
+    if (slot->window != prefetch)
+        slot->credit = -1;      //  a new announcement overrides an old CREDIT
+    slot->window = prefetch;
+    slot->batch = batch;
+    slot->alive = true;
+}
+
+//  A peer's announcement changed, or a queue of ours appeared and the
+//  node hands it over again (from mesh_plugin_sync, lock held). Input
+//  from the network: each record is checked, bad ones are skipped and
+//  counted. now NULL: the worker left (or announces nothing we read):
+//  everything in flight there goes back. Another incarnation: it
+//  restarted under the same id, its jobs went with the old one.
+void
+pl_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                const mesh_announcement_t *before, const mesh_announcement_t *now)
+{
+    (void) node;
+    mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
+    const mesh_record_t *was = s_incarnation (before), *inc = s_incarnation (now);
+    bool restarted = was && inc && strcmp (was->field [1], inc->field [1]);
+    bool batch = false;
+    for (size_t f = 2; inc && f < inc->fields; f++)
+        batch |= streq (inc->field [f], PL_CAN_JOBS);
+    zlistx_t *mine = zlistx_new ();         //  keys of this peer's slots
+    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
+         slot = (pl_slot_t *) zhashx_next (self->slots))
+        if (streq (slot->peer, peer)) {
+            if (restarted)
+                pl_slot_gone (self, slot, "worker restarted");
+            slot->alive = false;
+            zlistx_add_end (mine, (void *) zhashx_cursor (self->slots));
         }
-        line = end + 1;
-        //  The incarnation line is the first line and only the first: a
-        //  queue whose name starts with 'i' ("images") is not one (D1:
-        //  such queues never got a job)
-        bool incarnation = first && ok && buf [0] == 'i';
-        first = false;
-        if (incarnation)
-            continue;           //  compared by the caller
-        char *tab = ok? strchr (buf, '\t'): NULL;
-        char *rest = NULL;
-        long prefetch = tab? strtol (tab + 1, &rest, 10): 0;
-        if (tab)
-            *tab = 0;
-        if (!tab || *rest || prefetch < 1 || prefetch > PL_MAX_PREFETCH
-        ||  !mesh_subject_valid (buf) || ++lines > PL_MAX_QUEUES_PEER) {
-            pl_count (self, peer, "pipeline.malformed.announcement", 1);
+    size_t queues = 0, bad = 0, count = now? mesh_announcement_count (now): 0;
+    for (size_t i = 0; i < count; i++) {
+        const mesh_record_t *record = mesh_announcement_record (now, i);
+        if (!streq (record->field [0], "queue"))
+            continue;           //  "inc", or a record of a later version
+        uint32_t prefetch = record->fields == 3? s_prefetch (record->field [2]): 0;
+        if (!prefetch || !mesh_subject_valid (record->field [1])
+        ||  ++queues > PL_MAX_QUEUES_PEER) {
+            bad++;
             continue;
         }
-        pl_queue_t *queue = pl_queue_get (self, buf, false);
-        if (!queue)
-            continue;           //  not a queue we push to (yet)
-        char key [33 + MESH_MAX_SUBJECT + 2];
-        snprintf (key, sizeof key, "%s/%s", peer, buf);
-        pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
-        if (!slot) {
-            slot = (pl_slot_t *) zmalloc (sizeof (pl_slot_t));
-            snprintf (slot->peer, sizeof slot->peer, "%s", peer);
-            slot->queue = queue;
-            slot->credit = -1;
-            zhashx_insert (self->slots, key, slot);
-        }
-        if (slot->window != (uint32_t) prefetch)
-            slot->credit = -1;  //  a new announcement overrides an old CREDIT
-        slot->window = (uint32_t) prefetch;
-        slot->batch = batch;
-        slot->alive = true;
+        pl_queue_t *queue = pl_queue_get (self, record->field [1], false);
+        if (queue)              //  else not a queue we push to (yet)
+            s_slot_up (self, peer, queue, prefetch, batch);
     }
+    pl_count (self, peer, "pipeline.malformed.announcement", bad);
+    //  slots no longer announced: gone with the worker; kept while jobs are
+    //  in flight there when it only stopped working that queue (its acks
+    //  still come), so nothing is run twice
+    for (const char *key = (const char *) zlistx_first (mine); key;
+         key = (const char *) zlistx_next (mine)) {
+        pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
+        if (slot->alive || (now && slot->inflight))
+            continue;
+        pl_slot_gone (self, slot, "worker gone");
+        zhashx_delete (self->slots, key);
+    }
+    zlistx_destroy (&mine);
 }
 
-//  Rebuild the slots from the peers' announcements when the node's
-//  generation moved. Lock held.
+//  Bring the slots up to date with the peers' announcements: one atomic
+//  compare when nothing moved; else each queue's array of alive slots is
+//  made again and every queue pumped. Lock held.
 void
 pl_rebuild (mesh_pipeline_t *self)
 {
-    uint64_t generation = mesh_node_generation (self->node);
-    if (generation == self->generation)
+    if (!mesh_plugin_sync (self->plugin))
         return;
-    self->generation = generation;
-    zhashx_t *was_alive = zhashx_new ();        //  slot -> itself, alive before
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots)) {
-        if (slot->alive)
-            zhashx_insert (was_alive, zhashx_cursor (self->slots), slot);
-        slot->alive = false;
-    }
-    char **peers = mesh_node_peers (self->node);
-    zhashx_t *present = zhashx_new ();
-    for (char **peer = peers; peer && *peer; peer++) {
-        size_t size = 0;
-        char *text = (char *) mesh_node_peer_announcement (self->node, *peer, PL_KEY, &size);
-        if (!text)
-            continue;
-        zhashx_insert (present, *peer, (void *) 1);
-        //  a worker restarted under the same id: its old jobs are gone with it
-        char *inc = (char *) zhashx_lookup (self->incarnations, *peer);
-        const char *nl = strchr (text, '\n');
-        if (text [0] == 'i' && nl) {
-            char now [32];
-            size_t len = (size_t) (nl - text);
-            snprintf (now, sizeof now, "%.*s", len < sizeof now? (int) len: 0, text);
-            if (inc && strcmp (inc, now)) {
-                for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-                     slot = (pl_slot_t *) zhashx_next (self->slots))
-                    if (streq (slot->peer, *peer))
-                        pl_slot_gone (self, slot, "worker restarted");
-            }
-            zhashx_update (self->incarnations, *peer, strdup (now));
-        }
-        s_parse_peer (self, *peer, text);
-        free (text);
-    }
-    mesh_strv_free (&peers);
-    //  slots that were alive and are not now: the worker left or stopped
-    //  working that queue
-    zlistx_t *dead = zlistx_new ();
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots)) {
-        bool peer_gone = !zhashx_lookup (present, slot->peer);
-        if (!slot->alive && zhashx_lookup (was_alive, zhashx_cursor (self->slots)) && peer_gone)
-            pl_slot_gone (self, slot, "worker gone");
-        if (!slot->alive && (slot->inflight == 0 || peer_gone))
-            zlistx_add_end (dead, (void *) zhashx_cursor (self->slots));
-    }
-    for (char *key = (char *) zlistx_first (dead); key; key = (char *) zlistx_next (dead)) {
-        pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
-        if (slot && slot->inflight)
-            pl_slot_gone (self, slot, "worker gone");
-        zhashx_delete (self->slots, key);
-    }
-    zlistx_purge (dead);
-    for (char *inc = (char *) zhashx_first (self->incarnations); inc;
-         inc = (char *) zhashx_next (self->incarnations))
-        if (!zhashx_lookup (present, zhashx_cursor (self->incarnations)))
-            zlistx_add_end (dead, (void *) zhashx_cursor (self->incarnations));
-    for (char *peer = (char *) zlistx_first (dead); peer; peer = (char *) zlistx_next (dead))
-        zhashx_delete (self->incarnations, peer);
-    zlistx_destroy (&dead);
-    zhashx_destroy (&present);
-    zhashx_destroy (&was_alive);
-    //  each queue's array of alive slots, for dispatch
     for (pl_queue_t *queue = (pl_queue_t *) zhashx_first (self->queues); queue;
          queue = (pl_queue_t *) zhashx_next (self->queues))
         queue->slot_count = 0;
@@ -414,15 +402,15 @@ s_destroy (void *self)
     mesh_pipeline_destroy (&pl);
 }
 
-//  The tick stays outside the table: its interval follows the shortest
-//  idle state (s_set_tick: 4 wake-ups a second when idle). Announcements are still read by pl_rebuild in
-//  their own line format (docs/pipeline.md): moving them onto the shared
-//  codec and on_announce is the next step of issue 17.
+//  The tick stays outside the table: its interval follows the idle state
+//  (s_set_tick: 4 wake-ups a second when idle)
 static const mesh_pattern_t s_pipeline_ops = {
     .name         = "pipeline",
     .kinds        = { MESH_KIND_JOB, MESH_KIND_CREDIT, MESH_KIND_ACK, MESH_KIND_NACK,
                       MESH_KIND_JOBS, 0 },
     .on_message   = s_on_message,
+    .announce_key = PL_KEY,
+    .on_announce  = pl_on_announce,     //  a worker's queues changed
     .destroy      = s_destroy,
 };
 
@@ -440,8 +428,6 @@ mesh_pipeline_new (mesh_node_t *node)
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) pl_queue_destroy);
     self->slots = zhashx_new ();
     zhashx_set_destructor (self->slots, (zhashx_destructor_fn *) pl_slot_destroy);
-    self->incarnations = zhashx_new ();
-    zhashx_set_destructor (self->incarnations, s_free_item);
     self->queue_opts = zhashx_new ();
     zhashx_set_destructor (self->queue_opts, s_free_item);
     self->works = zhashx_new ();
@@ -454,7 +440,6 @@ mesh_pipeline_new (mesh_node_t *node)
     zhashx_set_destructor (self->held, s_free_item);
     self->dead_mem = zlistx_new ();
     zlistx_set_destructor (self->dead_mem, s_dead_free);
-    self->generation = (uint64_t) -1;
     self->ring_cap = PL_RING_MIN;
     self->ring = (pl_job_t **) calloc (self->ring_cap, sizeof (pl_job_t *));
     self->ring_base = self->next_id = 1;
@@ -494,7 +479,6 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     pl_count (self, NULL, "pipeline.sent.batched", self->batched);
     zhashx_destroy (&self->slots);
     zhashx_destroy (&self->queues);
-    zhashx_destroy (&self->incarnations);
     zhashx_destroy (&self->queue_opts);
     zhashx_destroy (&self->works);
     zhashx_destroy (&self->owed);

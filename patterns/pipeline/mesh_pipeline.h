@@ -28,8 +28,8 @@
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
 #define PL_FLAG_FLUSH       0x00020000  //  JOB: the producer waits for acks after this one
 
-#define PL_KEY              "pipeline"  //  announcement: "i<incarnation>\tb\n" + "queue\tprefetch\n"...
-#define PL_CAN_BATCH        "\tb"       //  ... after the incarnation: JOBS understood here
+#define PL_KEY              "pipeline"  //  announcement key (records: docs/pipeline.md)
+#define PL_CAN_JOBS         "jobs"      //  in the "inc" record: JOBS understood here
 #define PL_TICK_MS          10      //  housekeeping: ack flush, group commit, timeouts
 #define PL_IDLE_TICK_MS     250     //  ... once nothing is owed, waiting or uncommitted
 #define PL_IDLE_AFTER       100     //  quiet ticks before the slow one
@@ -149,8 +149,6 @@ struct _mesh_pipeline_t {
     pl_queue_t *hot_queue;      //  the last queue pushed to
     zhashx_t *slots;            //  "peer/queue" -> pl_slot_t *
     mesh_plugin_t *plugin;      //  our registration with the node
-    uint64_t generation;
-    zhashx_t *incarnations;     //  peer -> "i<incarnation>" it announced
     pl_job_t **ring;            //  job table: id & (ring_cap - 1)
     size_t ring_cap;
     uint64_t ring_base;         //  lowest id that may still be held
@@ -209,6 +207,8 @@ int64_t pl_mono_ms (void);
 void pl_wake (mesh_pipeline_t *self);      //  work to do: the fast tick (lock held)
 void pl_count (mesh_pipeline_t *self, const char *peer, const char *name, uint64_t delta);
 void pl_rebuild (mesh_pipeline_t *self);
+void pl_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                     const mesh_announcement_t *before, const mesh_announcement_t *now);
 void pl_announce (mesh_pipeline_t *self);
 const char *pl_intern_origin (mesh_pipeline_t *self, const char *origin);
 void pl_list_add_tail (pl_list_t *list, pl_job_t *job, pl_where_t where);

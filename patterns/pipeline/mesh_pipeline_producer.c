@@ -43,7 +43,8 @@ pl_queue_get (mesh_pipeline_t *self, const char *name, bool create)
         queue->max_deliveries = opts? opts->max_deliveries: MESH_DEFAULT_MAX_DELIVERIES;
         queue->backoff = opts? opts->backoff_ms: 100;
         zhashx_insert (self->queues, name, queue);
-        self->generation = (uint64_t) -1;       //  find the workers it already has
+        if (self->plugin)       //  find the workers it already has
+            mesh_plugin_resync (self->plugin);
     }
     if (queue)
         self->hot_queue = queue;

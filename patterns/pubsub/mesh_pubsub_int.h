@@ -60,7 +60,6 @@ typedef struct {
     uint64_t reported;          //  last seq told in a POS message
     bool alive;
     int64_t gone_since;         //  mono-ish ms (wall clock is fine here)
-    char *announced;            //  the announcement text the subs came from
 } remote_t;
 
 //  One interested remote in a routing entry
@@ -100,7 +99,6 @@ struct _mesh_pubsub_t {
     zhashx_t *remotes;          //  peer id -> remote_t *
     zhashx_t *routes;           //  subject -> route_t *
     mesh_plugin_t *plugin;      //  our registration with the node
-    uint64_t generation;
     zhashx_t *streams;          //  publisher id -> stream_t *
     stream_t *hot_stream;       //  the last stream a PUB came on: runs come from one
     char hot_peer [33];         //  publisher, so a compare saves a hash lookup
@@ -173,6 +171,9 @@ void mesh_pubsub_free (void **item);
 
 //  mesh_pubsub_route.c
 void mesh_pubsub_rebuild (mesh_pubsub_t *self);             //  lock held
+void mesh_pubsub_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                              const mesh_announcement_t *before,
+                              const mesh_announcement_t *now);  //  lock held
 void mesh_pubsub_expire (mesh_pubsub_t *self);              //  lock held
 void mesh_pubsub_on_pos (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
 void mesh_pubsub_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
