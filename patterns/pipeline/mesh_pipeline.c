@@ -47,278 +47,9 @@
     ========================================================================= */
 
 #include "mesh_pipeline.h"
-#include <time.h>
-
-//  The coarse clock (a few ms of resolution) is enough for ack timeouts,
-//  backoffs and group commits, and costs a third of the precise one: it
-//  is read for every dispatch of a job.
-int64_t
-pl_mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-pl_count (mesh_pipeline_t *self, const char *peer, const char *name, uint64_t delta)
-{
-    if (delta)
-        mesh_node_count (self->node, peer, name, delta);
-}
-
-//  ---------------------------------------------------------------------
-//  Intrusive job lists
-
-void
-pl_list_add_tail (pl_list_t *list, pl_job_t *job, pl_where_t where)
-{
-    job->next = NULL;
-    job->prev = list->tail;
-    if (list->tail)
-        list->tail->next = job;
-    else
-        list->head = job;
-    list->tail = job;
-    list->size++;
-    job->where = where;
-}
-
-void
-pl_list_add_head (pl_list_t *list, pl_job_t *job, pl_where_t where)
-{
-    job->prev = NULL;
-    job->next = list->head;
-    if (list->head)
-        list->head->prev = job;
-    else
-        list->tail = job;
-    list->head = job;
-    list->size++;
-    job->where = where;
-}
-
-void
-pl_list_remove (pl_list_t *list, pl_job_t *job)
-{
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        list->head = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
-    else
-        list->tail = job->prev;
-    job->prev = job->next = NULL;
-    list->size--;
-    job->where = PL_NOWHERE;
-}
-
-const char *
-pl_intern_origin (mesh_pipeline_t *self, const char *origin)
-{
-    if (!origin || !*origin || streq (origin, self->origin))
-        return self->origin;
-    for (char *known = (char *) zlistx_first (self->origins); known;
-         known = (char *) zlistx_next (self->origins))
-        if (streq (known, origin))
-            return known;
-    char *copy = strdup (origin);
-    zlistx_add_end (self->origins, copy);
-    return copy;
-}
-
-//  ---------------------------------------------------------------------
-//  Announcements: what we work; what the peers work
-
-//  Our announcement (docs/pipeline.md, "Announcement"): ["inc",
-//  incarnation, "jobs"] (JOBS frames understood here), then ["queue",
-//  name, prefetch] for each queue we work
-void
-pl_announce (mesh_pipeline_t *self)
-{
-    mesh_announcement_t *out = mesh_announcement_new ();
-    char number [24];
-    snprintf (number, sizeof number, "%llu",
-              (unsigned long long) mesh_node_incarnation (self->node));
-    const char *inc [] = { "inc", number, PL_CAN_JOBS };
-    if (out)
-        mesh_announcement_add (out, inc, 3);
-    for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); out && work;
-         work = (pl_work_t *) zhashx_next (self->works)) {
-        snprintf (number, sizeof number, "%d", work->prefetch);
-        const char *queue [] = { "queue", work->name, number };
-        mesh_announcement_add (out, queue, 3);      //  a queue name is a subject: fits
-    }
-    if (out)
-        mesh_node_announce (self->node, PL_KEY, mesh_announcement_data (out),
-                            mesh_announcement_size (out));
-    mesh_announcement_destroy (&out);
-}
-
-//  The "inc" record of a worker's announcement, or NULL
-static const mesh_record_t *
-s_incarnation (const mesh_announcement_t *announcement)
-{
-    size_t count = announcement? mesh_announcement_count (announcement): 0;
-    for (size_t i = 0; i < count; i++) {
-        const mesh_record_t *record = mesh_announcement_record (announcement, i);
-        if (streq (record->field [0], "inc") && record->fields >= 2)
-            return record;
-    }
-    return NULL;
-}
-
-//  A prefetch: decimal digits only, 1..PL_MAX_PREFETCH; else 0
-static uint32_t
-s_prefetch (const char *text)
-{
-    uint32_t value = 0;
-    size_t len = strlen (text);
-    if (len == 0 || len > 6)
-        return 0;
-    for (const char *c = text; *c; c++) {
-        if (*c < '0' || *c > '9')
-            return 0;
-        value = value * 10 + (uint32_t) (*c - '0');
-    }
-    return value <= PL_MAX_PREFETCH? value: 0;
-}
-
-//  One ["queue", name, prefetch] record we push to: its slot lives
-static void
-s_slot_up (mesh_pipeline_t *self, const char *peer, pl_queue_t *queue, uint32_t prefetch,
-           bool batch)
-{
-    char key [33 + MESH_MAX_SUBJECT + 2];
-    snprintf (key, sizeof key, "%s/%s", peer, queue->name);
-    pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
-    if (!slot) {
-        slot = (pl_slot_t *) zmalloc (sizeof (pl_slot_t));
-        snprintf (slot->peer, sizeof slot->peer, "%s", peer);
-        slot->queue = queue;
-        slot->credit = -1;
-        zhashx_insert (self->slots, key, slot);
-    }
-    if (slot->window != prefetch)
-        slot->credit = -1;      //  a new announcement overrides an old CREDIT
-    slot->window = prefetch;
-    slot->batch = batch;
-    slot->alive = true;
-}
-
-//  A peer's announcement changed, or a queue of ours appeared and the
-//  node hands it over again (from mesh_plugin_sync, lock held). Input
-//  from the network: each record is checked, bad ones are skipped and
-//  counted. now NULL: the worker left (or announces nothing we read):
-//  everything in flight there goes back. Another incarnation: it
-//  restarted under the same id, its jobs went with the old one.
-void
-pl_on_announce (mesh_node_t *node, void *arg, const char *peer,
-                const mesh_announcement_t *before, const mesh_announcement_t *now)
-{
-    (void) node;
-    mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
-    const mesh_record_t *was = s_incarnation (before), *inc = s_incarnation (now);
-    bool restarted = was && inc && strcmp (was->field [1], inc->field [1]);
-    bool batch = false;
-    for (size_t f = 2; inc && f < inc->fields; f++)
-        batch |= streq (inc->field [f], PL_CAN_JOBS);
-    zlistx_t *mine = zlistx_new ();         //  keys of this peer's slots
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots))
-        if (streq (slot->peer, peer)) {
-            if (restarted)
-                pl_slot_gone (self, slot, "worker restarted");
-            slot->alive = false;
-            zlistx_add_end (mine, (void *) zhashx_cursor (self->slots));
-        }
-    size_t queues = 0, bad = 0, count = now? mesh_announcement_count (now): 0;
-    for (size_t i = 0; i < count; i++) {
-        const mesh_record_t *record = mesh_announcement_record (now, i);
-        if (!streq (record->field [0], "queue"))
-            continue;           //  "inc", or a record of a later version
-        uint32_t prefetch = record->fields == 3? s_prefetch (record->field [2]): 0;
-        if (!prefetch || !mesh_subject_valid (record->field [1])
-        ||  ++queues > PL_MAX_QUEUES_PEER) {
-            bad++;
-            continue;
-        }
-        pl_queue_t *queue = pl_queue_get (self, record->field [1], false);
-        if (queue)              //  else not a queue we push to (yet)
-            s_slot_up (self, peer, queue, prefetch, batch);
-    }
-    pl_count (self, peer, "pipeline.malformed.announcement", bad);
-    //  slots no longer announced: gone with the worker; kept while jobs are
-    //  in flight there when it only stopped working that queue (its acks
-    //  still come), so nothing is run twice
-    for (const char *key = (const char *) zlistx_first (mine); key;
-         key = (const char *) zlistx_next (mine)) {
-        pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
-        if (slot->alive || (now && slot->inflight))
-            continue;
-        pl_slot_gone (self, slot, "worker gone");
-        zhashx_delete (self->slots, key);
-    }
-    zlistx_destroy (&mine);
-}
-
-//  Bring the slots up to date with the peers' announcements: one atomic
-//  compare when nothing moved; else each queue's array of alive slots is
-//  made again and every queue pumped. Lock held.
-void
-pl_rebuild (mesh_pipeline_t *self)
-{
-    if (!mesh_plugin_sync (self->plugin))
-        return;
-    for (pl_queue_t *queue = (pl_queue_t *) zhashx_first (self->queues); queue;
-         queue = (pl_queue_t *) zhashx_next (self->queues))
-        queue->slot_count = 0;
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots)) {
-        if (!slot->alive)
-            continue;
-        pl_queue_t *queue = slot->queue;
-        if (queue->slot_count == queue->slot_cap) {
-            queue->slot_cap = queue->slot_cap? 2 * queue->slot_cap: 8;
-            queue->slots = (pl_slot_t **) realloc (queue->slots,
-                                                   queue->slot_cap * sizeof (pl_slot_t *));
-        }
-        queue->slots [queue->slot_count++] = slot;
-    }
-    for (pl_queue_t *queue = (pl_queue_t *) zhashx_first (self->queues); queue;
-         queue = (pl_queue_t *) zhashx_next (self->queues))
-        pl_pump (self, queue);
-}
 
 //  ---------------------------------------------------------------------
 //  Housekeeping
-
-static void s_tick (mesh_node_t *node, void *arg);
-
-//  The tick runs every PL_TICK_MS while there is something to flush,
-//  commit or dispatch, and every PL_IDLE_TICK_MS once there was nothing
-//  for PL_IDLE_AFTER ticks: an idle node then wakes 4 times a second, not
-//  100 (measured: 0.8 % of a core at 10 ms). Lock held.
-static void
-s_set_tick (mesh_pipeline_t *self, int tick_ms)
-{
-    if (self->tick_ms == tick_ms)
-        return;
-    mesh_node_on_tick (self->node, 0, NULL, self);
-    if (mesh_node_on_tick (self->node, tick_ms, s_tick, self) == 0)
-        self->tick_ms = tick_ms;
-    else
-        self->tick_ms = 0;
-}
-
-void
-pl_wake (mesh_pipeline_t *self)
-{
-    self->quiet_ticks = 0;
-    if (self->tick_ms != PL_TICK_MS)
-        s_set_tick (self, PL_TICK_MS);
-}
 
 //  Nothing waits for a tick: no ack owed, no job ready, delayed or
 //  uncommitted, no delete to commit
@@ -351,7 +82,7 @@ s_tick (mesh_node_t *node, void *arg)
         pl_wake (self);
     else
     if (self->tick_ms == PL_TICK_MS && ++self->quiet_ticks >= PL_IDLE_AFTER)
-        s_set_tick (self, PL_IDLE_TICK_MS);
+        pl_set_tick (self, PL_IDLE_TICK_MS);
     uint64_t acked = self->acked, pushed = self->pushed, done = self->done;
     uint64_t duplicates = self->duplicates, batched = self->batched;
     self->acked = self->pushed = self->done = self->duplicates = self->batched = 0;
@@ -403,7 +134,7 @@ s_destroy (void *self)
 }
 
 //  The tick stays outside the table: its interval follows the idle state
-//  (s_set_tick: 4 wake-ups a second when idle)
+//  (pl_set_tick: 4 wake-ups a second when idle)
 static const mesh_pattern_t s_pipeline_ops = {
     .name         = "pipeline",
     .kinds        = { MESH_KIND_JOB, MESH_KIND_CREDIT, MESH_KIND_ACK, MESH_KIND_NACK,
@@ -446,6 +177,7 @@ mesh_pipeline_new (mesh_node_t *node)
     self->hold_jobs = MESH_DEFAULT_HOLD_JOBS;
     self->hold_bytes = 256u * 1024 * 1024;
     self->dead_next = 1;
+    self->tick_fn = s_tick;
     self->plugin = mesh_node_register (node, &s_pipeline_ops, self);
     if (!self->plugin || mesh_node_on_tick (node, PL_TICK_MS, s_tick, self)) {
         mesh_pipeline_destroy (&self);

@@ -78,7 +78,7 @@ mesh_pubsub_free (void **item)
 static void
 s_route_free (void **item)
 {
-    route_t *route = (route_t *) *item;
+    ps_route_t *route = (ps_route_t *) *item;
     if (route && route->owner->hot_route == route)
         route->owner->hot_route = NULL;
     free (route);

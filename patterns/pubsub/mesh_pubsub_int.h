@@ -72,7 +72,7 @@ typedef struct {
     mesh_pubsub_t *owner;       //  freeing a route clears the owner's hot_route
     size_t count;
     route_hop_t hops [];
-} route_t;
+} ps_route_t;
 
 //  A subject's last value: the id first, so it reads as a uint64_t *
 typedef struct {
@@ -97,7 +97,7 @@ struct _mesh_pubsub_t {
     zlistx_t *subs;             //  sub_t *, local subscriptions
     int next_sub;
     zhashx_t *remotes;          //  peer id -> remote_t *
-    zhashx_t *routes;           //  subject -> route_t *
+    zhashx_t *routes;           //  subject -> ps_route_t *
     mesh_plugin_t *plugin;      //  our registration with the node
     zhashx_t *streams;          //  publisher id -> stream_t *
     stream_t *hot_stream;       //  the last stream a PUB came on: runs come from one
@@ -122,7 +122,7 @@ struct _mesh_pubsub_t {
     //  "pubsub.published" at every tick (and in batches, for received): a
     //  named counter per message costs the node's lock and a hash lookup.
     char hot_subject [MESH_MAX_SUBJECT + 1];
-    route_t *hot_route;
+    ps_route_t *hot_route;
     uint64_t *hot_last;
     uint64_t received;
     uint64_t published;

@@ -127,14 +127,14 @@ mesh_pubsub_expire (mesh_pubsub_t *self)
     zlistx_destroy (&old);
 }
 
-static route_t *
+static ps_route_t *
 s_route (mesh_pubsub_t *self, const char *subject)
 {
-    route_t *route = (route_t *) zhashx_lookup (self->routes, subject);
+    ps_route_t *route = (ps_route_t *) zhashx_lookup (self->routes, subject);
     if (route)
         return route;
     size_t count = 0, cap = zhashx_size (self->remotes);
-    route = (route_t *) malloc (sizeof (route_t) + cap * sizeof (route_hop_t));
+    route = (ps_route_t *) malloc (sizeof (ps_route_t) + cap * sizeof (route_hop_t));
     route->owner = self;
     for (remote_t *r = (remote_t *) zhashx_first (self->remotes); r;
          r = (remote_t *) zhashx_next (self->remotes)) {
@@ -293,7 +293,7 @@ s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, si
         if (zhashx_size (self->last_values) > 2 * self->ret_count)
             s_prune_last_values (self);
     }
-    route_t *route = self->hot_route? self->hot_route: s_route (self, head.subject);
+    ps_route_t *route = self->hot_route? self->hot_route: s_route (self, head.subject);
     self->hot_route = route;
     int sent = 0;
     for (size_t i = 0; i < route->count; i++) {
@@ -343,7 +343,7 @@ mesh_pubsub_subscribers (mesh_pubsub_t *self, const char *subject)
         return 0;
     pthread_mutex_lock (&self->lock);
     mesh_pubsub_rebuild (self);
-    route_t *route = s_route (self, subject);
+    ps_route_t *route = s_route (self, subject);
     size_t count = 0;
     for (size_t i = 0; i < route->count; i++)
         count += route->hops [i].remote->alive;
