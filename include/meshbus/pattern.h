@@ -233,6 +233,12 @@ mesh_node_t *
 //  every send without dispatching. Returns how many peers changed.
 size_t
     mesh_plugin_sync (mesh_plugin_t *plugin);
+//  Make the next mesh_plugin_sync call on_announce for every peer that
+//  announces something, changed or not (before and now are then the same
+//  announcement): for a pattern that skipped records it had no use for
+//  and now has (the pipeline, when a queue is first pushed to).
+void
+    mesh_plugin_resync (mesh_plugin_t *plugin);
 
 #ifdef __cplusplus
 }
