@@ -3,24 +3,23 @@
 #
 #   1. two nodes on loopback: two `meshbus peers --expect 1` started together
 #      (own cluster and beacon port each run); time until both exit 0.
-#   2. sixteen LAN hosts (lan.sh namespaces, needs root): one
+#   2. sixteen LAN hosts (tests/lab/lab.sh namespaces, needs root): one
 #      `meshbus peers --iface eth0` per host; time until every host printed
 #      ENTER for the 15 others (polled every 20 ms). Skipped, with the
 #      reason, when not root.
 #
 #   Each figure is the median of RUNS runs (default 5 and 3). The time
-#   includes process start (and for the LAN, `lan.sh run`): it is what a
+#   includes process start (and for the LAN, `lab.sh run`): it is what a
 #   script that starts nodes and waits for them sees.
 #
 #   usage: bench/bench_discovery.sh [--json]
 #   env:   MESHBUS=path/to/meshbus (default build/release/tools/meshbus)
 #          RUNS_LOOPBACK=5 RUNS_LAN=3 LAN_HOSTS=16
-#          LAN_SH=path/to/lan.sh (default ../shared/tools/lan/lan.sh beside the repo)
 set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MESHBUS=${MESHBUS:-$HERE/../build/release/tools/meshbus}
-LAN_SH=${LAN_SH:-$HERE/../../shared/tools/lan/lan.sh}
+LAN_SH=$HERE/../tests/lab/lab.sh
 RUNS_LOOPBACK=${RUNS_LOOPBACK:-5}
 RUNS_LAN=${RUNS_LAN:-3}
 LAN_HOSTS=${LAN_HOSTS:-16}
@@ -66,18 +65,17 @@ loop_med=$(printf '%s\n' "${loop_times[@]}" | median)
 lan_med=null
 lan_skip=""
 if [[ $(id -u) != 0 ]]; then
-    lan_skip="not root: lan.sh needs CAP_SYS_ADMIN and CAP_NET_ADMIN"
+    lan_skip="not root: lab.sh needs CAP_SYS_ADMIN and CAP_NET_ADMIN"
 elif [[ ! -x $LAN_SH ]]; then
     lan_skip="$LAN_SH not found"
 fi
 if [[ -n $lan_skip ]]; then
     (( JSON )) || echo "$LAN_HOSTS hosts, LAN: skipped ($lan_skip)"
 else
-    export ZLAN_PREFIX="bd$(( $$ % 10000000 ))"
-    export ZLAN_STATE="/run/$ZLAN_PREFIX"
-    trap '"$LAN_SH" down >/dev/null 2>&1; rm -f "$ZLAN_STATE.lock"' EXIT
+    export LAB_PREFIX="bd$(( $$ % 10000000 ))"
+    trap '"$LAN_SH" down >/dev/null 2>&1' EXIT
     if ! "$LAN_SH" up "$LAN_HOSTS" >/dev/null 2>&1; then
-        echo "bench_discovery: lan.sh up $LAN_HOSTS failed" >&2
+        echo "bench_discovery: lab.sh up $LAN_HOSTS failed" >&2
         exit 1
     fi
     #   `peers --expect 15` cannot be used here: the first host to see all
@@ -93,7 +91,7 @@ else
         for h in $(seq "$LAN_HOSTS"); do
             "$LAN_SH" run "h$h" "$MESHBUS" peers --iface eth0 --cluster "$cluster" \
                 >"$OUT/h$h.out" 2>&1 &
-            pids+=( $! )        #   lan.sh run execs: this is meshbus's PID
+            pids+=( $! )        #   lab.sh run execs: this is meshbus's PID
         done
         deadline=$(( t0 + 20000 ))
         while :; do

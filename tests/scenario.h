@@ -43,7 +43,7 @@
 #include <arpa/inet.h>
 #include "meshbus.h"
 
-#define SC_MAX_PROCS    32          //  processes one test may start
+#define SC_MAX_PROCS    80          //  processes one test may start (64 lab nodes and helpers)
 #define SC_MAX_ARGS     64
 #define SC_GRACE_MS     3000        //  after SIGTERM, before SIGKILL
 #define SC_LINE_MAX     65536       //  longer lines are cut (stats --json of a few nodes: ~10 KB)
@@ -795,36 +795,37 @@ sc_input_capacity (sc_proc_t *p, int bytes)
 }
 
 //  ---------------------------------------------------------------------
-//  An emulated LAN (the shared lan.sh: network namespaces on a bridge).
+//  An emulated LAN: the project's lab (tests/lab/lab.sh: network
+//  namespaces on a bridge).
 //  One per test: sc_lan_or_skip() brings it up (or skips the test with the
 //  reason), sc_lan_down() in the teardown takes it down after the test's
 //  processes were ended by pid.
 
 typedef struct {
-    char path [1024];               //  lan.sh
-    char prefix_env [64];           //  "ZLAN_PREFIX=..."
+    char path [1024];               //  lab.sh
+    char prefix_env [64];           //  "LAB_PREFIX=..."
     char *env [2];
     bool up;
 } sc_lan_t;
 
 static sc_lan_t sc_lan;
 
-//  Where lan.sh is ($MESHBUS_SRC/../shared/tools/lan/lan.sh) and a
-//  prefix of this process's own (tag + pid)
+//  Where lab.sh is ($MESHBUS_SRC/tests/lab/lab.sh) and a prefix of this
+//  process's own (tag + pid), so several labs run at once
 static inline void
 sc_lan_init (const char *tag)
 {
     const char *src = getenv ("MESHBUS_SRC");
-    snprintf (sc_lan.path, sizeof sc_lan.path, "%s/../shared/tools/lan/lan.sh",
+    snprintf (sc_lan.path, sizeof sc_lan.path, "%s/tests/lab/lab.sh",
               src && *src? src: ".");
-    snprintf (sc_lan.prefix_env, sizeof sc_lan.prefix_env, "ZLAN_PREFIX=%s%d", tag,
-              (int) (getpid () % 1000));
+    snprintf (sc_lan.prefix_env, sizeof sc_lan.prefix_env, "LAB_PREFIX=%s%d", tag,
+              (int) (getpid () % 100000));
     sc_lan.env [0] = sc_lan.prefix_env;
     sc_lan.env [1] = NULL;
     sc_lan.up = false;
 }
 
-//  Run lan.sh COMMAND ARGS... (NULL-terminated) to its end; its exit code
+//  Run lab.sh COMMAND ARGS... (NULL-terminated) to its end; its exit code
 //  (its output printed when not 0)
 static inline int
 sc_lan_cmd (const char *command, ...)
@@ -841,7 +842,7 @@ sc_lan_cmd (const char *command, ...)
     va_end (args);
     argv [argc] = NULL;
     char label [32];
-    snprintf (label, sizeof label, "lan.sh %s", command);
+    snprintf (label, sizeof label, "lab.sh %s", command);
     sc_proc_t *p = sc_run (label, sc_lan.env, argv, 60000);
     int rc = sc_exit_code (p);
     if (rc != 0)
@@ -851,7 +852,7 @@ sc_lan_cmd (const char *command, ...)
 }
 
 //  Bring up hosts h1..hN, or skip the test saying why (not root, no
-//  lan.sh, no `ip netns`)
+//  `ip netns`, namespaces cannot be made)
 static inline void
 sc_lan_or_skip (int hosts)
 {
@@ -875,7 +876,7 @@ sc_lan_or_skip (int hosts)
     snprintf (count, sizeof count, "%d", hosts);
     sc_lan.up = true;               //  a half-made LAN is taken down too
     if (sc_lan_cmd ("up", count, NULL) != 0) {
-        print_message ("skipped: 'lan.sh up %d' failed (no CAP_SYS_ADMIN or /run/netns?)\n",
+        print_message ("skipped: 'lab.sh up %d' failed (no CAP_SYS_ADMIN or /run/netns?)\n",
                        hosts);
         skip ();
     }
@@ -885,11 +886,11 @@ static inline void
 sc_lan_down (void)
 {
     if (sc_lan.up && sc_lan_cmd ("down", NULL) != 0)
-        fprintf (stderr, "scenario: lan.sh down failed (%s)\n", sc_lan.prefix_env);
+        fprintf (stderr, "scenario: lab.sh down failed (%s)\n", sc_lan.prefix_env);
     sc_lan.up = false;
 }
 
-//  `meshbus ARGS...` (NULL-terminated) on host hN through `lan.sh run`,
+//  `meshbus ARGS...` (NULL-terminated) on host hN through `lab.sh run`,
 //  which execs into the namespace (the pid is the tool's), on the LAN
 //  interface, in this test's cluster and beacon port
 static inline sc_proc_t *

@@ -1,16 +1,16 @@
 /*  =========================================================================
     test_lan - discovery and liveness across hosts of an emulated LAN
 
-    Four "hosts" are network namespaces on one bridge, made by the shared
-    lan.sh tool ($MESHBUS_SRC/../shared/tools/lan/lan.sh). Each runs
+    Four "hosts" are network namespaces on one bridge, made by the
+    project's lab (tests/lab/lab.sh). Each runs
     `meshbus peers --iface eth0`, so beacons are real UDP broadcasts on a
     LAN interface and links are TCP between hosts. The test checks that
     all four find each other, that a host cut off the switch is declared
     gone by the others (and they by it), and that it is found again once
     its port is back.
 
-    Needs root, lan.sh and working `ip netns`; otherwise the test prints
-    why and is skipped. The LAN gets a prefix of its own (ZLAN_PREFIX), and
+    Needs root and working `ip netns`; otherwise the test prints
+    why and is skipped. The LAN gets a prefix of its own (LAB_PREFIX), and
     the teardown ends our processes by pid and takes the LAN down.
     ========================================================================= */
 
@@ -40,7 +40,7 @@ s_teardown (void **state)
     return 0;
 }
 
-//  `meshbus peers` on host hN, through `lan.sh run`, which execs into the
+//  `meshbus peers` on host hN, through `lab.sh run`, which execs into the
 //  namespace: the pid we fork is the node's pid
 static sc_proc_t *
 s_host_node (int n, const char *id)
@@ -72,7 +72,7 @@ test_four_hosts_cut_and_heal (void **state)
             assert_true (sc_parse_event (node [n]->lines [at], &ev));
             char name [8], prefix [40];
             snprintf (name, sizeof name, "h%d", m);
-            const char *net = getenv ("ZLAN_NET");
+            const char *net = getenv ("LAB_NET");
             snprintf (prefix, sizeof prefix, "tcp://%s.%d:", net && *net? net: "10.250.0", 10 + m);
             assert_string_equal (ev.name, name);
             assert_true (strncmp (ev.endpoint, prefix, strlen (prefix)) == 0);

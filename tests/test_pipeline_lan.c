@@ -1,7 +1,7 @@
 /*  =========================================================================
     test_pipeline_lan - a work queue across hosts of an emulated LAN, with a cut
 
-    Four "hosts" (network namespaces on one bridge, the shared lan.sh): a
+    Four "hosts" (network namespaces on one bridge, tests/lab/lab.sh): a
     producer on h1 pushes numbered jobs (900, from its stdin), workers on
     h2, h3 and h4 take them over TCP on eth0 with prefetch 1, each job
     costing 10 ms. h3 is cut off the switch for 2 s while the jobs flow,
@@ -14,8 +14,8 @@
     (a job h3 finished while cut, done again elsewhere) are counted and
     printed, and bounded by what was in flight at h3 (prefetch 1: a few).
 
-    Needs root, lan.sh and `ip netns`; otherwise the test prints why and
-    is skipped. The LAN has a prefix of its own (ZLAN_PREFIX); the teardown
+    Needs root and `ip netns`; otherwise the test prints why and
+    is skipped. The LAN has a prefix of its own (LAB_PREFIX); the teardown
     ends our processes by pid, then takes the LAN down.
     ========================================================================= */
 

@@ -1,7 +1,7 @@
 /*  =========================================================================
     test_pubsub_lan - pub-sub across hosts of an emulated LAN, with a cut
 
-    Four "hosts" (network namespaces on one bridge, the shared lan.sh): a
+    Four "hosts" (network namespaces on one bridge, tests/lab/lab.sh): a
     publisher on h1 publishes numbered messages steadily (one per 5 ms,
     bodies "<index> xxx..." from its stdin), subscribers on h2, h3 and h4
     take them over TCP on eth0. h3 is cut off the switch for 2 s while the
@@ -24,8 +24,8 @@
       stream (60 s), so the first message after the heal shows the jump in
       sequence: h3 reports the gap and asks for the replay.
 
-    Needs root, lan.sh and `ip netns`; otherwise the tests print why and
-    are skipped. The LAN has a prefix of its own (ZLAN_PREFIX); the
+    Needs root and `ip netns`; otherwise the tests print why and
+    are skipped. The LAN has a prefix of its own (LAB_PREFIX); the
     teardown ends our processes by pid, then takes the LAN down.
     ========================================================================= */
 

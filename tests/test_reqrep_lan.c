@@ -2,7 +2,7 @@
     test_reqrep_lan - a link cut in the middle of a request, on an emulated
     LAN: the side effect happens exactly once
 
-    Two "hosts" (network namespaces on one bridge, the shared lan.sh): a
+    Two "hosts" (network namespaces on one bridge, tests/lab/lab.sh): a
     server on h1 runs, for each request, "note the start; sleep 1; append
     the side effect; reply". A caller on h2 calls it once. As soon as the
     server has started the command, h2 is cut off the switch; the command
@@ -22,7 +22,7 @@
       again and the caller's retry (which waited for a provider) is
       answered from the cache (reqrep.duplicate.answered on the server).
 
-    Needs root, lan.sh and `ip netns`; otherwise the tests print why and
+    Needs root and `ip netns`; otherwise the tests print why and
     are skipped. The teardown ends our processes by pid, then takes the
     LAN down.
     ========================================================================= */

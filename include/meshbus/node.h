@@ -233,6 +233,12 @@ char *
     mesh_node_peer_endpoint (mesh_node_t *self, const char *peer);
 char *
     mesh_node_peer_header (mesh_node_t *self, const char *peer, const char *key);
+//  Round-trip time to a peer in microseconds, measured by liveness probes
+//  (a smoothed mean, as TCP's SRTT: 7/8 old + 1/8 new), or -1 while not
+//  measured yet or for an unknown peer. Also "rtt_us" per peer in
+//  mesh_node_stats_json (-1 there too).
+int64_t
+    mesh_node_peer_rtt_us (mesh_node_t *self, const char *peer);
 
 //  ---------------------------------------------------------------------
 //  Counters

@@ -6,6 +6,7 @@
     { "id": "...", "name": "...", "incarnation": N, "endpoint": "...",
       "counters": { "frames.in": N, ... },
       "peers": { "<id>": { "name": "...", "state": "ALIVE", "endpoint": "...",
+                           "rtt_us": N (-1: not measured),
                            "frames.in": N, "frames.out": N, "bytes.in": N,
                            "bytes.out": N, "counters": { ... } } } }
     ========================================================================= */
@@ -52,6 +53,17 @@ mesh_node_peer_state (mesh_node_t *self, const char *peer)
     int state = p? p->state: -1;
     pthread_mutex_unlock (&self->lock);
     return state;
+}
+
+int64_t
+mesh_node_peer_rtt_us (mesh_node_t *self, const char *peer)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    mesh_peer_t *p = peer? (mesh_peer_t *) zhashx_lookup (self->peers, peer): NULL;
+    int64_t rtt = p && p->state != MESH_PEER_CONNECTING? p->rtt_us: -1;
+    pthread_mutex_unlock (&self->lock);
+    return rtt;
 }
 
 //  A copy of one string field of a peer
@@ -173,6 +185,7 @@ mesh_node_stats_json_locked (mesh_node_t *self)
         mesh_json_string (out, peer->name);
         mesh_json_printf (out, ", \"state\": \"%s\", \"endpoint\": ", s_state_name (peer->state));
         mesh_json_string (out, peer->endpoint);
+        mesh_json_printf (out, ", \"rtt_us\": %lld", (long long) peer->rtt_us);
         mesh_traffic_t traffic = { peer->frames_in, peer->frames_out, peer->msgs_in,
                                    peer->msgs_out, peer->bytes_in, peer->bytes_out };
         mesh_counters_json_traffic (peer->counters, out, &traffic);

@@ -58,6 +58,7 @@ typedef struct {
     int64_t last_spoke;         //  mono ms of the last frame we noticed going out
     int64_t leaving_since;      //  mono ms its leaving beacon came, 0 = none
     int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
+    int64_t rtt_us;             //  smoothed probe round trip, -1 = not measured
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t msgs_in, msgs_out; //  messages: a batch frame holds several
     uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check

@@ -30,6 +30,7 @@ mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
     snprintf (self->name, sizeof self->name, "%.8s", self->hex);
     self->state = MESH_PEER_CONNECTING;
     self->in_fd = -1;
+    self->rtt_us = -1;
     zmq_msg_init (&self->in_pin);
     self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
     self->headers = zhashx_new ();
