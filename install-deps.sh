@@ -6,10 +6,11 @@
 #   ./install-deps.sh --runtime   only what running the installed library,
 #                                 the tool and the Python package needs
 set -e
-RUNTIME="libzmq5 libczmq4 libsodium23 liblmdb0 python3 python3-cffi"
+RUNTIME="libzmq5 libczmq4 libsodium23 liblmdb0 libmicrohttpd12 libjansson4 python3 python3-cffi"
 BUILD="build-essential pkg-config scons libzmq3-dev libczmq-dev libmsgpack-dev
       libsodium-dev liblmdb-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-      python3 python3-zmq python3-msgpack iproute2 util-linux procps man-db"
+      libmicrohttpd-dev libjansson-dev chromium tmux
+      python3 python3-zmq python3-msgpack python3-prometheus-client iproute2 util-linux procps man-db"
 case "${1:-}" in
     --runtime) PKGS=$RUNTIME ;;
     "") PKGS="$RUNTIME $BUILD" ;;

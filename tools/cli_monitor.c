@@ -71,14 +71,18 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
 {
     (void) version, (void) upload_data;
     cli_view_t *view = (cli_view_t *) cls;
-    //  a body is never read: say so on its first call, answer on the next
+    //  refused before any body is read; a GET's body is read and dropped
+    //  (the handler is called per chunk), and the answer comes after it
+    if (!streq_ (method, "GET") && !streq_ (method, "HEAD"))
+        return s_reply (connection, 405, "text/plain", "read-only: GET or HEAD\n", 23, false);
     if (*state == NULL) {
         *state = (void *) 1;
         return MHD_YES;
     }
-    *upload_size = 0;
-    if (!streq_ (method, "GET") && !streq_ (method, "HEAD"))
-        return s_reply (connection, 405, "text/plain", "read-only: GET or HEAD\n", 23, false);
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
     if (streq_ (url, "/metrics"))
         return s_reply_text (connection, 200, "text/plain; version=0.0.4; charset=utf-8",
                              cli_view_metrics (view));
