@@ -68,7 +68,7 @@ function drawGraph() {
                             "data-id": node.id, "data-name": node.name, "data-state": node.state,
                             transform: "translate(" + p.x + "," + p.y + ")" });
     g.appendChild(el("svg:circle", { r: node.self ? 16 : 13, class: node.state }));
-    g.appendChild(el("svg:text", { y: 30 }, node.name));
+    g.appendChild(el("svg:text", { y: 30 }, node.name || node.id.slice(0, 8)));
     g.appendChild(el("svg:title", {}, node.name + " " + node.id + " " + node.state +
                                       (node.left ? " (" + node.left + ")" : "")));
     g.addEventListener("click", () => select(node.id));
@@ -91,7 +91,7 @@ function drawTable() {
   for (const n of rows) {
     const tr = el("tr", { class: "node-row " + n.state + (n.id === state.selected ? " selected" : ""),
                           "data-id": n.id, "data-state": n.state });
-    const host = n.endpoint.replace(/^tcp:\/\//, "");
+    const host = (n.endpoint || "").replace(/^tcp:\/\//, "");
     const cells = [n.name + (n.self ? " (this monitor)" : ""), n.id.slice(0, 8), host, n.state,
                    uptime(n.uptime_ms), n.self ? "-" : rtt(n.rtt_us), rate(n.rate_in),
                    rate(n.rate_out), String(n.drops), n.state === "GONE" ? (n.left || "") : n.drop_reason];
@@ -165,10 +165,11 @@ async function pollEvents() {
   state.nextEvent = data.next;
   const list = document.getElementById("events");
   for (const e of data.events) {
-    const li = el("li", { class: e.type, "data-type": e.type, "data-node": e.node });
+    const li = el("li", { class: e.type || "", "data-type": e.type || "", "data-node": e.node || "" });
     li.appendChild(el("span", { class: "time" }, new Date(e.time_ms).toLocaleTimeString() + " "));
     li.appendChild(el("span", { class: "type" }, e.type));
-    li.appendChild(el("span", {}, e.name + " " + e.node.slice(0, 8) + (e.detail ? " " + e.detail : "")));
+    li.appendChild(el("span", {}, (e.name || "?") + " " + String(e.node || "").slice(0, 8) +
+                                  (e.detail ? " " + e.detail : "")));
     list.prepend(li);
   }
   while (list.children.length > 200) list.lastChild.remove();
