@@ -137,11 +137,12 @@ s_parse_listen (const char *text, struct sockaddr_storage *addr, socklen_t *len)
     return inet_pton (AF_INET, host, &a4->sin_addr) == 1? 0: -1;
 }
 
-enum { MONITOR_HTTP = CLI_OPT (1), MONITOR_INTERVAL = CLI_OPT (2) };
+enum { MONITOR_HTTP = CLI_OPT (1), MONITOR_INTERVAL = CLI_OPT (2), MONITOR_TIMEOUT = 't' };
 
 static const struct option s_monitor_options [] = {
     { "http",     required_argument, NULL, MONITOR_HTTP },
     { "interval", required_argument, NULL, MONITOR_INTERVAL },
+    { "timeout",  required_argument, NULL, MONITOR_TIMEOUT },
     { NULL, 0, NULL, 0 }
 };
 
@@ -149,15 +150,16 @@ static int
 s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
     cli_args_t args;
-    cli_args_init (&args, cmd, opts, s_monitor_options, "", argc, argv);
+    cli_args_init (&args, cmd, opts, s_monitor_options, "t:", argc, argv);
     const char *listen = MONITOR_DEFAULT_HTTP;
-    double interval = 1;
+    double interval = 1, timeout = -1;
     int c;
     while ((c = cli_getopt (&args)) >= 0) {
         int bad = 0;
         switch (c) {
             case MONITOR_HTTP:     listen = optarg; break;
             case MONITOR_INTERVAL: bad = cli_seconds (cmd, "--interval", optarg, 0.1, 3600, &interval); break;
+            case MONITOR_TIMEOUT:  bad = cli_seconds (cmd, "--timeout", optarg, 0, 1e7, &timeout); break;
             default:               bad = -1;
         }
         if (bad)
@@ -206,8 +208,9 @@ s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     fflush (stdout);
 
     int64_t step = (int64_t) (interval * 1000);
+    int64_t until = timeout < 0? INT64_MAX: (int64_t) cli_view_mono_ms () + (int64_t) (timeout * 1000);
     int rc = 0;
-    while (!cli_interrupted ()) {
+    while (!cli_interrupted () && (int64_t) cli_view_mono_ms () < until) {
         int64_t next = (int64_t) cli_view_mono_ms () + step;
         //  the answers may take most of the interval, never all of it
         if (cli_view_refresh (view, (int) (step * 3 / 4)) < 0) {
@@ -230,7 +233,7 @@ s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 }
 
 const cli_cmd_t cli_cmd_monitor = {
-    "monitor", s_monitor, "[--http ADDR:PORT] [--interval S] [FLAGS]",
+    "monitor", s_monitor, "[--http ADDR:PORT] [--interval S] [--timeout S] [FLAGS]",
     "join the mesh and serve a live dashboard, /metrics and a JSON API over HTTP",
 "Joins the mesh as a node and, every interval, asks every peer for its counters\n"
 "(as `meshbus stats` does). Serves, read-only:\n"
@@ -241,5 +244,6 @@ const cli_cmd_t cli_cmd_monitor = {
 "Prints \"monitor: http://ADDR:PORT/\" once serving (port 0: one the system picks).\n"
 "\n"
 "  --http ADDR:PORT     where to serve (default " MONITOR_DEFAULT_HTTP "; [::1]:PORT for IPv6)\n"
-"  --interval S         how often to gather the counters (default 1)"
+"  --interval S         how often to gather the counters (default 1)\n"
+"  -t, --timeout S      stop serving after S seconds (default: until Ctrl-C)"
 };
