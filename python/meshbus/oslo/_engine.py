@@ -10,11 +10,12 @@ oslo endpoint never holds the node.
 
 Most data-path calls are made from the caller's thread directly, because
 the library is thread safe and the binding's wrapper takes no lock for
-them (cast, push, pending, launching a call; the deferred reply and
-job_done below go straight to the C library): a thread hop per message
-would cost more than the message. The engine thread blocks in
-mesh_node_dispatch, which sees the inbox at once, and runs the rare
-commands (listen, stop listening, close) between rounds.
+them (cast, push, pending; the deferred reply and job_done below go
+straight to the C library): a thread hop per message would cost more
+than the message. A call is launched by the engine (see call()). The
+engine thread blocks in mesh_node_dispatch, which sees the inbox at
+once, and runs commands (launch a call, listen, stop listening, close)
+between rounds.
 
 Deferred answers: meshbus.Node.serve() and work() run a handler and
 answer (reply, ack) when it returns. An oslo server answers later, from
@@ -154,10 +155,9 @@ class Engine:
         self.pools = {}
         self.pools_lock = threading.Lock()
         self.node = meshbus.Node(name, **node_options)
-        # Calls are launched from the caller's thread (see call()) and
-        # completed in this engine's thread, both under this lock of the
-        # binding: under eventlet the binding made it a green lock, which
-        # two OS threads must never contend for; a real one is safe.
+        # Calls are launched and completed in this engine's thread (see
+        # call()), under this lock of the binding: under eventlet the
+        # binding made it a green lock; a real one is safe in any case.
         self.node._calls_lock = threading.Lock()
         self._cmds = collections.deque()
         self._stopping = False
@@ -263,13 +263,27 @@ class Engine:
         return value
 
     def call(self, service: str, body: bytes, timeout: float, wait: bool, waiter: Waiter):
-        """Launch a call from the caller's thread (the library is thread
-        safe): waiter gets (reply, None) or (None, meshbus.Error) from the
-        engine thread. No retry on another provider after a timeout (that
-        could run a request twice); a provider that leaves ends the call
-        with ProviderLeft. Raises at once what fails at once."""
-        self.node._launch(service, body, timeout, 0, None, None, wait, _Slot(waiter))
-        self.wake()
+        """Launch a call: waiter gets (reply, None) or (None, meshbus.Error)
+        from the engine thread. No retry on another provider after a
+        timeout (that could run a request twice); a provider that leaves
+        ends the call with ProviderLeft.
+
+        Launched in the engine thread, not the caller's: the library's
+        mesh_call_async reads the call's id back from the call after it
+        released its lock, and when the thread dispatching the node had
+        finished (and freed) the call meanwhile, the id returned is that of
+        freed memory, so the outcome was never matched to its caller (the
+        call waited out its margin; seen once in ~5 runs of
+        test_fanout_reaches_every_server_once). In the thread that also
+        delivers outcomes the two cannot overlap."""
+        slot = _Slot(waiter)
+
+        def launch():
+            try:
+                self.node._launch(service, body, timeout, 0, None, None, wait, slot)
+            except BaseException as exc:    # what fails at once
+                waiter.set((None, exc))
+        self.submit(launch)
 
     def wake(self) -> None:
         """Make the engine's dispatch look at the node now. The library
