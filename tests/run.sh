@@ -34,8 +34,11 @@ run_one () {
     echo "=== $name"
     timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
-    local ran=$(grep -c '^\[ RUN      \]' "$log")
-    local skip=$(grep -c '^\[  SKIPPED \] test' "$log")
+    #   tests run and skipped: cmocka's lines, or pytest -v's
+    local ran=$(( $(grep -c '^\[ RUN      \]' "$log") \
+                + $(grep -cE '::[^ ]+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)' "$log") ))
+    local skip=$(( $(grep -c '^\[  SKIPPED \] test' "$log") \
+                 + $(grep -cE '::[^ ]+ SKIPPED' "$log") ))
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         failed=$((failed + 1)); failures+=("$name (hung: killed after $limit s)")
     elif [ $rc -eq 77 ] || { [ $rc -eq 0 ] && [ "$ran" -gt 0 ] && [ "$skip" -eq "$ran" ]; }; then

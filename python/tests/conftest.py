@@ -131,16 +131,23 @@ def _bounded(request):
         yield
         return
 
+    marker = request.node.get_closest_marker("bound")
+    bound = max(TEST_BOUND, marker.args[0]) if marker else TEST_BOUND
+
     def expired(signum, frame):
         raise TimeoutError("%s still running after %d s (MESHBUS_PYTEST_BOUND)"
-                           % (request.node.nodeid, TEST_BOUND))
+                           % (request.node.nodeid, bound))
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_BOUND)
-    faulthandler.dump_traceback_later(TEST_BOUND + 60, exit=True)
+    signal.alarm(bound)
+    faulthandler.dump_traceback_later(bound + 60, exit=True)
     try:
         yield
     finally:
         signal.alarm(0)
         faulthandler.cancel_dump_traceback_later()
         signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bound(seconds): a longer bound for one slow test")

@@ -16,6 +16,7 @@ from conftest import PACKAGE_DIR  # noqa: E402
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_functional.sh")
 
 
+@pytest.mark.bound(1500)
 def test_oslo_functional_suite_passes():
     run = subprocess.run(["sh", SCRIPT, PACKAGE_DIR], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=1200)
