@@ -146,6 +146,27 @@ void
 //  A whole file ("-" = stdin) as one body; NULL after saying why
 char *
     cli_read_file (const char *path, size_t *size);
+void
+    cli_headers_free (cli_headers_t *headers);
+//  --ctype TYPE, checked against the limit; -1 after saying why
+int
+    cli_ctype (const cli_cmd_t *cmd, const char *text, const char **ctype);
+
+//  The body of pub, push, call and send: with --file PATH (- = stdin) the
+//  whole file; else the argument at args->pos [index], where "-" is stdin
+//  line by line (lines set) when lines_ok, all of stdin otherwise; no
+//  argument: empty. 0, or the exit status after saying why.
+typedef struct {
+    char *data;
+    size_t size;
+    bool lines;                     //  one message per line of stdin
+} cli_body_t;
+
+int
+    cli_body_take (cli_args_t *args, int index, const char *file, bool lines_ok,
+                   cli_body_t *body);
+void
+    cli_body_free (cli_body_t *body);
 
 //  Writes to stdout that notice a closed reader (EPIPE): then they return
 //  -1 and cli_stdout_closed() is true from then on.

@@ -64,19 +64,13 @@ s_send (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     if (cli_positionals (&args, file? 1: 2, file? 1: 2))
         return CLI_USAGE;
     const char *who = args.pos [0];
-    char *body = NULL;
-    size_t size = 0;
-    if (file) {
-        if (!(body = cli_read_file (file, &size)))
-            return CLI_FAILED;
-    }
-    else {
-        body = strdup (args.pos [1]);
-        size = strlen (args.pos [1]);
-    }
+    cli_body_t body;
+    int status = cli_body_take (&args, 1, file, false, &body);
+    if (status)
+        return status;
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node) {
-        free (body);
+        cli_body_free (&body);
         return CLI_FAILED;
     }
     uint64_t start = mesh_clock_ms ();
@@ -102,10 +96,10 @@ s_send (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
         rc = cli_fail ("%zu peers are called %s: give a peer id (meshbus peers lists them)",
                        many, who);
     else
-    if (mesh_node_whisper (node, peer, subject, body, size))
+    if (mesh_node_whisper (node, peer, subject, body.data, body.size))
         rc = cli_fail ("send to %s failed: %s", who, mesh_last_error ());
     free (peer);
-    free (body);
+    cli_body_free (&body);
     mesh_node_destroy (&node);      //  flushes the link before BYE
     return rc;
 }

@@ -53,6 +53,55 @@ cli_header_add (const cli_cmd_t *cmd, cli_headers_t *headers, const char *text)
     return 0;
 }
 
+void
+cli_headers_free (cli_headers_t *headers)
+{
+    for (size_t i = 0; i < headers->count; i++)
+        free ((char *) headers->list [2 * i]);      //  the copy cli_header_add made
+    headers->count = 0;
+}
+
+int
+cli_ctype (const cli_cmd_t *cmd, const char *text, const char **ctype)
+{
+    if (strlen (text) > MESH_MAX_CTYPE)
+        return cli_usage (cmd, "--ctype: at most %d bytes", MESH_MAX_CTYPE), -1;
+    *ctype = text;
+    return 0;
+}
+
+int
+cli_body_take (cli_args_t *args, int index, const char *file, bool lines_ok, cli_body_t *body)
+{
+    memset (body, 0, sizeof *body);
+    const char *arg = args->npos > index? args->pos [index]: NULL;
+    if (!file && arg && streq_ (arg, "-")) {
+        if (lines_ok) {
+            body->lines = true;
+            return 0;
+        }
+        file = "-";
+    }
+    if (file)
+        body->data = cli_read_file (file, &body->size);
+    else {
+        body->size = arg? strlen (arg): 0;
+        body->data = (char *) malloc (body->size + 1);
+        if (body->data)
+            memcpy (body->data, arg? arg: "", body->size + 1);
+        else
+            cli_fail ("out of memory");
+    }
+    return body->data? 0: CLI_FAILED;
+}
+
+void
+cli_body_free (cli_body_t *body)
+{
+    free (body->data);
+    body->data = NULL;
+}
+
 //  ---------------------------------------------------------------------
 //  Lines of stdin
 

@@ -212,7 +212,7 @@ s_push (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
             case PUSH_DURABLE: durable = optarg; break;
             case PUSH_SYNC:    sync = true; break;
             case PUSH_NO_WAIT: no_wait = true; break;
-            case PUSH_CTYPE:   ctype = optarg; break;
+            case PUSH_CTYPE:   bad = cli_ctype (cmd, optarg, &ctype); break;
             default:           bad = -1;
         }
         if (bad)
@@ -227,17 +227,10 @@ s_push (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
         return CLI_USAGE;
     if ((sync || no_wait) && !durable)
         return cli_usage (cmd, "--sync and --no-wait need --durable DIR");
-    if (ctype && strlen (ctype) > MESH_MAX_CTYPE)
-        return cli_usage (cmd, "--ctype: at most %d bytes", MESH_MAX_CTYPE);
-    bool lines = args.npos > 1 && streq_ (args.pos [1], "-");
-    char *body = NULL;
-    size_t size = 0;
-    if (file && !(body = cli_read_file (file, &size)))
-        return CLI_FAILED;
-    if (!file && args.npos > 1 && !lines) {
-        size = strlen (args.pos [1]);
-        body = strdup (args.pos [1]);
-    }
+    cli_body_t body;
+    int status = cli_body_take (&args, 1, file, true, &body);
+    if (status)
+        return status;
     producer_t p = { 0 };
     cli_progress_init (&p.progress, quiet);
     int rc = s_producer_open (&p, opts, durable, sync, timeout);
@@ -252,9 +245,9 @@ s_push (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
                          .headers = headers.list, .header_count = headers.count };
     long made = 0;
     while (rc == 0 && !cli_interrupted ()) {
-        const char *text = body? body: "";
-        size_t len = size;
-        if (lines) {
+        const char *text = body.data;
+        size_t len = body.size;
+        if (body.lines) {
             int got = cli_next_line (&reader, p.node, &text, &len, 50);
             if (got < 0)
                 break;
@@ -271,11 +264,10 @@ s_push (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     if (rc == 0 && refused)
         fprintf (stderr, "meshbus: %zu lines refused (longer than the body limit)\n", refused);
     cli_lines_free (&reader);
-    free (body);
+    cli_body_free (&body);
     if (p.node)
         rc = s_producer_finish (&p, no_wait, rc);
-    for (size_t i = 0; i < headers.count; i++)
-        free ((char *) headers.list [2 * i]);
+    cli_headers_free (&headers);
     return rc == 0 && refused? CLI_FAILED: rc;
 }
 

@@ -283,7 +283,7 @@ s_pub (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
             case PUB_FILE:     file = optarg; break;
             case PUB_NO_WAIT:  no_wait = true; break;
             case PUB_DATA_DIR: data_dir = optarg; break;
-            case PUB_CTYPE:    ctype = optarg; break;
+            case PUB_CTYPE:    bad = cli_ctype (cmd, optarg, &ctype); break;
             default:           bad = -1;
         }
         if (bad)
@@ -296,22 +296,10 @@ s_pub (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     const char *subject = args.pos [0];
     if (cli_name (cmd, "subject", subject, false))
         return CLI_USAGE;
-    if (ctype && strlen (ctype) > MESH_MAX_CTYPE)
-        return cli_usage (cmd, "--ctype: at most %d bytes", MESH_MAX_CTYPE);
-    bool lines = args.npos > 1 && streq_ (args.pos [1], "-");
-    char *body = NULL;
-    size_t size = 0;
-    if (file) {
-        if (!(body = cli_read_file (file, &size)))
-            return CLI_FAILED;
-    }
-    else
-    if (args.npos > 1 && !lines) {
-        size = strlen (args.pos [1]);
-        if (!(body = (char *) malloc (size + 1)))
-            return cli_fail ("out of memory");
-        memcpy (body, args.pos [1], size + 1);
-    }
+    cli_body_t body;
+    int status = cli_body_take (&args, 1, file, true, &body);
+    if (status)
+        return status;
     mesh_node_t *node = cli_node_new (opts, NULL);
     mesh_pubsub_t *pubsub = node? mesh_pubsub_new (node): NULL;
     int rc = node? 0: CLI_FAILED;
@@ -329,9 +317,9 @@ s_pub (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     long published = 0;
     cli_lines_t reader = { 0 };
     while (rc == 0 && !cli_interrupted ()) {
-        const char *text = body? body: "";
-        size_t len = size;
-        if (lines) {
+        const char *text = body.data;
+        size_t len = body.size;
+        if (body.lines) {
             int got = cli_next_line (&reader, node, &text, &len, 100);
             if (got < 0)
                 break;
@@ -361,9 +349,8 @@ s_pub (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     while (node && (int64_t) mesh_clock_ms () < until && !cli_interrupted ())
         mesh_node_dispatch (node, 50);
     cli_lines_free (&reader);
-    free (body);
-    for (size_t i = 0; i < headers.count; i++)
-        free ((char *) headers.list [2 * i]);
+    cli_body_free (&body);
+    cli_headers_free (&headers);
     mesh_pubsub_destroy (&pubsub);
     mesh_node_destroy (&node);
     return rc;

@@ -208,7 +208,7 @@ s_call (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
             case CALL_RETRIES: bad = cli_long (cmd, "--retries", optarg, 0, 100, &retries); break;
             case CALL_HEADER:  bad = cli_header_add (cmd, &headers, optarg); break;
             case CALL_FILE:    file = optarg; break;
-            case CALL_CTYPE:   ctype = optarg; break;
+            case CALL_CTYPE:   bad = cli_ctype (cmd, optarg, &ctype); break;
             case CALL_WAIT:    wait = true; break;
             case CALL_ALL:     all = true; break;
             default:           bad = -1;
@@ -223,24 +223,16 @@ s_call (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     const char *service = args.pos [0];
     if (cli_name (cmd, "service name", service, false))
         return CLI_USAGE;
-    if (ctype && strlen (ctype) > MESH_MAX_CTYPE)
-        return cli_usage (cmd, "--ctype: at most %d bytes", MESH_MAX_CTYPE);
     //  BODY "-" is all of stdin, as --file -
-    if (!file && streq_ (args.pos [1], "-"))
-        file = "-";
-    char *input = NULL;
-    size_t size = 0;
-    const char *body = file? NULL: args.pos [1];
-    if (file) {
-        if (!(input = cli_read_file (file, &size)))
-            return CLI_FAILED;
-        body = input;
-    }
-    else
-        size = strlen (body);
+    cli_body_t input;
+    int status = cli_body_take (&args, 1, file, false, &input);
+    if (status)
+        return status;
+    const char *body = input.data;
+    size_t size = input.size;
     mesh_node_t *node = cli_node_new (opts, NULL);
     if (!node) {
-        free (input);
+        cli_body_free (&input);
         return CLI_FAILED;
     }
     mesh_reqrep_t *rr = mesh_reqrep_new (node);
@@ -289,9 +281,8 @@ s_call (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     cli_flush ();
     mesh_reqrep_destroy (&rr);
     mesh_node_destroy (&node);
-    free (input);
-    for (size_t i = 0; i < headers.count; i++)
-        free ((char *) headers.list [2 * i]);
+    cli_body_free (&input);
+    cli_headers_free (&headers);
     return rc;
 }
 
