@@ -74,6 +74,9 @@ typedef struct {
 void
     cli_args_init (cli_args_t *args, const cli_cmd_t *cmd, cli_opts_t *opts,
                    const struct option *own, const char *shorts, int argc, char **argv);
+//  Each subcommand loops on cli_getopt with a switch of its own flags:
+//  the loops look alike, on purpose, since what each flag means, its range
+//  and its error belong next to the command that reads it.
 //  The next flag of the subcommand's own (its val, optarg set), -1 when
 //  all are parsed (positionals in args->pos, the environment applied to
 //  the common flags and every common value checked), or CLI_STOP after
