@@ -182,6 +182,39 @@ bool
     mesh_announcement_same (const mesh_announcement_t *self, const void *data, size_t size);
 
 //  ---------------------------------------------------------------------
+//  Many patterns against one subject: a trie of pattern tokens (with "*"
+//  and "#" children), as NATS's sublist. Same answers as asking
+//  mesh_subject_match of each pattern, at a cost that does not grow with
+//  the number of patterns. Not thread-safe, even to match: hold a lock.
+
+typedef struct _mesh_sublist_t mesh_sublist_t;
+typedef void (mesh_sublist_fn) (void *value, void *arg);
+
+//  An empty trie; NULL on out of memory.
+mesh_sublist_t *
+    mesh_sublist_new (void);
+void
+    mesh_sublist_destroy (mesh_sublist_t **self_p);
+//  Add an entry value (not NULL) under a valid pattern; the same pattern
+//  and value may be added twice (then removed twice). 0, or -1
+//  (MESH_EINVAL: bad pattern, MESH_ESYS: out of memory).
+int
+    mesh_sublist_insert (mesh_sublist_t *self, const char *pattern, void *value);
+//  Remove one entry added with pattern and value. 0, or -1 (MESH_EINVAL:
+//  there is none).
+int
+    mesh_sublist_remove (mesh_sublist_t *self, const char *pattern, void *value);
+//  Call fn (value, arg) once for every entry whose pattern matches the
+//  valid subject (in no particular order; fn may be NULL to count only),
+//  and return how many. fn must not change the trie.
+size_t
+    mesh_sublist_match (mesh_sublist_t *self, const char *subject,
+                        mesh_sublist_fn *fn, void *arg);
+//  Entries held.
+size_t
+    mesh_sublist_size (const mesh_sublist_t *self);
+
+//  ---------------------------------------------------------------------
 //  The pattern interface: one table of operations a pattern registers
 //  once per node (as nng's protocols do). The node owns its kinds, its
 //  hooks and the watch of its announcement key.
