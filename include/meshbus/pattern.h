@@ -49,6 +49,9 @@ extern "C" {
 #define MESH_FLAG_REPLY_WANTED  0x0001  //  HELLO: answer with your HELLO
 #define MESH_FLAG_FRAMES        0x0002  //  body travels in the following frames
 #define MESH_FLAG_BATCHES       0x0004  //  HELLO: I read batch frames (docs/protocol.md)
+#define MESH_FLAG_DELTAS        0x0008  //  HELLO: I read announcement deltas;
+                                        //  UPDATE: the body is one (docs/protocol.md)
+#define MESH_FLAG_RESYNC        0x0010  //  UPDATE: send me this key's whole value
 
 //  ---------------------------------------------------------------------
 //  Errors, log lines and clocks of a pattern
@@ -141,7 +144,7 @@ uint64_t
 #define MESH_ANNOUNCE_VERSION       1       //  the format version written
 #define MESH_ANNOUNCE_MAX_FIELDS    8       //  fields in a record, its tag included
 #define MESH_ANNOUNCE_MAX_FIELD     1024    //  bytes in one field, unescaped
-#define MESH_ANNOUNCE_MAX_RECORDS   4096    //  records read from one announcement
+#define MESH_ANNOUNCE_MAX_RECORDS   131072  //  records read from one announcement (72 B each parsed)
 
 typedef struct {
     size_t fields;                                  //  1..MESH_ANNOUNCE_MAX_FIELDS
