@@ -546,9 +546,8 @@ mesh_node_announce (mesh_node_t *self, const char *key, const void *value, size_
     pthread_mutex_lock (&self->lock);
     //  peers get what changed since the value before (mesh_node_announce.c)
     zchunk_t *old = (zchunk_t *) zhashx_lookup (self->announce, key);
-    zchunk_t *now = zchunk_new (value, size);
-    mesh_node_announce_out (self, key, old, value, size);
-    zhashx_update (self->announce, key, now);
+    if (!mesh_node_announce_out (self, key, old, value, size))
+        zhashx_update (self->announce, key, zchunk_new (value, size));
     pthread_mutex_unlock (&self->lock);
     return 0;
 }

@@ -37,25 +37,24 @@ s_version (zhashx_t *table, const char *key)
     return version;
 }
 
-void
+bool
 mesh_node_announce_out (mesh_node_t *self, const char *key, zchunk_t *old,
                         const void *value, size_t size)
 {
     uint64_t *version = s_version (self->announce_ver, key);
     if (!version)
-        return;
+        return false;
     uint64_t base = (*version)++;
-    if (!self->started || self->stopping)
-        return;
-    //  the delta, once for every peer; not worth it when it is no smaller
-    uint8_t *delta = NULL;
-    size_t delta_size = 0;
-    if (old && base && size && zchunk_size (old)) {
-        size_t at, cut, added;
+    size_t at = 0, cut = 0, added = size;
+    bool diffed = old && base && size && zchunk_size (old);
+    if (diffed)
         mesh_announce_diff ((const char *) zchunk_data (old), zchunk_size (old),
                             (const char *) value, size, &at, &cut, &added);
-        delta_size = MESH_ANNOUNCE_DELTA_HEAD + added;
-        delta = delta_size < size? (uint8_t *) malloc (delta_size): NULL;
+    //  the delta, once for every peer; not worth it when it is no smaller
+    uint8_t *delta = NULL;
+    size_t delta_size = MESH_ANNOUNCE_DELTA_HEAD + added;
+    if (diffed && self->started && !self->stopping && delta_size < size) {
+        delta = (uint8_t *) malloc (delta_size);
         if (delta) {
             mesh_announce_delta_head (delta, at, cut);
             memcpy (delta + MESH_ANNOUNCE_DELTA_HEAD, (const char *) value + at, added);
@@ -64,7 +63,8 @@ mesh_node_announce_out (mesh_node_t *self, const char *key, zchunk_t *old,
     mesh_head_t whole = { .kind = MESH_KIND_UPDATE, .id = *version, .subject = key };
     mesh_head_t change = { .kind = MESH_KIND_UPDATE, .flags = MESH_FLAG_DELTAS,
                            .id = *version, .seq = base, .subject = key };
-    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers);
+         peer && self->started && !self->stopping;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
         if (!peer->hello_sent)
             continue;
@@ -74,6 +74,13 @@ mesh_node_announce_out (mesh_node_t *self, const char *key, zchunk_t *old,
             mesh_node_send_locked (self, peer, &whole, value, size);
     }
     free (delta);
+    //  records appended (a subscription, a service): grow what we keep in
+    //  place, amortised, rather than copy the whole list per change
+    if (diffed && at == zchunk_size (old) && cut == 0) {
+        zchunk_extend (old, (const char *) value + at, added);
+        return true;
+    }
+    return false;
 }
 
 //  Every announcement whole, with its version, on a new link
@@ -120,7 +127,20 @@ mesh_node_update_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
             return;             //  the whole value is on its way
         }
         zchunk_t *old = (zchunk_t *) zhashx_lookup (peer->announce, key);
-        size_t size = 0;
+        size_t size = 0, at, cut;
+        size_t added = msg->size >= MESH_ANNOUNCE_DELTA_HEAD
+                     ? msg->size - MESH_ANNOUNCE_DELTA_HEAD: 0;
+        if (old && *have && msg->env.seq == *have
+        &&  mesh_announce_delta_read (mesh_msg_body (msg), msg->size, &at, &cut)
+        &&  at == zchunk_size (old) && cut == 0 && at + added <= MESH_MAX_BODY) {
+            //  records appended: grown in place, amortised, not copied
+            zchunk_extend (old, (const uint8_t *) mesh_msg_body (msg)
+                                + MESH_ANNOUNCE_DELTA_HEAD, added);
+            *have = msg->env.id;
+            __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
+            mesh_node_raise (self, MESH_EVENT_UPDATE, peer, key);
+            return;
+        }
         void *now = old && *have && msg->env.seq == *have
                   ? mesh_announce_apply (zchunk_data (old), zchunk_size (old),
                                          mesh_msg_body (msg), msg->size, MESH_MAX_BODY, &size)

@@ -250,7 +250,8 @@ void
     mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail);
 
 //  mesh_node_announce.c: announcements whole or as deltas. Lock held.
-void
+//  announce_out: true when it grew old in place to the new value
+bool
     mesh_node_announce_out (mesh_node_t *self, const char *key, zchunk_t *old,
                             const void *value, size_t size);
 void

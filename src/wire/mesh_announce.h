@@ -9,6 +9,7 @@
 #ifndef MESH_ANNOUNCE_H_INCLUDED
 #define MESH_ANNOUNCE_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,9 @@ void
                         size_t *at, size_t *cut, size_t *added);
 void
     mesh_announce_delta_head (uint8_t head [MESH_ANNOUNCE_DELTA_HEAD], size_t at, size_t cut);
+//  A delta's at and cut; false when it is too short to have them.
+bool
+    mesh_announce_delta_read (const void *delta, size_t delta_size, size_t *at, size_t *cut);
 //  old with a delta applied (NUL-terminated, *size without it; the
 //  caller frees it), or NULL when the delta does not fit old or the
 //  result would pass max_size (input from the network).
