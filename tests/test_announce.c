@@ -23,6 +23,7 @@
 
 #include "meshbus.h"
 #include "meshbus/pattern.h"
+#include "mesh_announce.h"
 
 //  Encode one record, parse the text back, compare field by field
 static void
@@ -206,6 +207,99 @@ test_record_limit (void **state)
     mesh_announcement_destroy (&out);
 }
 
+//  Deltas: for random lists and random edits (records added, removed or
+//  replaced anywhere, several at once), the diff is one run of whole
+//  records, no larger than what changed, and applying it to the old value
+//  gives the new one exactly
+static uint64_t s_rng = 0x64656c7461ULL;
+static uint32_t
+s_rand (uint32_t bound)
+{
+    s_rng ^= s_rng >> 12;
+    s_rng ^= s_rng << 25;
+    s_rng ^= s_rng >> 27;
+    return (uint32_t) ((s_rng * 0x2545F4914F6CDD1DULL) >> 33) % bound;
+}
+
+static size_t
+s_list (char *out, const int *items, size_t count)
+{
+    size_t at = (size_t) sprintf (out, "@1\n");
+    for (size_t i = 0; i < count; i++)
+        at += (size_t) sprintf (out + at, "sub\t0\t-\t\tuser.%d.#\n", items [i]);
+    return at;
+}
+
+static void
+test_delta_round_trip (void **state)
+{
+    (void) state;
+    static int a [400], b [400];
+    static char old [400 * 40], now [400 * 40];
+    for (int round = 0; round < 20000; round++) {
+        size_t na = s_rand (300), nb = 0;
+        for (size_t i = 0; i < na; i++)
+            a [i] = (int) s_rand (50);          //  repeats: prefix and suffix may overlap
+        //  b: a with one run replaced by a random run (possibly empty)
+        size_t from = na? s_rand ((uint32_t) na + 1): 0;
+        size_t to = from + s_rand ((uint32_t) (na - from) + 1);
+        for (size_t i = 0; i < from; i++)
+            b [nb++] = a [i];
+        size_t run = nb;
+        for (size_t n = s_rand (4); n; n--)
+            b [nb++] = (int) s_rand (50);
+        static char scratch [400 * 40];
+        size_t inserted = s_list (scratch, b + run, nb - run) - 3;     //  without "@1\n"
+        run = nb - run;
+        for (size_t i = to; i < na; i++)
+            b [nb++] = a [i];
+        size_t os = s_list (old, a, na), ns = s_list (now, b, nb);
+        size_t at, cut, added;
+        mesh_announce_diff (old, os, now, ns, &at, &cut, &added);
+        assert_true (at <= os && cut <= os - at && at + added <= ns);
+        assert_true (at == 0 || old [at - 1] == '\n');     //  whole records
+        assert_true (added <= inserted);        //  no more than what changed
+        (void) run;
+        uint8_t delta [MESH_ANNOUNCE_DELTA_HEAD + sizeof now];
+        mesh_announce_delta_head (delta, at, cut);
+        memcpy (delta + MESH_ANNOUNCE_DELTA_HEAD, now + at, added);
+        size_t size = 0;
+        char *got = (char *) mesh_announce_apply (old, os, delta,
+                                                  MESH_ANNOUNCE_DELTA_HEAD + added, 1 << 20, &size);
+        assert_non_null (got);
+        assert_int_equal (size, ns);
+        assert_memory_equal (got, now, ns);
+        assert_int_equal (got [size], 0);
+        free (got);
+    }
+}
+
+//  A delta that does not fit the value it claims to apply to is refused
+//  (input from the network): never read or written out of bounds
+static void
+test_delta_refused (void **state)
+{
+    (void) state;
+    const char *old = "@1\nsvc\ta\n";
+    size_t os = strlen (old), size;
+    uint8_t delta [MESH_ANNOUNCE_DELTA_HEAD + 4];
+    memcpy (delta + MESH_ANNOUNCE_DELTA_HEAD, "svc\n", 4);
+    mesh_announce_delta_head (delta, os + 1, 0);            //  at past the end
+    assert_null (mesh_announce_apply (old, os, delta, sizeof delta, 1 << 20, &size));
+    mesh_announce_delta_head (delta, 3, os - 2);            //  cut past the end
+    assert_null (mesh_announce_apply (old, os, delta, sizeof delta, 1 << 20, &size));
+    mesh_announce_delta_head (delta, os, 0);                //  over the size limit
+    assert_null (mesh_announce_apply (old, os, delta, sizeof delta, os + 3, &size));
+    assert_null (mesh_announce_apply (old, os, delta, 7, 1 << 20, &size));   //  too short
+    mesh_announce_delta_head (delta, 0xffffffffu, 0xffffffffu);
+    assert_null (mesh_announce_apply (old, os, delta, sizeof delta, 1 << 20, &size));
+    mesh_announce_delta_head (delta, os, 0);                //  exactly at the end: fits
+    char *got = (char *) mesh_announce_apply (old, os, delta, sizeof delta, os + 4, &size);
+    assert_non_null (got);
+    assert_int_equal (size, os + 4);
+    free (got);
+}
+
 int
 main (void)
 {
@@ -215,6 +309,8 @@ main (void)
         cmocka_unit_test (test_limits),
         cmocka_unit_test (test_garbage),
         cmocka_unit_test (test_record_limit),
+        cmocka_unit_test (test_delta_round_trip),
+        cmocka_unit_test (test_delta_refused),
     };
     return cmocka_run_group_tests_name ("announce", tests, NULL, NULL);
 }

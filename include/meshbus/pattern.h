@@ -49,6 +49,9 @@ extern "C" {
 #define MESH_FLAG_REPLY_WANTED  0x0001  //  HELLO: answer with your HELLO
 #define MESH_FLAG_FRAMES        0x0002  //  body travels in the following frames
 #define MESH_FLAG_BATCHES       0x0004  //  HELLO: I read batch frames (docs/protocol.md)
+#define MESH_FLAG_DELTAS        0x0008  //  HELLO: I read announcement deltas;
+                                        //  UPDATE: the body is one (docs/protocol.md)
+#define MESH_FLAG_RESYNC        0x0010  //  UPDATE: send me this key's whole value
 
 //  ---------------------------------------------------------------------
 //  Errors, log lines and clocks of a pattern
@@ -141,7 +144,7 @@ uint64_t
 #define MESH_ANNOUNCE_VERSION       1       //  the format version written
 #define MESH_ANNOUNCE_MAX_FIELDS    8       //  fields in a record, its tag included
 #define MESH_ANNOUNCE_MAX_FIELD     1024    //  bytes in one field, unescaped
-#define MESH_ANNOUNCE_MAX_RECORDS   4096    //  records read from one announcement
+#define MESH_ANNOUNCE_MAX_RECORDS   131072  //  records read from one announcement (72 B each parsed)
 
 typedef struct {
     size_t fields;                                  //  1..MESH_ANNOUNCE_MAX_FIELDS
@@ -180,6 +183,39 @@ size_t
 //  Is self (NULL: no) exactly the value data, size?
 bool
     mesh_announcement_same (const mesh_announcement_t *self, const void *data, size_t size);
+
+//  ---------------------------------------------------------------------
+//  Many patterns against one subject: a trie of pattern tokens (with "*"
+//  and "#" children), as NATS's sublist. Same answers as asking
+//  mesh_subject_match of each pattern, at a cost that does not grow with
+//  the number of patterns. Not thread-safe, even to match: hold a lock.
+
+typedef struct _mesh_sublist_t mesh_sublist_t;
+typedef void (mesh_sublist_fn) (void *value, void *arg);
+
+//  An empty trie; NULL on out of memory.
+mesh_sublist_t *
+    mesh_sublist_new (void);
+void
+    mesh_sublist_destroy (mesh_sublist_t **self_p);
+//  Add an entry value (not NULL) under a valid pattern; the same pattern
+//  and value may be added twice (then removed twice). 0, or -1
+//  (MESH_EINVAL: bad pattern, MESH_ESYS: out of memory).
+int
+    mesh_sublist_insert (mesh_sublist_t *self, const char *pattern, void *value);
+//  Remove one entry added with pattern and value. 0, or -1 (MESH_EINVAL:
+//  there is none).
+int
+    mesh_sublist_remove (mesh_sublist_t *self, const char *pattern, void *value);
+//  Call fn (value, arg) once for every entry whose pattern matches the
+//  valid subject (in no particular order; fn may be NULL to count only),
+//  and return how many. fn must not change the trie.
+size_t
+    mesh_sublist_match (mesh_sublist_t *self, const char *subject,
+                        mesh_sublist_fn *fn, void *arg);
+//  Entries held.
+size_t
+    mesh_sublist_size (const mesh_sublist_t *self);
 
 //  ---------------------------------------------------------------------
 //  The pattern interface: one table of operations a pattern registers

@@ -52,6 +52,7 @@ s_remote_destroy (remote_t **remote_p)
 {
     if (*remote_p) {
         free ((*remote_p)->subs);
+        free ((*remote_p)->names);
         free (*remote_p);
         *remote_p = NULL;
     }
@@ -95,30 +96,43 @@ s_last_value_free (void **item)
     *item = NULL;
 }
 
-//  Our subscriptions as an announcement, one record each (docs/pubsub.md,
+//  One subscription as a record of our announcement (docs/pubsub.md,
 //  "Announcement"): ["sub", mode, flags, durable name or "", pattern];
 //  flags: L = last value, S<ms> = retained since, "-" = none
 static void
-s_announce (mesh_pubsub_t *self)
+s_announce_add (mesh_announcement_t *out, const sub_t *sub)
 {
-    mesh_announcement_t *out = mesh_announcement_new ();
-    for (sub_t *sub = (sub_t *) zlistx_first (self->subs); out && sub;
-         sub = (sub_t *) zlistx_next (self->subs)) {
-        char mode [8], flags [32];
-        snprintf (mode, sizeof mode, "%d", sub->opts.mode);
-        snprintf (flags, sizeof flags, "%s", sub->opts.last_value? "L": "");
-        if (sub->opts.since_ms)
-            snprintf (flags + strlen (flags), sizeof flags - strlen (flags), "S%llu",
-                      (unsigned long long) sub->opts.since_ms);
-        const char *fields [] = {
-            "sub", mode, *flags? flags: "-", sub->durable? sub->durable: "", sub->pattern
-        };
-        mesh_announcement_add (out, fields, 5);     //  names are subjects: they fit
+    char mode [8], flags [32];
+    snprintf (mode, sizeof mode, "%d", sub->opts.mode);
+    snprintf (flags, sizeof flags, "%s", sub->opts.last_value? "L": "");
+    if (sub->opts.since_ms)
+        snprintf (flags + strlen (flags), sizeof flags - strlen (flags), "S%llu",
+                  (unsigned long long) sub->opts.since_ms);
+    const char *fields [] = {
+        "sub", mode, *flags? flags: "-", sub->durable? sub->durable: "", sub->pattern
+    };
+    mesh_announcement_add (out, fields, 5);     //  names are subjects: they fit
+}
+
+//  Our subscriptions announced. A new one is appended to what was
+//  announced (added, one record: 10 000 subscriptions cost 10 000 appends,
+//  not 10 000 lists); a removal writes the list again. The node sends
+//  peers only what changed (docs/protocol.md, "Announcement deltas").
+static void
+s_announce (mesh_pubsub_t *self, const sub_t *added)
+{
+    if (!added || !self->announced) {
+        mesh_announcement_destroy (&self->announced);
+        self->announced = mesh_announcement_new ();
+        for (sub_t *sub = (sub_t *) zlistx_first (self->subs); self->announced && sub;
+             sub = (sub_t *) zlistx_next (self->subs))
+            s_announce_add (self->announced, sub);
     }
-    if (out)
-        mesh_node_announce (self->node, MESH_PUBSUB_KEY, mesh_announcement_data (out),
-                            mesh_announcement_size (out));
-    mesh_announcement_destroy (&out);
+    else
+        s_announce_add (self->announced, added);
+    if (self->announced)
+        mesh_node_announce (self->node, MESH_PUBSUB_KEY, mesh_announcement_data (self->announced),
+                            mesh_announcement_size (self->announced));
 }
 
 //  Housekeeping: rebuild when peers changed (so catch-up happens even on
@@ -199,6 +213,8 @@ mesh_pubsub_new (mesh_node_t *node)
     self->node = node;
     pthread_mutex_init (&self->lock, NULL);
     self->subs = zlistx_new ();
+    self->local = mesh_sublist_new ();
+    self->remote_subs = mesh_sublist_new ();
     self->subs_gen = 1;         //  hot_match_gen 0 never matches
     zlistx_set_destructor (self->subs, (zlistx_destructor_fn *) s_sub_destroy);
     self->remotes = zhashx_new ();
@@ -249,6 +265,9 @@ mesh_pubsub_destroy (mesh_pubsub_t **self_p)
     zlistx_destroy (&self->subs);
     zhashx_destroy (&self->routes);
     zhashx_destroy (&self->remotes);
+    mesh_sublist_destroy (&self->local);
+    mesh_announcement_destroy (&self->announced);
+    mesh_sublist_destroy (&self->remote_subs);
     zhashx_destroy (&self->streams);
     zhashx_destroy (&self->durable_pos);
     zhashx_destroy (&self->last_values);
@@ -385,10 +404,26 @@ mesh_subscribe (mesh_pubsub_t *self, const char *pattern, const mesh_sub_opts_t 
     sub->fn = fn;
     sub->arg = arg;
     pthread_mutex_lock (&self->lock);
+    //  what every peer accepts (MESH_PUBSUB_MAX_SUBS): one more would be
+    //  refused at each of them, so it is refused here, where it is seen
+    if (zlistx_size (self->subs) >= MESH_PUBSUB_MAX_SUBS
+    ||  mesh_sublist_insert (self->local, sub->pattern, sub)) {
+        bool full = zlistx_size (self->subs) >= MESH_PUBSUB_MAX_SUBS;
+        pthread_mutex_unlock (&self->lock);
+        mesh_pubsub_count (self, NULL, "pubsub.subscribe.refused", 1);
+        s_sub_destroy (&sub);
+        if (full) {
+            char why [128];
+            snprintf (why, sizeof why, "at most %d subscriptions per node (what every "
+                      "peer accepts)", MESH_PUBSUB_MAX_SUBS);
+            return mesh_set_error (MESH_EFULL, why);
+        }
+        return mesh_set_error (MESH_ESYS, "no memory for a subscription");
+    }
     sub->id = ++self->next_sub;
     zlistx_add_end (self->subs, sub);
     self->subs_gen++;
-    s_announce (self);
+    s_announce (self, sub);
     int id = sub->id;
     pthread_mutex_unlock (&self->lock);
     return id;
@@ -403,13 +438,14 @@ mesh_unsubscribe (mesh_pubsub_t *self, int sub_id)
     for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
          sub = (sub_t *) zlistx_next (self->subs))
         if (sub->id == sub_id) {
+            mesh_sublist_remove (self->local, sub->pattern, sub);
             zlistx_delete (self->subs, zlistx_cursor (self->subs));
             self->subs_gen++;
             rc = 0;
             break;
         }
     if (rc == 0)
-        s_announce (self);
+        s_announce (self, NULL);
     pthread_mutex_unlock (&self->lock);
     return rc;
 }

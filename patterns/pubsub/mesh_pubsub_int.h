@@ -24,7 +24,8 @@
 #define FLAG_LAST_VALUE     MESH_FLAG_LAST_VALUE    //  last value of a subject, for a new subscriber
 
 #define MESH_PUBSUB_KEY         "pubsub"
-#define MESH_PUBSUB_MAX_SUBS    1024    //  subscriptions per peer we accept
+#define MESH_PUBSUB_MAX_SUBS    100000  //  subscriptions per node: a peer accepts this
+                                        //  many, and mesh_subscribe refuses one more
 #define MESH_PUBSUB_KEEP_GONE   60000   //  ms we remember a gone subscriber's stream
 #define MESH_PUBSUB_CACHE_MAX   10000   //  subjects in the routing cache
 #define MESH_PUBSUB_TICK        100     //  ms between housekeeping runs
@@ -42,30 +43,40 @@ typedef struct {
     void *arg;
 } sub_t;
 
-//  A subscription a peer announced
+typedef struct _remote_t remote_t;
+
+//  A subscription a peer announced. Its strings live in the remote's
+//  names block: ~60 bytes and its two names a subscription, not 530
 typedef struct {
-    char pattern [MESH_MAX_SUBJECT + 1];
-    char durable [MESH_MAX_SUBJECT + 1];
+    const char *pattern;
+    const char *durable;        //  "" when not durable
     int mode;
     bool last_value;
     uint64_t since;             //  wants what was retained since this time
+    remote_t *remote;           //  whose: a trie entry leads back to its peer
+    size_t index;               //  its place in the announcement: the first
+                                //  that matches gives the mode
 } rsub_t;
 
 //  A remote subscriber, kept while it is gone for a while
-typedef struct {
+struct _remote_t {
     char peer [33];
-    rsub_t *subs;
+    rsub_t *subs;               //  each one also an entry of remote_subs
     size_t sub_count;
+    char *names;                //  the subs' patterns and durable names
     uint64_t seq;               //  last stream sequence used towards it
     uint64_t reported;          //  last seq told in a POS message
     bool alive;
     int64_t gone_since;         //  mono-ish ms (wall clock is fine here)
-} remote_t;
+    uint64_t route_stamp;       //  route being built when last met, and
+    size_t route_hop;           //  its hop there
+};
 
 //  One interested remote in a routing entry
 typedef struct {
     remote_t *remote;
     int mode;
+    size_t index;               //  of the subscription that gave the mode
 } route_hop_t;
 
 typedef struct {
@@ -95,6 +106,10 @@ struct _mesh_pubsub_t {
     mesh_node_t *node;
     pthread_mutex_t lock;
     zlistx_t *subs;             //  sub_t *, local subscriptions
+    mesh_sublist_t *local;      //  the same, by pattern: delivery matches here
+    mesh_announcement_t *announced;     //  the same, as we announce them
+    mesh_sublist_t *remote_subs;    //  every remote's rsub_t, by pattern: routes
+    uint64_t route_stamp;       //  routes built so far
     int next_sub;
     zhashx_t *remotes;          //  peer id -> remote_t *
     zhashx_t *routes;           //  subject -> ps_route_t *
@@ -175,6 +190,7 @@ void mesh_pubsub_on_announce (mesh_node_t *node, void *arg, const char *peer,
                               const mesh_announcement_t *before,
                               const mesh_announcement_t *now);  //  lock held
 void mesh_pubsub_expire (mesh_pubsub_t *self);              //  lock held
+void mesh_pubsub_remote_unroute (mesh_pubsub_t *self, remote_t *remote);  //  lock held
 void mesh_pubsub_on_pos (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
 void mesh_pubsub_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
 

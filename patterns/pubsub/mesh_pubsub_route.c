@@ -16,10 +16,11 @@
 //  ---------------------------------------------------------------------
 //  Publisher side
 
-//  One "sub" record of a peer's announcement into rsub. Input from the
-//  network: false when a field is missing or out of range.
+//  One "sub" record of a peer's announcement into rsub, its strings
+//  copied to *names. Input from the network: false when a field is
+//  missing or out of range.
 static bool
-s_parse_sub (const mesh_record_t *record, rsub_t *rsub)
+s_parse_sub (const mesh_record_t *record, rsub_t *rsub, char **names)
 {
     if (record->fields != 5)
         return false;
@@ -32,8 +33,12 @@ s_parse_sub (const mesh_record_t *record, rsub_t *rsub)
     rsub->last_value = strchr (flags, 'L') != NULL;
     const char *since = strchr (flags, 'S');
     rsub->since = since? strtoull (since + 1, NULL, 10): 0;
-    snprintf (rsub->durable, sizeof rsub->durable, "%s", durable);
-    snprintf (rsub->pattern, sizeof rsub->pattern, "%s", pattern);
+    size_t plen = strlen (pattern) + 1, dlen = strlen (durable) + 1;
+    memcpy (*names, pattern, plen);
+    rsub->pattern = *names;
+    memcpy (*names + plen, durable, dlen);
+    rsub->durable = *names + plen;
+    *names += plen + dlen;
     return true;
 }
 
@@ -46,6 +51,14 @@ s_rsub_known (const rsub_t *subs, size_t count, const rsub_t *rsub)
         if (streq (subs [i].durable, rsub->durable) && streq (subs [i].pattern, rsub->pattern))
             return true;
     return false;
+}
+
+//  A remote's subscriptions leave the routing trie (before they are freed)
+void
+mesh_pubsub_remote_unroute (mesh_pubsub_t *self, remote_t *remote)
+{
+    for (size_t i = 0; i < remote->sub_count; i++)
+        mesh_sublist_remove (self->remote_subs, remote->subs [i].pattern, &remote->subs [i]);
 }
 
 //  A peer's subscriptions changed (from mesh_plugin_sync, lock held). now
@@ -73,8 +86,21 @@ mesh_pubsub_on_announce (mesh_node_t *node, void *arg, const char *peer,
         return;
     }
     remote->alive = true;
-    size_t records = now? mesh_announcement_count (now): 0, taken = 0, bad = 0;
+    //  one block for every name: its size from the records themselves
+    size_t records = now? mesh_announcement_count (now): 0, taken = 0, bad = 0, bytes = 1;
+    for (size_t i = 0; i < records; i++) {
+        const mesh_record_t *record = mesh_announcement_record (now, i);
+        if (record->fields == 5 && streq (record->field [0], "sub"))
+            bytes += strlen (record->field [3]) + strlen (record->field [4]) + 2;
+    }
     rsub_t *subs = (rsub_t *) calloc (records + 1, sizeof (rsub_t));
+    char *names = (char *) malloc (bytes), *at = names;
+    if (!subs || !names) {
+        free (subs);
+        free (names);
+        mesh_pubsub_count (self, peer, "pubsub.subscriptions.no-memory", 1);
+        return;
+    }
     for (size_t i = 0; i < records; i++) {
         const mesh_record_t *record = mesh_announcement_record (now, i);
         if (strcmp (record->field [0], "sub"))
@@ -82,22 +108,32 @@ mesh_pubsub_on_announce (mesh_node_t *node, void *arg, const char *peer,
         if (taken == MESH_PUBSUB_MAX_SUBS)
             mesh_pubsub_count (self, peer, "pubsub.subscriptions.refused", 1);
         else
-        if (s_parse_sub (record, &subs [taken]))
+        if (s_parse_sub (record, &subs [taken], &at)) {
+            subs [taken].remote = remote;
+            subs [taken].index = taken;
             taken++;
+        }
         else
             bad++;
     }
     if (bad)
         mesh_pubsub_count (self, peer, "pubsub.malformed.subscription", bad);
     rsub_t *old = remote->subs;
+    char *old_names = remote->names;
     size_t old_count = remote->sub_count;
+    mesh_pubsub_remote_unroute (self, remote);
     remote->subs = subs;
+    remote->names = names;
     remote->sub_count = taken;
+    for (size_t i = 0; i < taken; i++)
+        if (mesh_sublist_insert (self->remote_subs, subs [i].pattern, &subs [i]))
+            mesh_pubsub_count (self, peer, "pubsub.subscriptions.no-memory", 1);
     for (size_t i = 0; i < taken; i++)
         if ((subs [i].durable [0] || subs [i].last_value || subs [i].since)
         &&  !s_rsub_known (old, old_count, &subs [i]))
             mesh_pubsub_catch_up (self, remote, &subs [i]);
     free (old);
+    free (old_names);
 }
 
 //  Bring the remote table up to date with the peers' announcements: one
@@ -121,28 +157,53 @@ mesh_pubsub_expire (mesh_pubsub_t *self)
         if (!r->alive && now - r->gone_since > MESH_PUBSUB_KEEP_GONE)
             zlistx_add_end (old, r->peer);
     for (char *peer = (char *) zlistx_first (old); peer; peer = (char *) zlistx_next (old)) {
+        mesh_pubsub_remote_unroute (self, (remote_t *) zhashx_lookup (self->remotes, peer));
         zhashx_delete (self->remotes, peer);
         zhashx_purge (self->routes);
     }
     zlistx_destroy (&old);
 }
 
+typedef struct {
+    mesh_pubsub_t *self;
+    ps_route_t *route;
+} route_build_t;
+
+//  One matching remote subscription: its remote gets one hop, whose mode
+//  is that of its first matching subscription (as a scan in order gave)
+static void
+s_route_hit (void *value, void *arg)
+{
+    rsub_t *rsub = (rsub_t *) value;
+    route_build_t *build = (route_build_t *) arg;
+    remote_t *r = rsub->remote;
+    route_hop_t *hops = build->route->hops;
+    if (r->route_stamp != build->self->route_stamp) {
+        r->route_stamp = build->self->route_stamp;
+        r->route_hop = build->route->count++;
+        hops [r->route_hop] = (route_hop_t) { r, rsub->mode, rsub->index };
+    }
+    else
+    if (rsub->index < hops [r->route_hop].index)
+        hops [r->route_hop] = (route_hop_t) { r, rsub->mode, rsub->index };
+}
+
+//  The peers whose subscriptions match subject: from the cache of recent
+//  subjects, else from the trie of every remote subscription (the cost
+//  does not grow with their number), then cached
 static ps_route_t *
 s_route (mesh_pubsub_t *self, const char *subject)
 {
     ps_route_t *route = (ps_route_t *) zhashx_lookup (self->routes, subject);
     if (route)
         return route;
-    size_t count = 0, cap = zhashx_size (self->remotes);
+    size_t cap = zhashx_size (self->remotes);
     route = (ps_route_t *) malloc (sizeof (ps_route_t) + cap * sizeof (route_hop_t));
     route->owner = self;
-    for (remote_t *r = (remote_t *) zhashx_first (self->remotes); r;
-         r = (remote_t *) zhashx_next (self->remotes)) {
-        int mode = MESH_SUB_DROP;
-        if (mesh_pubsub_remote_matches (r, subject, &mode))
-            route->hops [count++] = (route_hop_t) { r, mode };
-    }
-    route->count = count;
+    route->count = 0;
+    self->route_stamp++;
+    route_build_t build = { self, route };
+    mesh_sublist_match (self->remote_subs, subject, s_route_hit, &build);
     if (zhashx_size (self->routes) >= MESH_PUBSUB_CACHE_MAX)
         zhashx_purge (self->routes);
     zhashx_insert (self->routes, subject, route);
@@ -355,12 +416,8 @@ mesh_pubsub_subscribers (mesh_pubsub_t *self, const char *subject)
     size_t count = 0;
     for (size_t i = 0; i < route->count; i++)
         count += route->hops [i].remote->alive;
-    for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
-         sub = (sub_t *) zlistx_next (self->subs))
-        if (mesh_subject_match (sub->pattern, subject)) {
-            count++;
-            break;              //  one node counts once
-        }
+    if (mesh_sublist_match (self->local, subject, NULL, NULL))
+        count++;                //  one node counts once
     pthread_mutex_unlock (&self->lock);
     return count;
 }
@@ -382,13 +439,67 @@ mesh_pubsub_wait_subscribers (mesh_pubsub_t *self, const char *subject, size_t c
 //  ---------------------------------------------------------------------
 //  Subscriber side
 
-//  Collect matching handlers under the lock, call them without it. With
-//  locked, the caller holds the lock already; it is released either way.
+//  The local subscriptions one subject matched, collected from the trie
+typedef struct {
+    int id;
+    mesh_sub_fn *fn;
+    void *arg;
+} hit_t;
+
+typedef struct {
+    hit_t *hits;                //  first a buffer on the stack, then the heap
+    size_t count, cap;
+    bool heap;
+} hits_t;
+
+static void
+s_local_hit (void *value, void *arg)
+{
+    sub_t *sub = (sub_t *) value;
+    hits_t *found = (hits_t *) arg;
+    if (found->count == found->cap) {
+        size_t cap = found->cap * 2;
+        hit_t *hits = (hit_t *) (found->heap? realloc (found->hits, cap * sizeof (hit_t))
+                                            : malloc (cap * sizeof (hit_t)));
+        if (!hits)
+            return;             //  counted by the caller: fewer than matched
+        if (!found->heap)
+            memcpy (hits, found->hits, found->count * sizeof (hit_t));
+        found->hits = hits;
+        found->cap = cap;
+        found->heap = true;
+    }
+    found->hits [found->count++] = (hit_t) { sub->id, sub->fn, sub->arg };
+}
+
+static int
+s_hit_order (const void *a, const void *b)
+{
+    int x = ((const hit_t *) a)->id, y = ((const hit_t *) b)->id;
+    return x < y? -1: x > y;
+}
+
+//  Is subscription id still there? Asked only when a handler changed the
+//  subscriptions while others that matched were still to be called
+static bool
+s_still_subscribed (mesh_pubsub_t *self, int id)
+{
+    pthread_mutex_lock (&self->lock);
+    bool found = false;
+    for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub && !found;
+         sub = (sub_t *) zlistx_next (self->subs))
+        found = sub->id == id;
+    pthread_mutex_unlock (&self->lock);
+    return found;
+}
+
+//  Collect matching handlers under the lock (from the trie of local
+//  subscriptions, in the order they were made), call them without it.
+//  With locked, the caller holds the lock already; it is released either
+//  way. A subscription that a handler removed is not called after.
 static size_t
 s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
 {
-    sub_t matched [16];
-    size_t count = 0, delivered = 0;
     const char *subject = mesh_msg_subject (msg);
     if (!locked)
         pthread_mutex_lock (&self->lock);
@@ -396,7 +507,7 @@ s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
     &&  strcmp (subject, self->hot_match_subject) == 0) {
         mesh_sub_fn *fns [MESH_PUBSUB_HOT_MATCH];
         void *args [MESH_PUBSUB_HOT_MATCH];
-        count = self->hot_match_count;
+        size_t count = self->hot_match_count;
         memcpy (fns, self->hot_match_fn, count * sizeof fns [0]);
         memcpy (args, self->hot_match_arg, count * sizeof args [0]);
         pthread_mutex_unlock (&self->lock);
@@ -404,38 +515,35 @@ s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
             fns [i] (self, msg, args [i]);
         return count;
     }
-    bool first_pass = true;
-    sub_t *sub = (sub_t *) zlistx_first (self->subs);
-    while (true) {
-        for (; sub && count < 16; sub = (sub_t *) zlistx_next (self->subs))
-            if (mesh_subject_match (sub->pattern, subject))
-                matched [count++] = *sub;
-        //  the whole list seen in one pass: remember what matched
-        size_t slen = first_pass && !sub? strnlen (subject, MESH_MAX_SUBJECT + 1): 0;
-        if (first_pass && !sub && count <= MESH_PUBSUB_HOT_MATCH && slen <= MESH_MAX_SUBJECT) {
-            for (size_t i = 0; i < count; i++) {
-                self->hot_match_fn [i] = matched [i].fn;
-                self->hot_match_arg [i] = matched [i].arg;
-            }
-            self->hot_match_count = count;
-            memcpy (self->hot_match_subject, subject, slen + 1);
-            self->hot_match_gen = self->subs_gen;
+    hit_t stack [16];
+    hits_t found = { stack, 0, 16, false };
+    size_t matched = mesh_sublist_match (self->local, subject, s_local_hit, &found);
+    if (found.count > 1)
+        qsort (found.hits, found.count, sizeof (hit_t), s_hit_order);
+    size_t slen = strnlen (subject, MESH_MAX_SUBJECT + 1);
+    if (found.count == matched && matched <= MESH_PUBSUB_HOT_MATCH && slen <= MESH_MAX_SUBJECT) {
+        for (size_t i = 0; i < matched; i++) {
+            self->hot_match_fn [i] = found.hits [i].fn;
+            self->hot_match_arg [i] = found.hits [i].arg;
         }
-        first_pass = false;
-        pthread_mutex_unlock (&self->lock);
-        for (size_t i = 0; i < count; i++)
-            matched [i].fn (self, msg, matched [i].arg);
-        delivered += count;
-        count = 0;
-        if (!sub)
-            break;              //  the whole list was seen
-        pthread_mutex_lock (&self->lock);
-        //  the list may have changed while handlers ran: stop at its end
-        if (!zlistx_find (self->subs, sub)) {
-            pthread_mutex_unlock (&self->lock);
-            break;
-        }
+        self->hot_match_count = matched;
+        memcpy (self->hot_match_subject, subject, slen + 1);
+        self->hot_match_gen = self->subs_gen;
     }
+    uint64_t gen = self->subs_gen;
+    pthread_mutex_unlock (&self->lock);
+    if (found.count < matched)
+        mesh_pubsub_count (self, NULL, "pubsub.dropped.no-memory", matched - found.count);
+    size_t delivered = 0;
+    for (size_t i = 0; i < found.count; i++) {
+        if (i && __atomic_load_n (&self->subs_gen, __ATOMIC_RELAXED) != gen
+        &&  !s_still_subscribed (self, found.hits [i].id))
+            continue;
+        found.hits [i].fn (self, msg, found.hits [i].arg);
+        delivered++;
+    }
+    if (found.heap)
+        free (found.hits);
     return delivered;
 }
 

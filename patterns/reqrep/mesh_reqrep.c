@@ -163,6 +163,7 @@ mesh_reqrep_destroy (mesh_reqrep_t **self_p)
     zhashx_destroy (&self->services);
     zhashx_destroy (&self->routes);
     zhashx_destroy (&self->announced);
+    mesh_announcement_destroy (&self->own);
     zlistx_destroy (&self->local_reqs);
     zlistx_destroy (&self->outcomes);
     mesh_rrc_destroy (&self->cache);

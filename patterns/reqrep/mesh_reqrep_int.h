@@ -23,7 +23,8 @@
 #define FLAG_UNKNOWN        0x00040000      //  REP: no such service here, body = text
 
 #define RR_KEY              "reqrep"
-#define RR_MAX_SERVICES     1024    //  services per peer we accept
+#define RR_MAX_SERVICES     100000  //  services per node: a peer accepts this many,
+                                    //  and mesh_serve refuses one more
 #define RR_TICK             10      //  ms between timer runs (deadline precision)
 #define RR_MAX_ERROR        1024    //  bytes of remote error text we keep
 #define RR_MAX_PENDING      100000  //  calls in flight per node
@@ -143,6 +144,7 @@ struct _mesh_reqrep_t {
                                 //  mesh_rr_on_reply: how the server side answers a
                                 //  local call without calling up into the caller side
     zhashx_t *announced;        //  peer id -> char *: the services it offers, a line each
+    mesh_announcement_t *own;   //  our services, as we announce them
     bool local_dirty;           //  our services changed: rebuild
     char hot_name [MESH_MAX_SUBJECT + 1];
     rr_route_t *hot_route;         //  route of hot_name (NULL = look it up)
@@ -174,7 +176,7 @@ void mesh_rr_count (mesh_reqrep_t *self, const char *peer, const char *name);
 void mesh_rr_free (void **item);
 void mesh_rr_route_destroy (rr_route_t **route_p);
 uint64_t mesh_rr_settle_end (mesh_reqrep_t *self);
-void mesh_rr_announce (mesh_reqrep_t *self);                 //  lock held
+void mesh_rr_announce (mesh_reqrep_t *self, const char *added);     //  lock held
 void mesh_rr_rebuild (mesh_reqrep_t *self);                  //  lock held
 rr_route_t *mesh_rr_route (mesh_reqrep_t *self, const char *service);     //  lock held
 prov_t *mesh_rr_prov (rr_route_t *route, const char *peer);

@@ -34,20 +34,6 @@ mesh_rr_free (void **item)
     *item = NULL;
 }
 
-//  Is name a line of text ("a\nb\n")?
-static bool
-s_has_line (const char *text, const char *name, size_t len)
-{
-    for (const char *line = text; line && *line; ) {
-        const char *end = strchr (line, '\n');
-        size_t n = end? (size_t) (end - line): strlen (line);
-        if (n == len && memcmp (line, name, len) == 0)
-            return true;
-        line = end? end + 1: NULL;
-    }
-    return false;
-}
-
 uint64_t
 mesh_rr_settle_end (mesh_reqrep_t *self)
 {
@@ -56,19 +42,29 @@ mesh_rr_settle_end (mesh_reqrep_t *self)
     return self->settle_from? self->settle_from + (uint64_t) self->settle_ms: UINT64_MAX;
 }
 
-//  Our services as an announcement, one record ["svc", name] each. Lock held.
+//  Our services as an announcement, one record ["svc", name] each. A new
+//  service is appended to what was announced (the node sends peers that
+//  record alone, docs/protocol.md "Announcement deltas"); a removal writes
+//  the list again. Lock held.
 void
-mesh_rr_announce (mesh_reqrep_t *self)
+mesh_rr_announce (mesh_reqrep_t *self, const char *added)
 {
-    mesh_announcement_t *out = mesh_announcement_new ();
-    for (void *svc = zhashx_first (self->services); out && svc; svc = zhashx_next (self->services)) {
-        const char *fields [] = { "svc", (const char *) zhashx_cursor (self->services) };
-        mesh_announcement_add (out, fields, 2);     //  a service name is a subject: fits
+    if (!added || !self->own) {
+        mesh_announcement_destroy (&self->own);
+        self->own = mesh_announcement_new ();
+        for (void *svc = zhashx_first (self->services); self->own && svc;
+             svc = zhashx_next (self->services)) {
+            const char *fields [] = { "svc", (const char *) zhashx_cursor (self->services) };
+            mesh_announcement_add (self->own, fields, 2);   //  a service name is a subject: fits
+        }
     }
-    if (out)
-        mesh_node_announce (self->node, RR_KEY, mesh_announcement_data (out),
-                            mesh_announcement_size (out));
-    mesh_announcement_destroy (&out);
+    else {
+        const char *fields [] = { "svc", added };
+        mesh_announcement_add (self->own, fields, 2);
+    }
+    if (self->own)
+        mesh_node_announce (self->node, RR_KEY, mesh_announcement_data (self->own),
+                            mesh_announcement_size (self->own));
     self->local_dirty = true;
 }
 
@@ -120,7 +116,7 @@ mesh_rr_route (mesh_reqrep_t *self, const char *service)
 typedef struct {
     mesh_reqrep_t *self;
     const char *peer;
-    const char *before;         //  what it announced before, or NULL
+    zhashx_t *names;            //  the names on the other side, or NULL
 } parse_ctx_t;
 
 static void
@@ -131,12 +127,40 @@ s_on_service_route (const char *name, void *arg)
 }
 
 static void
+s_on_name (const char *name, void *arg)
+{
+    zhashx_insert ((zhashx_t *) arg, name, (void *) 1);
+}
+
+//  A name offered now that was not before: UP; not now that was: DOWN
+static void
 s_on_service_up (const char *name, void *arg)
 {
     parse_ctx_t *ctx = (parse_ctx_t *) arg;
-    if (!ctx->before || !s_has_line (ctx->before, name, strlen (name)))
+    if (!zhashx_lookup (ctx->names, name))
         mesh_node_post_event (ctx->self->node, MESH_EVENT_SERVICE_UP, "SERVICE_UP",
                               ctx->peer, name, 0);
+}
+
+static void
+s_on_service_down (const char *name, void *arg)
+{
+    parse_ctx_t *ctx = (parse_ctx_t *) arg;
+    if (!zhashx_lookup (ctx->names, name))
+        mesh_node_post_event (ctx->self->node, MESH_EVENT_SERVICE_DOWN, "SERVICE_DOWN",
+                              ctx->peer, name, 0);
+}
+
+//  The names of a text of lines, as a set
+static zhashx_t *
+s_name_set (const char *lines)
+{
+    zhashx_t *names = zhashx_new ();
+    size_t ignored;
+    if (lines)
+        mesh_rr_parse_services (lines, strlen (lines), RR_MAX_SERVICES, s_on_name, names,
+                                &ignored);
+    return names;
 }
 
 //  A peer's announcement changed (from mesh_plugin_sync, lock held): keep
@@ -173,21 +197,18 @@ mesh_rr_on_announce (mesh_node_t *node, void *arg, const char *peer,
         mesh_node_count (self->node, peer, "reqrep.services.refused", refused);
     const char *lines = (const char *) zchunk_data (text);
     const char *old = (const char *) zhashx_lookup (self->announced, peer);
-    parse_ctx_t ctx = { self, peer, old };
+    //  UP and DOWN against what it offered before: two sets, not a scan
+    //  of one list per name of the other (10 000 services: 10^8 compares)
+    zhashx_t *before_set = s_name_set (old), *now_set = s_name_set (lines);
     size_t ignored;
-    mesh_rr_parse_services (lines, strlen (lines), RR_MAX_SERVICES, s_on_service_up, &ctx, &ignored);
-    for (const char *line = old; line && *line; ) {
-        const char *end = strchr (line, '\n');
-        size_t len = end? (size_t) (end - line): strlen (line);
-        char name [MESH_MAX_SUBJECT + 1];
-        if (len && len <= MESH_MAX_SUBJECT && !s_has_line (lines, line, len)) {
-            memcpy (name, line, len);
-            name [len] = 0;
-            mesh_node_post_event (self->node, MESH_EVENT_SERVICE_DOWN, "SERVICE_DOWN",
-                                  peer, name, 0);
-        }
-        line = end? end + 1: line + len;
-    }
+    parse_ctx_t up = { self, peer, before_set }, down = { self, peer, now_set };
+    mesh_rr_parse_services (lines, strlen (lines), RR_MAX_SERVICES, s_on_service_up, &up,
+                            &ignored);
+    if (old)
+        mesh_rr_parse_services (old, strlen (old), RR_MAX_SERVICES, s_on_service_down, &down,
+                                &ignored);
+    zhashx_destroy (&before_set);
+    zhashx_destroy (&now_set);
     if (names)
         zhashx_update (self->announced, peer, strdup (lines));
     else

@@ -203,13 +203,23 @@ mesh_serve (mesh_reqrep_t *self, const char *service, mesh_serve_fn *fn, void *a
     int rc = 0;
     if (zhashx_lookup (self->services, service))
         rc = mesh_set_error (MESH_EINVAL, "service already served by this node");
+    else
+    if (zhashx_size (self->services) >= RR_MAX_SERVICES) {
+        //  what every peer accepts: one more would be refused at each of
+        //  them, and calls to it would fail there as "no responders"
+        char why [128];
+        snprintf (why, sizeof why, "at most %d services per node (what every peer accepts)",
+                  RR_MAX_SERVICES);
+        rc = mesh_set_error (MESH_EFULL, why);
+        mesh_node_count (self->node, NULL, "reqrep.serve.refused", 1);
+    }
     else {
         service_t *svc = (service_t *) zmalloc (sizeof (service_t));
         svc->fn = fn;
         svc->arg = arg;
         zhashx_insert (self->services, service, svc);
         self->hot_service = NULL;
-        mesh_rr_announce (self);
+        mesh_rr_announce (self, service);
     }
     pthread_mutex_unlock (&self->lock);
     return rc;
@@ -226,7 +236,7 @@ mesh_unserve (mesh_reqrep_t *self, const char *service)
     else {
         zhashx_delete (self->services, service);
         self->hot_service = NULL;
-        mesh_rr_announce (self);
+        mesh_rr_announce (self, NULL);
     }
     pthread_mutex_unlock (&self->lock);
     return rc;

@@ -31,6 +31,13 @@ s_chunk_free (void **item)
     zchunk_destroy ((zchunk_t **) item);
 }
 
+static void
+s_version_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
 mesh_node_t *
 mesh_node_new (const char *name)
 {
@@ -64,6 +71,8 @@ mesh_node_new (const char *name)
     zhashx_set_destructor (self->headers, (zhashx_destructor_fn *) zstr_free);
     self->announce = zhashx_new ();
     zhashx_set_destructor (self->announce, s_chunk_free);
+    self->announce_ver = zhashx_new ();
+    zhashx_set_destructor (self->announce_ver, s_version_free);
     self->seeds = zlistx_new ();
     zlistx_set_destructor (self->seeds, (zlistx_destructor_fn *) zstr_free);
     self->peers = zhashx_new ();
@@ -117,6 +126,7 @@ mesh_node_destroy (mesh_node_t **self_p)
     zhashx_destroy (&self->rate);
     zhashx_destroy (&self->headers);
     zhashx_destroy (&self->announce);
+    zhashx_destroy (&self->announce_ver);
     zhashx_destroy (&self->peer_stats);
     zlistx_destroy (&self->seeds);
     mesh_counters_destroy (&self->counters);
@@ -535,14 +545,10 @@ mesh_node_announce (mesh_node_t *self, const char *key, const void *value, size_
     if (size > MESH_MAX_BODY)
         return mesh_fail (MESH_ETOOBIG, "announcement too big");
     pthread_mutex_lock (&self->lock);
-    zhashx_update (self->announce, key, zchunk_new (value, size));
-    if (self->started && !self->stopping) {
-        mesh_head_t head = { .kind = MESH_KIND_UPDATE, .subject = key };
-        for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
-             peer = (mesh_peer_t *) zhashx_next (self->peers))
-            if (peer->hello_sent)
-                mesh_node_send_locked (self, peer, &head, value, size);
-    }
+    //  peers get what changed since the value before (mesh_node_announce.c)
+    zchunk_t *old = (zchunk_t *) zhashx_lookup (self->announce, key);
+    if (!mesh_node_announce_out (self, key, old, value, size))
+        zhashx_update (self->announce, key, zchunk_new (value, size));
     pthread_mutex_unlock (&self->lock);
     return 0;
 }

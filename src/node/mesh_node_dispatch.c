@@ -270,6 +270,7 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
         mesh_node_hello_to (self, peer, false);
     peer->incarnation = msg->env.id;
     peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
+    peer->deltas = (msg->env.flags & MESH_FLAG_DELTAS) != 0;
     //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
     if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
         peer->heartbeat_ms = (int) (msg->env.seq / 4);
@@ -299,19 +300,6 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
         mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
         mesh_discovery_gossip_to (self, peer, NULL);
     }
-}
-
-static void
-s_on_update (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
-{
-    if (!msg->subject [0]) {
-        mesh_peer_count (self, peer, "malformed.update");
-        return;
-    }
-    const void *body = mesh_msg_body (msg);
-    zhashx_update (peer->announce, msg->subject, zchunk_new (body, msg->size));
-    __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
-    mesh_node_raise (self, MESH_EVENT_UPDATE, peer, msg->subject);
 }
 
 static void
@@ -392,7 +380,7 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
             mesh_node_remove_peer (self, peer, "bye");
             return false;
         case MESH_KIND_UPDATE:
-            s_on_update (self, peer, msg);
+            mesh_node_update_in (self, peer, msg);
             return false;
         case MESH_KIND_PEERS:
             mesh_discovery_peers_in (self, peer, &msg->env);

@@ -50,6 +50,7 @@ typedef struct {
     mesh_flight_t *flight;      //  what libzmq holds of that link (any thread)
     mesh_outbuf_t *batch;       //  small messages waiting for the link to drain
     bool batches;               //  its HELLO said it reads batch frames
+    bool deltas;                //  its HELLO said it reads announcement deltas
     bool full;                  //  reached the high-water mark, not yet drained to half
     bool hello_sent;            //  our HELLO is queued on this link
     bool gossiped;
@@ -64,6 +65,7 @@ typedef struct {
     uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check
     zhashx_t *headers;          //  key -> value (strings)
     zhashx_t *announce;         //  key -> zchunk_t *
+    zhashx_t *announce_ver;     //  key -> uint64_t *, its version of each (0: none kept)
     mesh_counters_t *counters;
     //  security: the CURVE key its links use, and the inbound connection
     //  its key or HELLO was checked on (mesh_security_frame): a frame on
@@ -129,6 +131,7 @@ struct _mesh_node_t {
     bool verbose;
     zhashx_t *headers;          //  our HELLO headers
     zhashx_t *announce;         //  key -> zchunk_t *, our announcements
+    zhashx_t *announce_ver;     //  key -> uint64_t *, their versions
     zlistx_t *seeds;            //  configured seed endpoints (strings)
     mesh_seed_t *seed_tab;      //  their state, made at start
     size_t seed_count;
@@ -246,6 +249,16 @@ void
 //  mesh_node_dispatch.c, lock held
 void
     mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *detail);
+
+//  mesh_node_announce.c: announcements whole or as deltas. Lock held.
+//  announce_out: true when it grew old in place to the new value
+bool
+    mesh_node_announce_out (mesh_node_t *self, const char *key, zchunk_t *old,
+                            const void *value, size_t size);
+void
+    mesh_node_announce_greet (mesh_node_t *self, mesh_peer_t *peer);
+void
+    mesh_node_update_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
 //  Signal an eventfd (app_fd, keeper_fd; -1 is none); lock held or not
 void
     mesh_node_signal (int fd);

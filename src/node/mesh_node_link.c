@@ -244,7 +244,8 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
     count = mesh_security_hello_headers (self, pairs, count, storage);
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
-        .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES,
+        .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES
+               | MESH_FLAG_DELTAS,
         .seq = (uint64_t) self->suspect_ms,     //  so peers heartbeat often enough
         .id = self->incarnation,
         .subject = self->name,
@@ -282,12 +283,7 @@ s_greet (mesh_node_t *self, mesh_peer_t *peer)
 {
     if (mesh_node_hello_to (self, peer, true) == 0)
         peer->hello_sent = true;
-    for (zchunk_t *value = (zchunk_t *) zhashx_first (self->announce); value;
-         value = (zchunk_t *) zhashx_next (self->announce)) {
-        mesh_head_t head = { .kind = MESH_KIND_UPDATE,
-                             .subject = (const char *) zhashx_cursor (self->announce) };
-        mesh_node_send_locked (self, peer, &head, zchunk_data (value), zchunk_size (value));
-    }
+    mesh_node_announce_greet (self, peer);
 }
 
 int

@@ -15,6 +15,13 @@ s_chunk_free (void **item)
     zchunk_destroy ((zchunk_t **) item);
 }
 
+static void
+s_version_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
 mesh_peer_t *
 mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
 {
@@ -37,6 +44,8 @@ mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
     zhashx_set_destructor (self->headers, (zhashx_destructor_fn *) zstr_free);
     self->announce = zhashx_new ();
     zhashx_set_destructor (self->announce, s_chunk_free);
+    self->announce_ver = zhashx_new ();
+    zhashx_set_destructor (self->announce_ver, s_version_free);
     self->counters = mesh_counters_new ();
     return self;
 }
@@ -53,6 +62,7 @@ mesh_peer_destroy (mesh_peer_t **self_p)
         mesh_flight_release (&self->flight);
         zhashx_destroy (&self->headers);
         zhashx_destroy (&self->announce);
+        zhashx_destroy (&self->announce_ver);
         mesh_counters_destroy (&self->counters);
         zmq_msg_close (&self->in_pin);
         free (self);

@@ -26,6 +26,7 @@
 
 #include "meshbus/pattern.h"
 #include "mesh_util.h"
+#include "mesh_announce.h"
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,4 +248,94 @@ bool
 mesh_announcement_same (const mesh_announcement_t *self, const void *data, size_t size)
 {
     return self && self->size == size && memcmp (self->text, data, size) == 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Deltas: what changed between two values of one announcement, as one
+//  splice (docs/protocol.md, "Announcement deltas"). A pattern's change is
+//  records added or removed in one place (a subscription appended, a
+//  service withdrawn), so the bytes that differ are one run: the common
+//  prefix and suffix are cut back to whole lines, and what lies between
+//  is the records removed (cut bytes at at) and the records added (the
+//  delta's body). Finding it is two memcmp-speed scans; sending it costs
+//  the change, not the list.
+
+
+void
+mesh_announce_diff (const char *old, size_t old_size, const char *now, size_t now_size,
+                    size_t *at, size_t *cut, size_t *added)
+{
+    size_t min = old_size < now_size? old_size: now_size;
+    size_t p = 0;
+    //  blocks at memcmp's speed first: a list of 10 000 records is
+    //  compared on every change
+    while (p + 256 <= min && memcmp (old + p, now + p, 256) == 0)
+        p += 256;
+    while (p < min && old [p] == now [p])
+        p++;
+    while (p > 0 && old [p - 1] != '\n')
+        p--;                    //  back to the start of a record
+    size_t s = 0;
+    while (s + 256 <= min - p
+    &&     memcmp (old + old_size - s - 256, now + now_size - s - 256, 256) == 0)
+        s += 256;
+    while (s < min - p && old [old_size - 1 - s] == now [now_size - 1 - s])
+        s++;
+    //  the suffix starts a record in both, or the splice would split one
+    while (s > 0 && !((old_size - s == p || old [old_size - s - 1] == '\n')
+                   && (now_size - s == p || now [now_size - s - 1] == '\n')))
+        s--;
+    *at = p;
+    *cut = old_size - s - p;
+    *added = now_size - s - p;
+}
+
+void
+mesh_announce_delta_head (uint8_t head [MESH_ANNOUNCE_DELTA_HEAD], size_t at, size_t cut)
+{
+    for (int i = 0; i < 4; i++) {
+        head [i] = (uint8_t) (at >> (8 * i));
+        head [4 + i] = (uint8_t) (cut >> (8 * i));
+    }
+}
+
+bool
+mesh_announce_delta_read (const void *delta, size_t delta_size, size_t *at, size_t *cut)
+{
+    if (delta_size < MESH_ANNOUNCE_DELTA_HEAD)
+        return false;
+    const uint8_t *d = (const uint8_t *) delta;
+    *at = *cut = 0;
+    for (int i = 0; i < 4; i++) {
+        *at |= (size_t) d [i] << (8 * i);
+        *cut |= (size_t) d [4 + i] << (8 * i);
+    }
+    return true;
+}
+
+void *
+mesh_announce_apply (const void *old, size_t old_size, const void *delta, size_t delta_size,
+                     size_t max_size, size_t *size)
+{
+    if (delta_size < MESH_ANNOUNCE_DELTA_HEAD)
+        return NULL;
+    const uint8_t *d = (const uint8_t *) delta;
+    size_t at = 0, cut = 0;
+    for (int i = 0; i < 4; i++) {
+        at |= (size_t) d [i] << (8 * i);
+        cut |= (size_t) d [4 + i] << (8 * i);
+    }
+    size_t added = delta_size - MESH_ANNOUNCE_DELTA_HEAD;
+    //  every bound from bytes we hold: the value we had and the delta
+    if (at > old_size || cut > old_size - at || old_size - cut + added > max_size)
+        return NULL;
+    *size = old_size - cut + added;
+    char *out = (char *) malloc (*size + 1);
+    if (!out)
+        return NULL;
+    memcpy (out, old, at);
+    memcpy (out + at, d + MESH_ANNOUNCE_DELTA_HEAD, added);
+    memcpy (out + at + added, (const char *) old + at + cut, old_size - at - cut);
+    out [*size] = 0;
+    return out;
 }
