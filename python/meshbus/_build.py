@@ -203,13 +203,18 @@ typedef struct {
     uint32_t flags;
     size_t header_count;
     char provider [33];
+    int same;
 } pyq_item_t;
+#define PYQ_SAME_SUBJECT ...
+#define PYQ_SAME_SENDER ...
+#define PYQ_SAME_CTYPE ...
 typedef struct { ...; } pyq_t;
 typedef struct { pyq_t *q; int token; } pyq_target_t;
 pyq_t *pyq_new (void);
 void pyq_destroy (pyq_t *q);
 void pyq_close (pyq_t *q, mesh_pipeline_t *pl);
 size_t pyq_drain (pyq_t *q, pyq_item_t *out, size_t max);
+int pyq_dispatch (mesh_node_t *node, pyq_t *q, pyq_item_t *out, size_t max, int wait_ms);
 size_t pyq_pending (pyq_t *q);
 void pyq_release (pyq_item_t *items, size_t n);
 int pyq_subscribe (mesh_pubsub_t *ps, const char *pattern, const mesh_sub_opts_t *opts,

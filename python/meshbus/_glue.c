@@ -29,6 +29,14 @@
 #define PYQ_OUTCOME  4      //  the outcome of an asynchronous call (id = call id)
 #define PYQ_GATHER   5      //  one provider's answer to a call_all
 
+//  Set by pyq_drain on an item whose field equals the one of the item
+//  before it in the same drained batch: Python then reuses the str it
+//  made for that one (a stream from one publisher on one subject costs
+//  no decoding per message)
+#define PYQ_SAME_SUBJECT  1
+#define PYQ_SAME_SENDER   2     //  sender and sender_name
+#define PYQ_SAME_CTYPE    4
+
 typedef struct {
     int kind;
     int token;                  //  which Python object it is for
@@ -48,6 +56,7 @@ typedef struct {
     uint32_t flags;
     size_t header_count;
     char provider [33];         //  PYQ_GATHER: who answered
+    int same;                   //  PYQ_SAME_*: fields equal to the previous item's
 } pyq_item_t;
 
 typedef struct {
@@ -162,6 +171,12 @@ s_push (pyq_t *q, pyq_item_t *item)
     return 1;
 }
 
+static int
+s_same (const char *a, const char *b)
+{
+    return a && b && (a == b || strcmp (a, b) == 0);
+}
+
 //  Move up to max items to out (in order). Returns how many.
 static size_t
 pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
@@ -177,7 +192,33 @@ pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
         q->count--;
     }
     pthread_mutex_unlock (&q->lock);
+    for (size_t i = 0; i < n; i++) {
+        pyq_item_t *it = &out [i], *prev = i? &out [i - 1]: NULL;
+        it->same = 0;
+        if (!prev || !it->msg || !prev->msg)
+            continue;
+        if (s_same (it->subject, prev->subject))
+            it->same |= PYQ_SAME_SUBJECT;
+        if (s_same (it->sender, prev->sender) && s_same (it->sender_name, prev->sender_name))
+            it->same |= PYQ_SAME_SENDER;
+        if (s_same (it->ctype, prev->ctype))
+            it->same |= PYQ_SAME_CTYPE;
+    }
     return n;
+}
+
+//  One round of the thread that drives the node, in one crossing: what is
+//  queued already, else dispatch (up to wait_ms) and what that queued.
+//  Returns how many items are in out, or -1 when dispatch failed (closed).
+static int
+pyq_dispatch (mesh_node_t *node, pyq_t *q, pyq_item_t *out, size_t max, int wait_ms)
+{
+    size_t n = pyq_drain (q, out, max);
+    if (n)
+        return (int) n;
+    if (mesh_node_dispatch (node, wait_ms) < 0)
+        return -1;
+    return (int) pyq_drain (q, out, max);
 }
 
 static size_t

@@ -13,6 +13,7 @@ from ._util import Headers, body_of, enc
 log = logging.getLogger("meshbus")
 
 _MARGIN = 2.0       # s past a call's deadline before the binding gives up on its outcome
+_DEFAULT_TIMEOUT = lib.MESH_DEFAULT_CALL_TIMEOUT / 1000
 
 
 class _Service:
@@ -71,6 +72,9 @@ class _Slot:
         self.reply, self.exc = reply, exc
         self.done = True
 
+    def is_done(self):
+        return self.done
+
 
 class CallFuture(concurrent.futures.Future):
     """A concurrent.futures.Future of an asynchronous call. It completes
@@ -106,6 +110,8 @@ class ReqRepMixin:
         self._early = {}            # outcomes that came before their waiter
         self._calls_lock = threading.Lock()
         self._services = {}
+        self._opts_cache = {}       # (timeout, retries, wait) -> mesh_call_opts_t
+        self._names = {}            # service or subject str -> its UTF-8 bytes
 
     def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]]) -> None:
         """Offer a service. ``handler(request)`` returns the reply: bytes, a
@@ -167,11 +173,32 @@ class ReqRepMixin:
             opts.header_count = h.count
         return opts, keep
 
+    def _call_opts(self, timeout, retries, headers, content_type, wait):
+        # the options of a call without headers are made once and kept:
+        # the library only reads them
+        if headers or content_type:
+            return self._opts(timeout, retries, headers, content_type, wait)
+        key = (timeout, retries, bool(wait))
+        opts = self._opts_cache.get(key)
+        if opts is None:
+            opts, keep = self._opts(timeout, retries, None, None, wait)
+            if len(self._opts_cache) < 64:
+                self._opts_cache[key] = opts
+        return opts, None
+
     def _launch(self, service, body, timeout, retries, headers, content_type, wait, slot):
-        self._live()
-        s = enc(service, "service")
-        b = body_of(body)
-        opts, keep = self._opts(timeout, retries, headers, content_type, wait)
+        """Launch an asynchronous call whose outcome goes to slot.set(reply,
+        exc) in the thread that drives the node. Raises at once what fails
+        at once."""
+        if not self._started or self._closed:
+            self._live()
+        s = self._names.get(service)
+        if s is None:
+            s = enc(service, "service")
+            if len(self._names) < 1024:
+                self._names[service] = s
+        b = body if type(body) is bytes else body_of(body)
+        opts, keep = self._call_opts(timeout, retries, headers, content_type, wait)
         call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
         if call_id == 0:
             raise errors.last_error()
@@ -183,9 +210,9 @@ class ReqRepMixin:
             slot.set(*early)
         return slot
 
-    def _outcome(self, it) -> None:
-        # with the pump lock held (see Node._route)
-        reply = message_of(it) if it.msg != ffi.NULL else None
+    def _outcome(self, it, prev=None):
+        # with the pump lock held (see Node._route); returns the reply
+        reply = message_of(it, prev) if it.msg != ffi.NULL else None
         exc = None
         if it.err:
             exc = error_for(it.err, ffi.string(it.error).decode("utf-8", "replace")
@@ -194,8 +221,9 @@ class ReqRepMixin:
             slot = self._calls.pop(it.id, None)
             if slot is None:
                 self._early[it.id] = (reply, exc)
-                return
+                return reply
         slot.set(reply, exc)
+        return reply
 
     def call(self, service: str, body: Union[bytes, str] = b"", *,
              timeout: Optional[float] = None, retries: Optional[int] = None,
@@ -210,10 +238,9 @@ class ReqRepMixin:
         Raises NoResponders, Timeout, ProviderLeft or RemoteError."""
         slot = self._launch(service, body, timeout, retries, headers, content_type, wait,
                             _Slot())
-        limit = (timeout if timeout is not None
-                 else lib.MESH_DEFAULT_CALL_TIMEOUT / 1000) + _MARGIN
+        limit = (timeout if timeout is not None else _DEFAULT_TIMEOUT) + _MARGIN
         try:
-            if not self._drive(lambda: slot.done, limit):
+            if not slot.done and not self._drive(slot.is_done, limit):
                 raise Timeout("%s: no outcome within %ss" % (service, limit))
         except BaseException:
             with self._calls_lock:

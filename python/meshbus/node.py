@@ -35,6 +35,10 @@ log = logging.getLogger("meshbus")
 _SLICE_MS = 100         # longest wait in C, so that Ctrl-C is seen
 _BATCH = 256            # queued items drained per crossing
 _STATES = {1: "CONNECTING", 2: "ALIVE", 3: "SUSPECT"}
+_MSG, _REQ, _JOB = lib.PYQ_MSG, lib.PYQ_REQ, lib.PYQ_JOB
+_OUTCOME, _GATHER = lib.PYQ_OUTCOME, lib.PYQ_GATHER
+_ECLOSED = lib.MESH_ECLOSED
+_monotonic = time.monotonic
 
 
 class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
@@ -112,7 +116,8 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._next_token = 1
         self._stop_run = 0
         self._active = 0                        # handlers running now
-        self._active_cv = threading.Condition(threading.Lock())
+        self._active_lock = threading.Lock()
+        self._active_cv = threading.Condition(self._active_lock)
         self._tls = threading.local()
         PubSubMixin._init(self)
         ReqRepMixin._init(self)
@@ -194,7 +199,7 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             return      # the last handler to return frees the node
         with self._active_cv:
             while self._active:
-                self._active_cv.wait()
+                self._active_cv.wait(0.1)
         self._free()
 
     def _free(self):
@@ -410,53 +415,78 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         wait_ms) and drain; then run handlers. Returns items handled."""
         if not self._pump_lock.acquire(blocking=wait_ms != 0):
             return 0
+        return self._pump_locked(wait_ms)
+
+    def _pump_locked(self, wait_ms: int) -> int:
+        # with the pump lock held (released here): one crossing into C
+        # drains the queue or dispatches and drains (pyq_dispatch)
+        total = 0
         try:
             if self._closed:
                 raise Closed("node is closed")
-            n = self._drain()
-            if not n:
-                rc = lib.mesh_node_dispatch(self._node, wait_ms)
-                if rc < 0 and lib.mesh_errno() == lib.MESH_ECLOSED:
+            n = lib.pyq_dispatch(self._node, self._q, self._items, _BATCH, wait_ms)
+            if n < 0:
+                if lib.mesh_errno() == _ECLOSED:
                     raise Closed("node is closed")
-                n = self._drain()
+                n = 0
+            while n:
+                self._route(n)
+                total += n
+                if n < _BATCH:
+                    break
+                n = lib.pyq_drain(self._q, self._items, _BATCH)
         finally:
             self._pump_lock.release()
         if self._waiters:
             with self._cond:
                 self._cond.notify_all()
-        self._run_backlog()
-        return n
+        if self._backlog:
+            self._run_backlog()
+        return total
 
     def _drain(self) -> int:
-        items, total = self._items, 0
+        # the pump lock held: what is queued, without dispatching
+        total = 0
         while True:
-            n = lib.pyq_drain(self._q, items, _BATCH)
+            n = lib.pyq_drain(self._q, self._items, _BATCH)
             if not n:
                 return total
-            try:
-                for i in range(n):
-                    self._route(items[i])
-            finally:
-                lib.pyq_release(items, n)
+            self._route(n)
             total += n
             if n < _BATCH:
                 return total
 
-    def _route(self, it) -> None:
-        # with the pump lock held: only cheap moves, in arrival order
-        kind = it.kind
-        if kind == lib.PYQ_MSG:
-            sub = self._targets.get(it.token)
-            if sub is not None:
-                sub._put(message_of(it))
-        elif kind == lib.PYQ_OUTCOME:
-            self._outcome(it)
-        elif kind == lib.PYQ_REQ:
-            self._backlog.append((self._targets[it.token], (message_of(it), it.reply)))
-        elif kind == lib.PYQ_JOB:
-            self._backlog.append((self._targets[it.token], message_of(it)))
-        elif kind == lib.PYQ_GATHER:
-            self._targets[it.token].append(self._gathered(it))
+    def _route(self, n: int) -> None:
+        # with the pump lock held: only cheap moves, in arrival order; the
+        # items' messages are freed at the end whatever happens
+        items = self._items
+        targets = self._targets
+        backlog = self._backlog
+        prev = None
+        try:
+            for i in range(n):
+                it = items[i]
+                kind = it.kind
+                if kind == _MSG:
+                    prev = message_of(it, prev)
+                    sub = targets.get(it.token)
+                    if sub is not None:
+                        sub._put(prev)
+                elif kind == _OUTCOME:
+                    prev = self._outcome(it, prev)
+                elif kind == _REQ:
+                    prev = message_of(it, prev)
+                    backlog.append((targets[it.token], (prev, it.reply)))
+                elif kind == _JOB:
+                    prev = message_of(it, prev)
+                    backlog.append((targets[it.token], prev))
+                elif kind == _GATHER:
+                    targets[it.token].append(self._gathered(it))
+                    prev = None
+                else:
+                    prev = None
+        finally:
+            lib.pyq_release(items, n)
 
     def _run_backlog(self) -> None:
         backlog = self._backlog
@@ -464,46 +494,51 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             return
         # counted, so that close() never frees what a handler still holds
         # (a deferred reply, a held job)
-        with self._active_cv:
+        lock = self._active_lock
+        with lock:
             self._active += 1
         tls = self._tls
-        tls.in_handler = getattr(tls, "in_handler", 0) + 1
+        depth = getattr(tls, "in_handler", 0)
+        tls.in_handler = depth + 1
         try:
+            pop = backlog.popleft
             while backlog:
                 try:
-                    fn, arg = backlog.popleft()
+                    fn, arg = pop()
                 except IndexError:
                     break
                 fn(arg)
         finally:
-            tls.in_handler -= 1
-            with self._active_cv:
+            tls.in_handler = depth
+            with lock:
                 self._active -= 1
                 last = self._active == 0
-                self._active_cv.notify_all()
-            if last and self._closed and not tls.in_handler:
+                if last and self._closed:
+                    self._active_cv.notify_all()
+            if last and self._closed and not depth:
                 self._free()
 
     def _drive(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
         """Drive the node until done() is true (returns True) or timeout
         seconds pass (returns False). Raises Closed if the node closes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else _monotonic() + timeout
+        lock = self._pump_lock
         try:
             while True:
-                self._run_backlog()
+                if self._backlog:
+                    self._run_backlog()
                 if done():
                     return True
                 if self._closed:
                     raise Closed("node is closed")
                 wait = _SLICE_MS
                 if deadline is not None:
-                    left = deadline - time.monotonic()
+                    left = deadline - _monotonic()
                     if left <= 0:
                         return False
                     wait = min(wait, max(1, int(left * 1000)))
-                if self._pump_lock.acquire(blocking=False):
-                    self._pump_lock.release()
-                    self._pump(wait)
+                if lock.acquire(False):
+                    self._pump_locked(wait)
                 else:
                     # another thread dispatches: it wakes us after its round
                     with self._cond:
