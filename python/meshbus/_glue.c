@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <time.h>
 
 #define PYQ_MSG      1      //  a message for a subscription
 #define PYQ_REQ      2      //  a request to serve (reply NULL: a cast)
@@ -132,9 +133,9 @@ pyq_close (pyq_t *q, mesh_pipeline_t *pl)
     pthread_mutex_unlock (&q->lock);
 }
 
-//  Queue an item; takes over msg and error. False on out of memory.
-static int
-s_push (pyq_t *q, pyq_item_t *item)
+//  Point the item's views into its message
+static void
+s_views (pyq_item_t *item)
 {
     if (item->msg) {
         mesh_msg_t *m = item->msg;
@@ -150,6 +151,13 @@ s_push (pyq_t *q, pyq_item_t *item)
         item->flags = mesh_msg_flags (m);
         item->header_count = mesh_msg_header_count (m);
     }
+}
+
+//  Queue an item; takes over msg and error. False on out of memory.
+static int
+s_push (pyq_t *q, pyq_item_t *item)
+{
+    s_views (item);
     pthread_mutex_lock (&q->lock);
     if (q->count == q->cap) {
         size_t cap = q->cap? q->cap * 2: 256;
@@ -440,3 +448,104 @@ pyq_dlq_list (mesh_pipeline_t *pl, const char *queue, pyq_item_t *items, char **
     mesh_dlq_list (pl, queue, s_on_dead, &d);
     return d.count;
 }
+
+//  ---------------------------------------------------------------------
+//  A call whose caller waits for it in C (pyq_call_wait): the outcome
+//  goes straight to the waiter, not through the queue, and the caller
+//  crosses into C once per call. If the waiter gives up first (its slice
+//  ended, or other work was queued that Python must run), the call is
+//  detached: its outcome is then queued as any asynchronous call's.
+
+#define PYQ_SYNC_WAITING   0
+#define PYQ_SYNC_DONE      1
+#define PYQ_SYNC_DETACHED  2
+
+typedef struct {
+    pyq_t *q;
+    int state;                  //  PYQ_SYNC_*, under q->lock
+    pyq_item_t item;            //  the outcome once PYQ_SYNC_DONE
+} pyq_sync_t;
+
+static void
+pyq_on_sync (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
+             const mesh_msg_t *reply, void *arg)
+{
+    (void) rr;
+    pyq_sync_t *s = (pyq_sync_t *) arg;
+    pyq_item_t item = { .kind = PYQ_OUTCOME, .id = call_id, .err = err };
+    if (reply)
+        item.msg = mesh_msg_dup (reply);
+    if (reply && !item.msg) {
+        item.err = MESH_ESYS;
+        error = "out of memory";
+    }
+    if (item.err)
+        item.error = strdup (error? error: mesh_strerror (err));
+    s_views (&item);
+    pyq_t *q = s->q;
+    pthread_mutex_lock (&q->lock);
+    bool detached = s->state == PYQ_SYNC_DETACHED;
+    if (!detached) {
+        s->item = item;
+        __atomic_store_n (&s->state, PYQ_SYNC_DONE, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock (&q->lock);
+    if (detached) {
+        free (s);
+        if (!s_push (q, &item)) {
+            mesh_msg_destroy (&item.msg);
+            free (item.error);
+        }
+    }
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Launch a call and dispatch until its outcome, for up to wait_ms, or
+//  until something else is queued. Only for the thread that holds the
+//  binding's pump lock. Returns 1: out holds the outcome (pyq_release it);
+//  0: not yet, the outcome will be queued as PYQ_OUTCOME with id *call_id;
+//  -1: the call failed at once (mesh_errno).
+static int
+pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
+               const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
+               pyq_item_t *out, uint64_t *call_id)
+{
+    pyq_sync_t *s = (pyq_sync_t *) calloc (1, sizeof (pyq_sync_t));
+    if (!s) {
+        *call_id = pyq_call_async (rr, service, body, size, opts, q);
+        return *call_id? 0: -1;
+    }
+    s->q = q;
+    *call_id = mesh_call_async (rr, service, body, size, opts, pyq_on_sync, s);
+    if (!*call_id) {
+        free (s);           //  failed at once: the callback never runs
+        return -1;
+    }
+    int64_t until = s_now_ms () + wait_ms;
+    while (__atomic_load_n (&s->state, __ATOMIC_ACQUIRE) != PYQ_SYNC_DONE) {
+        if (pyq_pending (q))
+            break;          //  a handler or another outcome: Python's turn
+        int64_t left = until - s_now_ms ();
+        if (left <= 0 || mesh_node_dispatch (node, (int) left) < 0)
+            break;
+    }
+    pthread_mutex_lock (&q->lock);
+    int done = s->state == PYQ_SYNC_DONE;
+    if (!done)
+        s->state = PYQ_SYNC_DETACHED;
+    pthread_mutex_unlock (&q->lock);
+    if (!done)
+        return 0;           //  s is the callback's now
+    *out = s->item;
+    out->same = 0;
+    free (s);
+    return 1;
+}
+

@@ -6,7 +6,7 @@ from typing import Callable, Dict, Optional, Union
 
 from ._meshbus import ffi, lib
 from . import errors
-from .errors import Timeout, check, error_for
+from .errors import Closed, Timeout, check, error_for
 from .types import Message, message_of
 from ._util import Headers, body_of, enc
 
@@ -14,6 +14,7 @@ log = logging.getLogger("meshbus")
 
 _MARGIN = 2.0       # s past a call's deadline before the binding gives up on its outcome
 _DEFAULT_TIMEOUT = lib.MESH_DEFAULT_CALL_TIMEOUT / 1000
+_SLICE_MS = 100     # longest wait in C at once (Ctrl-C), as node._SLICE_MS
 
 
 class _Service:
@@ -56,6 +57,16 @@ class _Service:
         msg, reply = arg
         if reply != ffi.NULL:
             lib.pyq_reply(reply, ffi.NULL, 0, ffi.NULL, why)
+
+
+def _outcome_of(it, prev):
+    """(reply Message or None, exception or None) of an outcome item."""
+    reply = message_of(it, prev) if it.msg != ffi.NULL else None
+    exc = None
+    if it.err:
+        exc = error_for(it.err, ffi.string(it.error).decode("utf-8", "replace")
+                        if it.error != ffi.NULL else "")
+    return reply, exc
 
 
 class _Slot:
@@ -112,6 +123,8 @@ class ReqRepMixin:
         self._services = {}
         self._opts_cache = {}       # (timeout, retries, wait) -> mesh_call_opts_t
         self._names = {}            # service or subject str -> its UTF-8 bytes
+        self._sync_item = ffi.new("pyq_item_t *")   # pump lock held: _call_here
+        self._sync_id = ffi.new("uint64_t *")
 
     def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]]) -> None:
         """Offer a service. ``handler(request)`` returns the reply: bytes, a
@@ -186,10 +199,8 @@ class ReqRepMixin:
                 self._opts_cache[key] = opts
         return opts, None
 
-    def _launch(self, service, body, timeout, retries, headers, content_type, wait, slot):
-        """Launch an asynchronous call whose outcome goes to slot.set(reply,
-        exc) in the thread that drives the node. Raises at once what fails
-        at once."""
+    def _prepare(self, service, body, timeout, retries, headers, content_type, wait):
+        # what a call gives the library: service and body as bytes, options
         if not self._started or self._closed:
             self._live()
         s = self._names.get(service)
@@ -199,24 +210,62 @@ class ReqRepMixin:
                 self._names[service] = s
         b = body if type(body) is bytes else body_of(body)
         opts, keep = self._call_opts(timeout, retries, headers, content_type, wait)
-        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
-        if call_id == 0:
-            raise errors.last_error()
+        return s, b, opts, keep
+
+    def _register(self, call_id, slot):
+        # the outcome goes to slot, whether it came already or not
         with self._calls_lock:
             early = self._early.pop(call_id, None)
             if early is None:
                 self._calls[call_id] = slot
         if early is not None:
             slot.set(*early)
+
+    def _launch(self, service, body, timeout, retries, headers, content_type, wait, slot):
+        """Launch an asynchronous call whose outcome goes to slot.set(reply,
+        exc) in the thread that drives the node. Raises at once what fails
+        at once."""
+        s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
+                                         content_type, wait)
+        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+        if call_id == 0:
+            raise errors.last_error()
+        self._register(call_id, slot)
         return slot
+
+    def _call_here(self, s, b, opts, slot) -> bool:
+        """The fast way of a synchronous call, when this thread may
+        dispatch (it got the pump lock): one crossing launches the call and
+        waits for its outcome in C (pyq_call_wait). False when another
+        thread dispatches: launch it the common way."""
+        lock = self._pump_lock
+        if self._backlog or not lock.acquire(False):
+            return False
+        try:
+            if self._closed:
+                raise Closed("node is closed")
+            it, ids = self._sync_item, self._sync_id
+            rc = lib.pyq_call_wait(self._node, self._rr, self._q, s, b, len(b), opts,
+                                   _SLICE_MS, it, ids)
+            if rc > 0:
+                try:
+                    slot.set(*_outcome_of(it, None))
+                finally:
+                    lib.pyq_release(it, 1)
+            elif rc == 0:
+                self._register(ids[0], slot)
+            else:
+                raise errors.last_error()
+        finally:
+            lock.release()
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
+        return True
 
     def _outcome(self, it, prev=None):
         # with the pump lock held (see Node._route); returns the reply
-        reply = message_of(it, prev) if it.msg != ffi.NULL else None
-        exc = None
-        if it.err:
-            exc = error_for(it.err, ffi.string(it.error).decode("utf-8", "replace")
-                            if it.error != ffi.NULL else "")
+        reply, exc = _outcome_of(it, prev)
         with self._calls_lock:
             slot = self._calls.pop(it.id, None)
             if slot is None:
@@ -236,8 +285,14 @@ class ReqRepMixin:
         for one until the deadline instead of failing at once.
 
         Raises NoResponders, Timeout, ProviderLeft or RemoteError."""
-        slot = self._launch(service, body, timeout, retries, headers, content_type, wait,
-                            _Slot())
+        s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
+                                         content_type, wait)
+        slot = _Slot()
+        if not self._call_here(s, b, opts, slot):
+            call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+            if call_id == 0:
+                raise errors.last_error()
+            self._register(call_id, slot)
         limit = (timeout if timeout is not None else _DEFAULT_TIMEOUT) + _MARGIN
         try:
             if not slot.done and not self._drive(slot.is_done, limit):
