@@ -233,6 +233,11 @@ char *
     mesh_node_peer_endpoint (mesh_node_t *self, const char *peer);
 char *
     mesh_node_peer_header (mesh_node_t *self, const char *peer, const char *key);
+//  Every header a peer announced: key, value, key, value, ..., NULL (by
+//  key; empty when none); free it with mesh_strv_free(). NULL with
+//  MESH_ENOPEER when the peer is unknown (or MESH_ESYS: out of memory).
+char **
+    mesh_node_peer_headers (mesh_node_t *self, const char *peer);
 
 //  ---------------------------------------------------------------------
 //  Counters
