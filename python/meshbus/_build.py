@@ -40,6 +40,7 @@ const char *mesh_last_error (void);
 #define MESH_FLAG_LAST_VALUE ...
 #define MESH_JOB_ACK ...
 #define MESH_JOB_NACK ...
+#define MESH_JOB_DEAD ...
 #define MESH_STORE_SYNC ...
 #define MESH_STORE_GROUP ...
 #define MESHBUS_VERSION_MAJOR ...
@@ -117,6 +118,7 @@ int mesh_node_peer_state (mesh_node_t *self, const char *peer);
 char *mesh_node_peer_name (mesh_node_t *self, const char *peer);
 char *mesh_node_peer_endpoint (mesh_node_t *self, const char *peer);
 char *mesh_node_peer_header (mesh_node_t *self, const char *peer, const char *key);
+char **mesh_node_peer_headers (mesh_node_t *self, const char *peer);
 void mesh_node_count (mesh_node_t *self, const char *peer, const char *name, uint64_t delta);
 uint64_t mesh_node_counter (mesh_node_t *self, const char *peer, const char *name);
 char *mesh_node_stats_json (mesh_node_t *self);
@@ -174,6 +176,8 @@ uint64_t mesh_push_ex (mesh_pipeline_t *self, const mesh_head_t *head, const voi
 size_t mesh_pipeline_pending (mesh_pipeline_t *self, const char *queue);
 int mesh_unwork (mesh_pipeline_t *self, const char *queue);
 int mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, bool ok);
+int mesh_job_finish (mesh_pipeline_t *self, const char *producer, uint64_t job_id,
+                     int outcome);
 int mesh_dlq_replay (mesh_pipeline_t *self, const char *queue, uint64_t job_id);
 uint64_t mesh_clock_ms (void);
 

@@ -1,7 +1,6 @@
 """Request-reply: Node.serve, call, call_async, cast, call_all."""
 import concurrent.futures
 import logging
-import threading
 from typing import Callable, Dict, Optional, Union
 
 from ._meshbus import ffi, lib
@@ -69,6 +68,109 @@ def _outcome_of(it, prev):
     return reply, exc
 
 
+def _copy_message(cls, msg: Message):
+    """msg's fields in a new object of a Message subclass."""
+    m = cls.__new__(cls)
+    for name in Message.__slots__:
+        setattr(m, name, getattr(msg, name))
+    return m
+
+
+class Request(Message):
+    """A request handed to a ``serve(..., defer=True)`` handler, to answer
+    later, from any thread: ``reply(body)`` or ``fail(text)``. The first
+    answer counts; later ones return False. A cast (``wants_reply`` is
+    False) needs no answer. Requests still unanswered when the node
+    closes are answered "server closing" (the caller's RemoteError)."""
+
+    __slots__ = ("_node", "_handle", "_wants")
+
+    @property
+    def wants_reply(self) -> bool:
+        """False for a cast: nobody waits for an answer."""
+        return self._wants
+
+    @property
+    def answered(self) -> bool:
+        """True once reply() or fail() was called (or the node closed)."""
+        return self._handle is None
+
+    def reply(self, body: Union[bytes, str, None] = b"",
+              content_type: Optional[str] = None) -> bool:
+        """Send the reply (bytes; a str goes as UTF-8). Any thread. Returns
+        False if the request was answered already, is a cast, or the
+        node closed meanwhile."""
+        b = body_of(body)
+        ctype = enc(content_type, "content type") if content_type else ffi.NULL
+        return self._answer(b, ctype, ffi.NULL)
+
+    def fail(self, text: str) -> bool:
+        """Fail the request: the caller gets RemoteError(text). Any thread.
+        Returns False as reply() does."""
+        return self._answer(b"", ffi.NULL, str(text).encode("utf-8", "replace") or b"failed")
+
+    def _answer(self, body, ctype, error) -> bool:
+        node = self._node
+        with node._answer_lock:
+            handle = self._handle
+            if handle is None:
+                return False
+            self._handle = None
+            node._held.discard(self)
+            lib.pyq_reply(handle, body, len(body), ctype, error)
+        return True
+
+    def _abandon(self) -> None:
+        # the node closes (answer lock held): the caller must not wait
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            lib.pyq_reply(handle, ffi.NULL, 0, ffi.NULL, b"server closing")
+
+
+class _DeferredService(_Service):
+    """Hands each request to its handler as a Request answered later."""
+
+    def __call__(self, arg) -> None:
+        msg, reply = arg
+        req = _copy_message(Request, msg)
+        req._node = self.node
+        req._wants = reply != ffi.NULL
+        req._handle = reply if req._wants else None
+        if req._wants:
+            self.node._hold(req)
+        try:
+            self.handler(req)
+        except Exception as exc:
+            log.debug("meshbus: handler of %r raised", self.name, exc_info=True)
+            lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
+            req.fail("%s: %s" % (type(exc).__name__, exc))
+        except BaseException:
+            req.fail("interrupted")
+            raise
+
+
+class _CallbackSlot:
+    """The outcome of call_async(..., callback=fn): fn(reply, exc) runs in
+    the thread that drives the node, after the round that brought it."""
+
+    __slots__ = ("node", "callback", "service")
+
+    def __init__(self, node, callback, service):
+        self.node = node
+        self.callback = callback
+        self.service = service
+
+    def set(self, reply, exc) -> None:
+        self.node._backlog.append((self._run, (reply, exc)))
+
+    def _run(self, outcome) -> None:
+        try:
+            self.callback(*outcome)
+        except Exception:
+            log.exception("meshbus: callback of a call to %r raised", self.service)
+            lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
+
+
 class _Slot:
     """The outcome of one synchronous call."""
 
@@ -119,22 +221,29 @@ class ReqRepMixin:
     def _init(self):
         self._calls = {}            # call id -> _Slot / CallFuture
         self._early = {}            # outcomes that came before their waiter
-        self._calls_lock = threading.Lock()
+        self._calls_lock = self._real_threading.Lock()
         self._services = {}
         self._opts_cache = {}       # (timeout, retries, wait) -> mesh_call_opts_t
         self._names = {}            # service or subject str -> its UTF-8 bytes
         self._sync_item = ffi.new("pyq_item_t *")   # pump lock held: _call_here
         self._sync_id = ffi.new("uint64_t *")
 
-    def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]]) -> None:
+    def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]], *,
+              defer: bool = False) -> None:
         """Offer a service. ``handler(request)`` returns the reply: bytes, a
         str (sent as UTF-8), None (empty), or (body, content_type); an
         exception it raises is the caller's RemoteError, with its text.
-        The handler runs in the thread that drives the node."""
+        The handler runs in the thread that drives the node.
+
+        ``defer=True``: the handler gets a :class:`Request` and answers it
+        when it likes, from any thread, with ``request.reply(body)`` or
+        ``request.fail(text)`` (its return value is ignored; an exception
+        it raises before answering fails the request). The caller's
+        deadline still applies."""
         self._live()
         if not callable(handler):
             raise TypeError("handler must be callable")
-        svc = _Service(self, service, handler)
+        svc = (_DeferredService if defer else _Service)(self, service, handler)
         target = self._target(self._token(svc))
         check(lib.pyq_serve(self._rr, enc(service, "service"), target))
         self._services[service] = svc
@@ -310,11 +419,26 @@ class ReqRepMixin:
     def call_async(self, service: str, body: Union[bytes, str] = b"", *,
                    timeout: Optional[float] = None, retries: Optional[int] = None,
                    headers: Optional[dict] = None, content_type: Optional[str] = None,
-                   wait: bool = False) -> CallFuture:
+                   wait: bool = False,
+                   callback: Optional[Callable[[Optional[Message], Optional[BaseException]],
+                                               None]] = None) -> Optional[CallFuture]:
         """Like call() but returns at once with a concurrent.futures.Future
-        of the reply (see CallFuture for who completes it)."""
-        return self._launch(service, body, timeout, retries, headers, content_type, wait,
-                            CallFuture(self))
+        of the reply (see CallFuture for who completes it).
+
+        With ``callback``, no Future: ``callback(reply, exc)`` runs once, in
+        the thread that drives the node (reply a Message and exc None, or
+        reply None and exc the meshbus.Error call() would raise), and
+        call_async returns None. Any thread may launch; what fails at
+        once (NoResponders, a bad argument) is raised here, not given to
+        the callback."""
+        if callback is None:
+            return self._launch(service, body, timeout, retries, headers, content_type, wait,
+                                CallFuture(self))
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._launch(service, body, timeout, retries, headers, content_type, wait,
+                     _CallbackSlot(self, callback, service))
+        return None
 
     def cast(self, service: str, body: Union[bytes, str] = b"", *, all: bool = False,
              headers: Optional[dict] = None, content_type: Optional[str] = None) -> None:
@@ -346,7 +470,8 @@ class ReqRepMixin:
             if result["rc"] < 0:
                 result["exc"] = errors.last_error()
 
-        helper = threading.Thread(target=gather, daemon=True)
+        # a real OS thread even under eventlet: it blocks in C
+        helper = self._real_threading.Thread(target=gather, daemon=True)
         helper.start()
         self._drive(lambda: not helper.is_alive(), None)
         self._pump(0)      # what the helper's dispatch queued last

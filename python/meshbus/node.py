@@ -22,7 +22,7 @@ import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from ._meshbus import ffi, lib
-from . import errors
+from . import _threads, errors
 from .errors import Closed, Timeout, check
 from .types import Event, Peer, event_of, message_of
 from ._pubsub import PubSubMixin
@@ -105,9 +105,11 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._pl = lib.mesh_pipeline_new(node)
         self._started = False
         self._closed = False
-        self._start_lock = threading.Lock()
-        self._pump_lock = threading.Lock()
-        self._cond = threading.Condition(threading.Lock())
+        real = _threads.real()      # real locks even under eventlet (_threads.py)
+        self._real_threading = real
+        self._start_lock = real.Lock()
+        self._pump_lock = real.Lock()
+        self._cond = real.Condition(real.Lock())
         self._waiters = 0
         self._items = ffi.new("pyq_item_t[]", _BATCH)
         self._backlog = collections.deque()     # (fn, arg) handlers to run
@@ -116,8 +118,11 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._next_token = 1
         self._stop_run = 0
         self._active = 0                        # handlers running now
-        self._active_lock = threading.Lock()
-        self._active_cv = threading.Condition(self._active_lock)
+        self._active_lock = real.Lock()
+        self._active_cv = real.Condition(self._active_lock)
+        self._answer_lock = real.RLock()        # deferred replies, held jobs vs close
+        self._held = set()                      # Request / Job not answered yet
+        self._held_open = True
         self._tls = threading.local()
         PubSubMixin._init(self)
         ReqRepMixin._init(self)
@@ -190,6 +195,8 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         if self._node == ffi.NULL:
             return
         lib.pyq_close(self._q, self._pl)
+        # deferred requests and held jobs answered before peers see BYE
+        self._abandon_held()
         self._stop_run += 1
         # peers see EXIT now; a thread inside dispatch comes out
         lib.mesh_node_stop(self._node)
@@ -207,9 +214,30 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             if self._node == ffi.NULL:
                 return
             self._finish_backlog()
-            self._destroy()
+            # deferred requests and held jobs are answered before their
+            # request-reply and pipeline objects go
+            with self._answer_lock:
+                self._abandon_held()
+                self._destroy()
         with self._cond:
             self._cond.notify_all()
+
+    def _abandon_held(self):
+        # answer lock taken (it is reentrant for _free)
+        with self._answer_lock:
+            self._held_open = False
+            held, self._held = self._held, set()
+            for obj in held:
+                obj._abandon()
+
+    def _hold(self, obj) -> None:
+        """Keep a Request / Job until answered; at once abandoned (answered
+        "server closing" / nacked) when the node closes already."""
+        with self._answer_lock:
+            if self._held_open:
+                self._held.add(obj)
+            else:
+                obj._abandon()
 
     def _finish_backlog(self):
         # what was drained but not handled: answer requests, give jobs back
@@ -308,8 +336,29 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 continue        # left since the list was made
             out.append(Peer(pid, self._take_str(lib.mesh_node_peer_name(self._node, b)),
                             self._take_str(lib.mesh_node_peer_endpoint(self._node, b)),
-                            state, {}))
+                            state, self._headers(b) or {}))
         return out
+
+    def _headers(self, peer: bytes) -> Optional[Dict[str, str]]:
+        strv = lib.mesh_node_peer_headers(self._node, peer)
+        if strv == ffi.NULL:
+            return None
+        out, i = {}, 0
+        while strv[i] != ffi.NULL:
+            out[ffi.string(strv[i]).decode("utf-8", "replace")] = \
+                ffi.string(strv[i + 1]).decode("utf-8", "replace")
+            i += 2
+        lib.mesh_strv_free(ffi.new("char ***", strv))
+        return out
+
+    def peer_headers(self, peer: str) -> Dict[str, str]:
+        """Every header a peer announced (``Node(headers=...)``). Raises
+        meshbus.NoPeer for a peer this node does not know."""
+        self._live()
+        headers = self._headers(enc(peer, "peer"))
+        if headers is None:
+            raise errors.last_error()
+        return headers
 
     def peer_header(self, peer: str, key: str) -> Optional[str]:
         """The value of a header a peer announced, or None."""
