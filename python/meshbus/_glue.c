@@ -31,12 +31,15 @@
 #define PYQ_GATHER   5      //  one provider's answer to a call_all
 
 //  Set by pyq_drain on an item whose field equals the one of the item
-//  before it in the same drained batch: Python then reuses the str it
-//  made for that one (a stream from one publisher on one subject costs
-//  no decoding per message)
+//  drained before it that had a message (in this batch or an earlier
+//  one): Python then reuses the str it made for that one, so a stream
+//  from one publisher on one subject, or requests from one caller to one
+//  service, cost no decoding per message. The earlier item's strings are
+//  copied in the queue (pyq_last_t) as they may be freed by then.
 #define PYQ_SAME_SUBJECT  1
 #define PYQ_SAME_SENDER   2     //  sender and sender_name
 #define PYQ_SAME_CTYPE    4
+#define PYQ_SAME_NAME     8     //  internal: the sender_name copy is valid
 
 typedef struct {
     int kind;
@@ -60,8 +63,19 @@ typedef struct {
     int same;                   //  PYQ_SAME_*: fields equal to the previous item's
 } pyq_item_t;
 
+#define PYQ_LAST_MAX  256        //  longer strings are never reused
+
+typedef struct {
+    char subject [PYQ_LAST_MAX];
+    char sender [PYQ_LAST_MAX];
+    char sender_name [PYQ_LAST_MAX];
+    char ctype [PYQ_LAST_MAX];
+    int valid;                  //  PYQ_SAME_* bits whose strings are held
+} pyq_last_t;
+
 typedef struct {
     pthread_mutex_t lock;
+    pyq_last_t last;            //  of the last item drained (drainer only)
     pyq_item_t *items;          //  ring
     size_t head, count, cap;
     int closed;                 //  the node is closing: refuse new work
@@ -179,10 +193,22 @@ s_push (pyq_t *q, pyq_item_t *item)
     return 1;
 }
 
+//  Does s equal the kept copy (bit of valid)? Else keep a copy of s.
 static int
-s_same (const char *a, const char *b)
+s_same_as_last (pyq_last_t *last, int bit, char *kept, const char *s)
 {
-    return a && b && (a == b || strcmp (a, b) == 0);
+    if (!s)
+        s = "";
+    if ((last->valid & bit) && strcmp (kept, s) == 0)
+        return bit;
+    size_t len = strlen (s);
+    if (len < PYQ_LAST_MAX) {
+        memcpy (kept, s, len + 1);
+        last->valid |= bit;
+    }
+    else
+        last->valid &= ~bit;
+    return 0;
 }
 
 //  Move up to max items to out (in order). Returns how many.
@@ -200,17 +226,20 @@ pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
         q->count--;
     }
     pthread_mutex_unlock (&q->lock);
+    pyq_last_t *last = &q->last;
     for (size_t i = 0; i < n; i++) {
-        pyq_item_t *it = &out [i], *prev = i? &out [i - 1]: NULL;
+        pyq_item_t *it = &out [i];
         it->same = 0;
-        if (!prev || !it->msg || !prev->msg)
+        if (!it->msg)
             continue;
-        if (s_same (it->subject, prev->subject))
-            it->same |= PYQ_SAME_SUBJECT;
-        if (s_same (it->sender, prev->sender) && s_same (it->sender_name, prev->sender_name))
-            it->same |= PYQ_SAME_SENDER;
-        if (s_same (it->ctype, prev->ctype))
-            it->same |= PYQ_SAME_CTYPE;
+        int same = s_same_as_last (last, PYQ_SAME_SUBJECT, last->subject, it->subject);
+        //  sender and its name go together: one bit, both strings kept
+        int sender = s_same_as_last (last, PYQ_SAME_SENDER, last->sender, it->sender);
+        int name = s_same_as_last (last, PYQ_SAME_NAME, last->sender_name, it->sender_name);
+        if (sender && name)
+            same |= PYQ_SAME_SENDER;
+        same |= s_same_as_last (last, PYQ_SAME_CTYPE, last->ctype, it->ctype);
+        it->same = same;
     }
     return n;
 }

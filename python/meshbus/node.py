@@ -112,6 +112,7 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._cond = real.Condition(real.Lock())
         self._waiters = 0
         self._items = ffi.new("pyq_item_t[]", _BATCH)
+        self._last = None                       # see _route
         self._backlog = collections.deque()     # (fn, arg) handlers to run
         self._targets = {}                      # token -> Subscription, service, worker...
         self._keep = []                         # C targets the library points at
@@ -507,11 +508,14 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
 
     def _route(self, n: int) -> None:
         # with the pump lock held: only cheap moves, in arrival order; the
-        # items' messages are freed at the end whatever happens
+        # items' messages are freed at the end whatever happens. prev is
+        # the Message of the last item drained that had one (pyq_drain
+        # marks the fields equal to it; None is always safe)
         items = self._items
         targets = self._targets
         backlog = self._backlog
-        prev = None
+        prev = self._last
+        self._last = None
         try:
             for i in range(n):
                 it = items[i]
@@ -522,7 +526,7 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                     if sub is not None:
                         sub._put(prev)
                 elif kind == _OUTCOME:
-                    prev = self._outcome(it, prev)
+                    prev = self._outcome(it, prev) or prev
                 elif kind == _REQ:
                     prev = message_of(it, prev)
                     backlog.append((targets[it.token], (prev, it.reply)))
@@ -532,8 +536,7 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 elif kind == _GATHER:
                     targets[it.token].append(self._gathered(it))
                     prev = None
-                else:
-                    prev = None
+            self._last = prev
         finally:
             lib.pyq_release(items, n)
 
