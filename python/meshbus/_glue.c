@@ -211,6 +211,23 @@ s_same_as_last (pyq_last_t *last, int bit, char *kept, const char *s)
     return 0;
 }
 
+//  Set item->same against the last item with a message, which it becomes
+static void
+s_mark_same (pyq_last_t *last, pyq_item_t *it)
+{
+    it->same = 0;
+    if (!it->msg)
+        return;
+    int same = s_same_as_last (last, PYQ_SAME_SUBJECT, last->subject, it->subject);
+    //  sender and its name go together: one bit, both strings kept
+    int sender = s_same_as_last (last, PYQ_SAME_SENDER, last->sender, it->sender);
+    int name = s_same_as_last (last, PYQ_SAME_NAME, last->sender_name, it->sender_name);
+    if (sender && name)
+        same |= PYQ_SAME_SENDER;
+    same |= s_same_as_last (last, PYQ_SAME_CTYPE, last->ctype, it->ctype);
+    it->same = same;
+}
+
 //  Move up to max items to out (in order). Returns how many.
 static size_t
 pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
@@ -226,21 +243,8 @@ pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
         q->count--;
     }
     pthread_mutex_unlock (&q->lock);
-    pyq_last_t *last = &q->last;
-    for (size_t i = 0; i < n; i++) {
-        pyq_item_t *it = &out [i];
-        it->same = 0;
-        if (!it->msg)
-            continue;
-        int same = s_same_as_last (last, PYQ_SAME_SUBJECT, last->subject, it->subject);
-        //  sender and its name go together: one bit, both strings kept
-        int sender = s_same_as_last (last, PYQ_SAME_SENDER, last->sender, it->sender);
-        int name = s_same_as_last (last, PYQ_SAME_NAME, last->sender_name, it->sender_name);
-        if (sender && name)
-            same |= PYQ_SAME_SENDER;
-        same |= s_same_as_last (last, PYQ_SAME_CTYPE, last->ctype, it->ctype);
-        it->same = same;
-    }
+    for (size_t i = 0; i < n; i++)
+        s_mark_same (&q->last, &out [i]);
     return n;
 }
 
@@ -573,7 +577,7 @@ pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *servi
     if (!done)
         return 0;           //  s is the callback's now
     *out = s->item;
-    out->same = 0;
+    s_mark_same (&q->last, out);    //  the pump lock's holder owns q->last
     free (s);
     return 1;
 }

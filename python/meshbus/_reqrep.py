@@ -357,10 +357,14 @@ class ReqRepMixin:
             rc = lib.pyq_call_wait(self._node, self._rr, self._q, s, b, len(b), opts,
                                    _SLICE_MS, it, ids)
             if rc > 0:
+                # marked against the last drained message, as _route's
+                prev, self._last = self._last, None
                 try:
-                    slot.set(*_outcome_of(it, None))
+                    reply, exc = _outcome_of(it, prev)
+                    self._last = reply or prev
                 finally:
                     lib.pyq_release(it, 1)
+                slot.set(reply, exc)
             elif rc == 0:
                 self._register(ids[0], slot)
             else:
