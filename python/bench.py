@@ -273,10 +273,14 @@ def main():
     args.add_argument("--runs", type=int, default=5)
     args.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
     args.add_argument("--json", action="store_true")
+    args.add_argument("--jobs", default="pubsub,reqrep,async",
+                      help="comma-separated subset of pubsub,reqrep,async")
     opts = args.parse_args()
     import meshbus
     results = {}
     for name, mesh_fn, zmq_fn, count, key, higher_better in JOBS:
+        if name not in opts.jobs.split(","):
+            continue
         n = max(100, int(count * opts.scale))
         runs = {"meshbus": [], "pyzmq": []}
         for _ in range(opts.runs):

@@ -334,6 +334,25 @@ test_enter_event_and_headers (void **state)
     free (name);
     free (endpoint);
 
+    //  every header at once, by key; none from a node that set none
+    char **headers = mesh_node_peer_headers (b, mesh_node_id (a));
+    assert_non_null (headers);
+    assert_string_equal (headers [0], "role");
+    assert_string_equal (headers [1], "worker");
+    assert_string_equal (headers [2], "zone");
+    assert_string_equal (headers [3], "eu-2");
+    assert_null (headers [4]);
+    mesh_strv_free (&headers);
+    assert_null (mesh_node_peer_headers (b, "00000000000000000000000000000000"));
+    assert_int_equal (mesh_errno (), MESH_ENOPEER);
+    event = s_wait_event (a, b, MESH_EVENT_ENTER);
+    assert_non_null (event);
+    mesh_event_destroy (&event);
+    headers = mesh_node_peer_headers (a, mesh_node_id (b));
+    assert_non_null (headers);
+    assert_null (headers [0]);
+    mesh_strv_free (&headers);
+
     //  mesh_node_peers lists a's id, and only it
     char **peers = mesh_node_peers (b);
     assert_non_null (peers);

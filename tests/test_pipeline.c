@@ -257,6 +257,21 @@ s_on_dead (const char *queue, uint64_t job_id, const mesh_msg_t *job, const char
     return true;
 }
 
+//  Any queue's dead letter (its body "7")
+static bool
+s_on_dead_any (const char *queue, uint64_t job_id, const mesh_msg_t *job,
+               const char *reason, void *arg)
+{
+    (void) queue;
+    s_dead_seen_t *seen = (s_dead_seen_t *) arg;
+    seen->count++;
+    seen->job_id = job_id;
+    seen->seq = mesh_msg_seq (job);
+    snprintf (seen->reason, sizeof seen->reason, "%s", reason);
+    assert_true (s_body_is (job, "7"));
+    return true;
+}
+
 static void
 test_nack_redelivers_then_dead_letter (void **state)
 {
@@ -785,6 +800,59 @@ test_record_decoder (void **state)
     assert_int_equal (pl_ids_at (buf, 1), 0x0102030405060708ull);
 }
 
+//  14. A job failed for good (handler returns MESH_JOB_DEAD, or a held job
+//  finished with mesh_job_finish MESH_JOB_DEAD) is a dead letter at its
+//  first delivery, whatever max_deliveries allows; a nack still retries
+static void
+test_dead_at_once (void **state)
+{
+    (void) state;
+    mesh_node_t *nodes [2] = { s_started ("producer"), s_started ("worker") };
+    s_meet (nodes, 2);
+    mesh_pipeline_t *producer = mesh_pipeline_new (nodes [0]);
+    mesh_pipeline_t *worker = mesh_pipeline_new (nodes [1]);
+    mesh_queue_opts_t opts = { .max_deliveries = 5, .backoff_ms = 10 };
+    assert_int_equal (mesh_pipeline_set_queue (producer, "jobs.bad", &opts), 0);
+    assert_int_equal (mesh_pipeline_set_queue (producer, "jobs.held", &opts), 0);
+    s_worker_t bad = { .answer = MESH_JOB_DEAD, .fail_first = 1 };
+    s_worker_t held = { .answer = MESH_JOB_LATER };
+    assert_int_equal (mesh_work (worker, "jobs.bad", 1, s_on_job, &bad), 0);
+    assert_int_equal (mesh_work (worker, "jobs.held", 1, s_on_job, &held), 0);
+    s_pump (nodes, 2, 100);
+
+    //  nacked once (retried), then failed for good: 2 deliveries, not 5
+    assert_true (mesh_push (producer, "jobs.bad", "7", 1) > 0);
+    assert_true (s_pump_until_acked (nodes, 2, producer));
+    assert_int_equal (bad.jobs, 2);
+    s_pump (nodes, 2, 50);
+    assert_int_equal (bad.jobs, 2);
+
+    uint64_t id = mesh_push (producer, "jobs.held", "7", 1);
+    long one = 1;
+    assert_true (s_pump_until (nodes, 2, &held.jobs, one));
+    assert_int_equal (mesh_job_finish (worker, held.last_producer, held.last_id, 42), -1);
+    assert_int_equal (mesh_errno (), MESH_EINVAL);
+    assert_int_equal (mesh_job_finish (worker, held.last_producer, held.last_id,
+                                       MESH_JOB_DEAD), 0);
+    assert_int_equal (mesh_job_finish (worker, held.last_producer, held.last_id,
+                                       MESH_JOB_ACK), -1);
+    assert_true (s_pump_until_acked (nodes, 2, producer));
+    assert_int_equal (held.jobs, 1);
+
+    s_dead_seen_t seen = { 0 };
+    assert_int_equal (mesh_dlq_list (producer, "jobs.held", s_on_dead_any, &seen), 1);
+    assert_int_equal (seen.job_id, id);
+    assert_int_equal (seen.seq, 1);
+    assert_non_null (strstr (seen.reason, "rejected"));
+    assert_int_equal (mesh_dlq_list (producer, "jobs.bad", NULL, NULL), 1);
+    assert_int_equal (mesh_node_counter (nodes [0], mesh_node_id (nodes [1]),
+                                         "pipeline.rejected"), 2);
+    mesh_pipeline_destroy (&worker);
+    mesh_pipeline_destroy (&producer);
+    mesh_node_destroy (&nodes [1]);
+    mesh_node_destroy (&nodes [0]);
+}
+
 int
 main (void)
 {
@@ -804,6 +872,7 @@ main (void)
         cmocka_unit_test_setup (test_batch_malformed, s_setup),
         cmocka_unit_test_setup (test_outbox_survives_restart, s_setup),
         cmocka_unit_test_setup (test_record_decoder, s_setup),
+        cmocka_unit_test_setup (test_dead_at_once, s_setup),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -761,6 +761,48 @@ test_provider_left (void **state)
     s_server_destroy (&hung);
 }
 
+//  15. The id mesh_call_async returns is its call's, also when another
+//  thread dispatches the caller's node and finishes the call (and frees
+//  it) before mesh_call_async has returned
+typedef struct {
+    uint64_t id;
+    int done;
+} s_one_t;
+
+static void
+s_on_one (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
+          const mesh_msg_t *reply, void *arg)
+{
+    (void) rr; (void) err; (void) error; (void) reply;
+    s_one_t *one = (s_one_t *) arg;
+    one->id = call_id;
+    __atomic_store_n (&one->done, 1, __ATOMIC_RELEASE);
+}
+
+static void
+test_async_id_of_a_remote_call_while_another_thread_dispatches (void **state)
+{
+    (void) state;
+    s_net_t net = s_net_named ("test-reqrep");
+    server_t *server = s_server (&net, "server");
+    assert_int_equal (mesh_serve (server->rr, "echo", s_echo, server), 0);
+    server_t *caller = s_server (&net, "caller");      //  dispatched by its thread
+    assert_int_equal (mesh_reqrep_wait_providers (caller->rr, "echo", 1, WAIT_MS), 0);
+    mesh_call_opts_t opts = { .timeout_ms = WAIT_MS };
+    for (int i = 0; i < 300; i++) {
+        s_one_t one = { 0 };
+        uint64_t id = mesh_call_async (caller->rr, "echo", "x", 1, &opts, s_on_one, &one);
+        assert_true (id > 0);
+        int64_t until = s_now () + WAIT_MS;
+        while (!__atomic_load_n (&one.done, __ATOMIC_ACQUIRE) && s_now () < until)
+            usleep (50);
+        assert_true (one.done);
+        assert_int_equal (one.id, id);
+    }
+    s_server_destroy (&caller);
+    s_server_destroy (&server);
+}
+
 int
 main (void)
 {
@@ -780,6 +822,7 @@ main (void)
         cmocka_unit_test (test_retry_on_timeout_and_deadline),
         cmocka_unit_test (test_service_events),
         cmocka_unit_test (test_provider_left),
+        cmocka_unit_test (test_async_id_of_a_remote_call_while_another_thread_dispatches),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

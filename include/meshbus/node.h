@@ -239,6 +239,11 @@ char *
 //  mesh_node_stats_json (-1 there too).
 int64_t
     mesh_node_peer_rtt_us (mesh_node_t *self, const char *peer);
+//  Every header a peer announced: key, value, key, value, ..., NULL (by
+//  key; empty when none); free it with mesh_strv_free(). NULL with
+//  MESH_ENOPEER when the peer is unknown (or MESH_ESYS: out of memory).
+char **
+    mesh_node_peer_headers (mesh_node_t *self, const char *peer);
 
 //  ---------------------------------------------------------------------
 //  Counters

@@ -33,6 +33,7 @@ typedef struct _mesh_pipeline_t mesh_pipeline_t;
 #define MESH_JOB_LATER  2       //  the application acks later with mesh_job_done()
 #define MESH_JOB_REJECT 3       //  not taken: back to its producer at once, no delivery
                                 //  counted; that producer sends this worker nothing for 1 s
+#define MESH_JOB_DEAD   4       //  failed for good: a dead letter at once, no retry
 
 typedef struct {
     int ack_timeout_ms;         //  0 = MESH_DEFAULT_ACK_TIMEOUT
@@ -102,6 +103,12 @@ int
 //  Any thread. 0 or -1 (MESH_EINVAL: no such job held here).
 int
     mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, bool ok);
+//  The same with an outcome: MESH_JOB_ACK, MESH_JOB_NACK (redelivered) or
+//  MESH_JOB_DEAD (the producer makes it a dead letter at once; a producer
+//  older than this flag redelivers it as for a nack). Any thread.
+int
+    mesh_job_finish (mesh_pipeline_t *self, const char *producer, uint64_t job_id,
+                     int outcome);
 
 //  Dead letters of this producer. fn gets each job (its seq = deliveries)
 //  and the last reason; return false to stop. Returns how many were visited.

@@ -29,6 +29,7 @@
 #define PL_KIND_NACK        MESH_KIND_NACK    //  worker -> producer: job ids failed
 #define PL_KIND_JOBS        MESH_KIND_JOBS    //  producer -> worker: several jobs
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
+#define PL_FLAG_NO_RETRY    0x00020000  //  NACK: failed for good, a dead letter at once
 #define PL_FLAG_FLUSH       0x00020000  //  JOB: the producer waits for acks after this one
 
 #define PL_KEY              "pipeline"  //  announcement key (records: docs/pipeline.md)
@@ -129,6 +130,8 @@ typedef struct {
     size_t nack_count;
     uint64_t returns [PL_ACK_BATCH];
     size_t return_count;
+    uint64_t deads [PL_ACK_BATCH];      //  failed for good (PL_FLAG_NO_RETRY)
+    size_t dead_count;
     size_t threshold;           //  flush acks when this many wait
     char reason [128];          //  of the last nack
 } pl_owed_t;

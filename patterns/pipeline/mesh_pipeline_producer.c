@@ -297,6 +297,7 @@ pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         return;
     }
     bool returned = (mesh_msg_flags (msg) & PL_FLAG_RETURNED) != 0;
+    bool final = !returned && (mesh_msg_flags (msg) & PL_FLAG_NO_RETRY) != 0;
     const char *why = mesh_msg_header (msg, "reason");
     char reason [64];
     snprintf (reason, sizeof reason, "nack: %s", why && *why? why: "failed");
@@ -320,6 +321,12 @@ pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
             slot->blocked_until = pl_mono_ms () + PL_RETURN_PAUSE_MS;
             pl_list_add_head (&job->queue->ready, job, PL_READY);
         }
+        else
+        if (final) {
+            //  the worker failed it for good: no retry, whatever is left
+            nacked++;
+            s_dead (self, job, reason);
+        }
         else {
             nacked++;
             pl_job_failed (self, job, reason, true);
@@ -329,7 +336,7 @@ pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     pthread_mutex_unlock (&self->lock);
     pl_count (self, peer, returned? "pipeline.returned": "pipeline.nacked",
               returned? (uint64_t) count - unknown: nacked);
-    pl_count (self, peer, "pipeline.redelivered", nacked);
+    pl_count (self, peer, final? "pipeline.rejected": "pipeline.redelivered", nacked);
     pl_count (self, peer, "pipeline.nacks.unknown", unknown);
 }
 

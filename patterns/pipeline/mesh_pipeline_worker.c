@@ -193,6 +193,8 @@ s_flush (mesh_pipeline_t *self, pl_owed_t *owed)
                 owed->reason);
     s_send_ids (self, owed->peer, PL_KIND_NACK, PL_FLAG_RETURNED, owed->returns,
                 &owed->return_count, "returned");
+    s_send_ids (self, owed->peer, PL_KIND_NACK, PL_FLAG_NO_RETRY, owed->deads,
+                &owed->dead_count, "rejected");
 }
 
 //  Add an id to one of owed's lists; a full list that cannot be sent
@@ -320,6 +322,12 @@ s_job (mesh_pipeline_t *self, const mesh_msg_t *msg, const char *peer, const cha
             s_owe (self, owed, owed->returns, &owed->return_count, id);
             s_flush (self, owed);
         }
+        else
+        if (rc == MESH_JOB_DEAD) {
+            s_owe (self, owed, owed->deads, &owed->dead_count, id);
+            s_flush (self, owed);
+            pl_count (self, peer, "pipeline.failed", 1);
+        }
         else {
             snprintf (owed->reason, sizeof owed->reason, "handler failed");
             s_owe (self, owed, owed->nacks, &owed->nack_count, id);
@@ -411,7 +419,16 @@ pl_on_jobs (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
 int
 mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, bool ok)
 {
+    return mesh_job_finish (self, producer, job_id, ok? MESH_JOB_ACK: MESH_JOB_NACK);
+}
+
+int
+mesh_job_finish (mesh_pipeline_t *self, const char *producer, uint64_t job_id, int outcome)
+{
     assert (self);
+    if (outcome != MESH_JOB_ACK && outcome != MESH_JOB_NACK && outcome != MESH_JOB_DEAD)
+        return mesh_set_error (MESH_EINVAL, "job outcome: MESH_JOB_ACK, _NACK or _DEAD");
+    bool ok = outcome == MESH_JOB_ACK;
     if (!producer)
         return mesh_set_error (MESH_EINVAL, "no producer");
     pthread_mutex_lock (&self->lock);
@@ -442,6 +459,9 @@ mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, boo
             s_owe (self, owed, owed->acks, &owed->ack_count, job_id);
             self->done++;
         }
+        else
+        if (outcome == MESH_JOB_DEAD)
+            s_owe (self, owed, owed->deads, &owed->dead_count, job_id);
         else {
             snprintf (owed->reason, sizeof owed->reason, "handler failed");
             s_owe (self, owed, owed->nacks, &owed->nack_count, job_id);
@@ -538,10 +558,12 @@ pl_worker_tick (mesh_pipeline_t *self)
     zlistx_t *gone = NULL;
     for (pl_owed_t *owed = (pl_owed_t *) zhashx_first (self->owed); owed;
          owed = (pl_owed_t *) zhashx_next (self->owed)) {
-        size_t owing = owed->ack_count + owed->nack_count + owed->return_count;
+        size_t owing = owed->ack_count + owed->nack_count + owed->return_count
+                       + owed->dead_count;
         if (owing)
             s_flush (self, owed);
-        owing = owed->ack_count + owed->nack_count + owed->return_count;
+        owing = owed->ack_count + owed->nack_count + owed->return_count
+                       + owed->dead_count;
         if (mesh_node_peer_state (self->node, owed->peer) < 0) {
             pl_count (self, owed->peer, "pipeline.acks.dropped.producer-gone", owing);
             if (!gone)

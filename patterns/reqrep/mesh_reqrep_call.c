@@ -487,7 +487,10 @@ s_launch (mesh_reqrep_t *self, pending_t *p, uint64_t *id)
         return mesh_set_error (MESH_EFULL, "too many calls in flight");
     }
     p->id = self->next_id++;
-    *id = p->id;
+    //  read under the lock: once it is released, another thread's dispatch
+    //  may finish an asynchronous p and free it
+    if (id)
+        *id = p->id;
     if (s_pt_insert (&self->table, p)) {
         pthread_mutex_unlock (&self->lock);
         return mesh_set_error (MESH_ESYS, "out of memory");
@@ -540,9 +543,8 @@ mesh_call (mesh_reqrep_t *self, const char *service, const void *body, size_t si
     assert (self);
     pending_t p;
     memset (&p, 0, sizeof p);
-    uint64_t id;
     if (s_prepare (self, &p, P_SYNC, service, body, size, opts, false)
-    ||  s_launch (self, &p, &id)) {
+    ||  s_launch (self, &p, NULL)) {
         free (p.error);
         return NULL;
     }
@@ -581,7 +583,7 @@ mesh_call_async (mesh_reqrep_t *self, const char *service, const void *body, siz
         mesh_rr_pending_free (p);
         return 0;
     }
-    return id;             //  not p->id: p may be freed by now (another dispatcher)
+    return id;          //  not p->id: p may be gone already
 }
 
 mesh_msg_t *
@@ -731,8 +733,7 @@ mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_
         p->gather = &gather;
         snprintf (p->target, sizeof p->target, "%s", peers [i]);
         gather.left++;
-        uint64_t id;
-        if (s_launch (self, p, &id)) {
+        if (s_launch (self, p, NULL)) {
             //  failed at once: report it as its outcome
             char *error = p->error;
             p->error = NULL;

@@ -15,9 +15,9 @@ from ._meshbus import ffi as _ffi, lib as _lib
 from .errors import (Closed, Error, Full, NoPeer, NoResponders, ProviderLeft, Reject,
                      RemoteError, Timeout)
 from .node import Node
-from ._pipeline import DeadLetter, Producer, Worker
+from ._pipeline import DeadLetter, Job, Producer, Worker
 from ._pubsub import Subscription
-from ._reqrep import CallFuture
+from ._reqrep import CallFuture, Request
 from .types import Event, Gap, Message, Peer, Reply
 from ._util import enc as _enc
 
@@ -25,6 +25,7 @@ __version__ = "%d.%d.%d" % (_lib.MESHBUS_VERSION_MAJOR, _lib.MESHBUS_VERSION_MIN
                             _lib.MESHBUS_VERSION_PATCH)
 
 __all__ = ["Node", "Subscription", "Producer", "Worker", "DeadLetter", "CallFuture",
+           "Request", "Job",
            "Message", "Reply", "Peer", "Event", "Gap", "Error", "NoResponders", "Timeout",
            "RemoteError", "ProviderLeft", "Closed", "Full", "NoPeer", "Reject", "keygen",
            "subject_valid", "pattern_valid", "subject_match", "MAX_SUBJECT"]

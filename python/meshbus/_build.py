@@ -40,6 +40,7 @@ const char *mesh_last_error (void);
 #define MESH_FLAG_LAST_VALUE ...
 #define MESH_JOB_ACK ...
 #define MESH_JOB_NACK ...
+#define MESH_JOB_DEAD ...
 #define MESH_STORE_SYNC ...
 #define MESH_STORE_GROUP ...
 #define MESHBUS_VERSION_MAJOR ...
@@ -117,6 +118,7 @@ int mesh_node_peer_state (mesh_node_t *self, const char *peer);
 char *mesh_node_peer_name (mesh_node_t *self, const char *peer);
 char *mesh_node_peer_endpoint (mesh_node_t *self, const char *peer);
 char *mesh_node_peer_header (mesh_node_t *self, const char *peer, const char *key);
+char **mesh_node_peer_headers (mesh_node_t *self, const char *peer);
 void mesh_node_count (mesh_node_t *self, const char *peer, const char *name, uint64_t delta);
 uint64_t mesh_node_counter (mesh_node_t *self, const char *peer, const char *name);
 char *mesh_node_stats_json (mesh_node_t *self);
@@ -174,6 +176,8 @@ uint64_t mesh_push_ex (mesh_pipeline_t *self, const mesh_head_t *head, const voi
 size_t mesh_pipeline_pending (mesh_pipeline_t *self, const char *queue);
 int mesh_unwork (mesh_pipeline_t *self, const char *queue);
 int mesh_job_done (mesh_pipeline_t *self, const char *producer, uint64_t job_id, bool ok);
+int mesh_job_finish (mesh_pipeline_t *self, const char *producer, uint64_t job_id,
+                     int outcome);
 int mesh_dlq_replay (mesh_pipeline_t *self, const char *queue, uint64_t job_id);
 uint64_t mesh_clock_ms (void);
 
@@ -203,13 +207,18 @@ typedef struct {
     uint32_t flags;
     size_t header_count;
     char provider [33];
+    int same;
 } pyq_item_t;
+#define PYQ_SAME_SUBJECT ...
+#define PYQ_SAME_SENDER ...
+#define PYQ_SAME_CTYPE ...
 typedef struct { ...; } pyq_t;
 typedef struct { pyq_t *q; int token; } pyq_target_t;
 pyq_t *pyq_new (void);
 void pyq_destroy (pyq_t *q);
 void pyq_close (pyq_t *q, mesh_pipeline_t *pl);
 size_t pyq_drain (pyq_t *q, pyq_item_t *out, size_t max);
+int pyq_dispatch (mesh_node_t *node, pyq_t *q, pyq_item_t *out, size_t max, int wait_ms);
 size_t pyq_pending (pyq_t *q);
 void pyq_release (pyq_item_t *items, size_t n);
 int pyq_subscribe (mesh_pubsub_t *ps, const char *pattern, const mesh_sub_opts_t *opts,
@@ -218,6 +227,9 @@ int pyq_serve (mesh_reqrep_t *rr, const char *service, pyq_target_t *t);
 int pyq_work (mesh_pipeline_t *pl, const char *queue, int prefetch, pyq_target_t *t);
 uint64_t pyq_call_async (mesh_reqrep_t *rr, const char *service, const void *body,
                          size_t size, const mesh_call_opts_t *opts, pyq_t *q);
+int pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
+                   const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
+                   pyq_item_t *out, uint64_t *call_id);
 int pyq_call_all (mesh_reqrep_t *rr, const char *service, const void *body, size_t size,
                   const mesh_call_opts_t *opts, pyq_target_t *t);
 int pyq_reply (mesh_reply_t *reply, const void *body, size_t size, const char *ctype,

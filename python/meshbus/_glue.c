@@ -22,12 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <time.h>
 
 #define PYQ_MSG      1      //  a message for a subscription
 #define PYQ_REQ      2      //  a request to serve (reply NULL: a cast)
 #define PYQ_JOB      3      //  a job to work, held until pyq_job_done
 #define PYQ_OUTCOME  4      //  the outcome of an asynchronous call (id = call id)
 #define PYQ_GATHER   5      //  one provider's answer to a call_all
+
+//  Set by pyq_drain on an item whose field equals the one of the item
+//  drained before it that had a message (in this batch or an earlier
+//  one): Python then reuses the str it made for that one, so a stream
+//  from one publisher on one subject, or requests from one caller to one
+//  service, cost no decoding per message. The earlier item's strings are
+//  copied in the queue (pyq_last_t) as they may be freed by then.
+#define PYQ_SAME_SUBJECT  1
+#define PYQ_SAME_SENDER   2     //  sender and sender_name
+#define PYQ_SAME_CTYPE    4
+#define PYQ_SAME_NAME     8     //  internal: the sender_name copy is valid
 
 typedef struct {
     int kind;
@@ -48,10 +60,22 @@ typedef struct {
     uint32_t flags;
     size_t header_count;
     char provider [33];         //  PYQ_GATHER: who answered
+    int same;                   //  PYQ_SAME_*: fields equal to the previous item's
 } pyq_item_t;
+
+#define PYQ_LAST_MAX  256        //  longer strings are never reused
+
+typedef struct {
+    char subject [PYQ_LAST_MAX];
+    char sender [PYQ_LAST_MAX];
+    char sender_name [PYQ_LAST_MAX];
+    char ctype [PYQ_LAST_MAX];
+    int valid;                  //  PYQ_SAME_* bits whose strings are held
+} pyq_last_t;
 
 typedef struct {
     pthread_mutex_t lock;
+    pyq_last_t last;            //  of the last item drained (drainer only)
     pyq_item_t *items;          //  ring
     size_t head, count, cap;
     int closed;                 //  the node is closing: refuse new work
@@ -123,9 +147,9 @@ pyq_close (pyq_t *q, mesh_pipeline_t *pl)
     pthread_mutex_unlock (&q->lock);
 }
 
-//  Queue an item; takes over msg and error. False on out of memory.
-static int
-s_push (pyq_t *q, pyq_item_t *item)
+//  Point the item's views into its message
+static void
+s_views (pyq_item_t *item)
 {
     if (item->msg) {
         mesh_msg_t *m = item->msg;
@@ -141,6 +165,13 @@ s_push (pyq_t *q, pyq_item_t *item)
         item->flags = mesh_msg_flags (m);
         item->header_count = mesh_msg_header_count (m);
     }
+}
+
+//  Queue an item; takes over msg and error. False on out of memory.
+static int
+s_push (pyq_t *q, pyq_item_t *item)
+{
+    s_views (item);
     pthread_mutex_lock (&q->lock);
     if (q->count == q->cap) {
         size_t cap = q->cap? q->cap * 2: 256;
@@ -162,6 +193,41 @@ s_push (pyq_t *q, pyq_item_t *item)
     return 1;
 }
 
+//  Does s equal the kept copy (bit of valid)? Else keep a copy of s.
+static int
+s_same_as_last (pyq_last_t *last, int bit, char *kept, const char *s)
+{
+    if (!s)
+        s = "";
+    if ((last->valid & bit) && strcmp (kept, s) == 0)
+        return bit;
+    size_t len = strlen (s);
+    if (len < PYQ_LAST_MAX) {
+        memcpy (kept, s, len + 1);
+        last->valid |= bit;
+    }
+    else
+        last->valid &= ~bit;
+    return 0;
+}
+
+//  Set item->same against the last item with a message, which it becomes
+static void
+s_mark_same (pyq_last_t *last, pyq_item_t *it)
+{
+    it->same = 0;
+    if (!it->msg)
+        return;
+    int same = s_same_as_last (last, PYQ_SAME_SUBJECT, last->subject, it->subject);
+    //  sender and its name go together: one bit, both strings kept
+    int sender = s_same_as_last (last, PYQ_SAME_SENDER, last->sender, it->sender);
+    int name = s_same_as_last (last, PYQ_SAME_NAME, last->sender_name, it->sender_name);
+    if (sender && name)
+        same |= PYQ_SAME_SENDER;
+    same |= s_same_as_last (last, PYQ_SAME_CTYPE, last->ctype, it->ctype);
+    it->same = same;
+}
+
 //  Move up to max items to out (in order). Returns how many.
 static size_t
 pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
@@ -177,7 +243,23 @@ pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
         q->count--;
     }
     pthread_mutex_unlock (&q->lock);
+    for (size_t i = 0; i < n; i++)
+        s_mark_same (&q->last, &out [i]);
     return n;
+}
+
+//  One round of the thread that drives the node, in one crossing: what is
+//  queued already, else dispatch (up to wait_ms) and what that queued.
+//  Returns how many items are in out, or -1 when dispatch failed (closed).
+static int
+pyq_dispatch (mesh_node_t *node, pyq_t *q, pyq_item_t *out, size_t max, int wait_ms)
+{
+    size_t n = pyq_drain (q, out, max);
+    if (n)
+        return (int) n;
+    if (mesh_node_dispatch (node, wait_ms) < 0)
+        return -1;
+    return (int) pyq_drain (q, out, max);
 }
 
 static size_t
@@ -399,3 +481,104 @@ pyq_dlq_list (mesh_pipeline_t *pl, const char *queue, pyq_item_t *items, char **
     mesh_dlq_list (pl, queue, s_on_dead, &d);
     return d.count;
 }
+
+//  ---------------------------------------------------------------------
+//  A call whose caller waits for it in C (pyq_call_wait): the outcome
+//  goes straight to the waiter, not through the queue, and the caller
+//  crosses into C once per call. If the waiter gives up first (its slice
+//  ended, or other work was queued that Python must run), the call is
+//  detached: its outcome is then queued as any asynchronous call's.
+
+#define PYQ_SYNC_WAITING   0
+#define PYQ_SYNC_DONE      1
+#define PYQ_SYNC_DETACHED  2
+
+typedef struct {
+    pyq_t *q;
+    int state;                  //  PYQ_SYNC_*, under q->lock
+    pyq_item_t item;            //  the outcome once PYQ_SYNC_DONE
+} pyq_sync_t;
+
+static void
+pyq_on_sync (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
+             const mesh_msg_t *reply, void *arg)
+{
+    (void) rr;
+    pyq_sync_t *s = (pyq_sync_t *) arg;
+    pyq_item_t item = { .kind = PYQ_OUTCOME, .id = call_id, .err = err };
+    if (reply)
+        item.msg = mesh_msg_dup (reply);
+    if (reply && !item.msg) {
+        item.err = MESH_ESYS;
+        error = "out of memory";
+    }
+    if (item.err)
+        item.error = strdup (error? error: mesh_strerror (err));
+    s_views (&item);
+    pyq_t *q = s->q;
+    pthread_mutex_lock (&q->lock);
+    bool detached = s->state == PYQ_SYNC_DETACHED;
+    if (!detached) {
+        s->item = item;
+        __atomic_store_n (&s->state, PYQ_SYNC_DONE, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock (&q->lock);
+    if (detached) {
+        free (s);
+        if (!s_push (q, &item)) {
+            mesh_msg_destroy (&item.msg);
+            free (item.error);
+        }
+    }
+}
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+//  Launch a call and dispatch until its outcome, for up to wait_ms, or
+//  until something else is queued. Only for the thread that holds the
+//  binding's pump lock. Returns 1: out holds the outcome (pyq_release it);
+//  0: not yet, the outcome will be queued as PYQ_OUTCOME with id *call_id;
+//  -1: the call failed at once (mesh_errno).
+static int
+pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
+               const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
+               pyq_item_t *out, uint64_t *call_id)
+{
+    pyq_sync_t *s = (pyq_sync_t *) calloc (1, sizeof (pyq_sync_t));
+    if (!s) {
+        *call_id = pyq_call_async (rr, service, body, size, opts, q);
+        return *call_id? 0: -1;
+    }
+    s->q = q;
+    *call_id = mesh_call_async (rr, service, body, size, opts, pyq_on_sync, s);
+    if (!*call_id) {
+        free (s);           //  failed at once: the callback never runs
+        return -1;
+    }
+    int64_t until = s_now_ms () + wait_ms;
+    while (__atomic_load_n (&s->state, __ATOMIC_ACQUIRE) != PYQ_SYNC_DONE) {
+        if (pyq_pending (q))
+            break;          //  a handler or another outcome: Python's turn
+        int64_t left = until - s_now_ms ();
+        if (left <= 0 || mesh_node_dispatch (node, (int) left) < 0)
+            break;
+    }
+    pthread_mutex_lock (&q->lock);
+    int done = s->state == PYQ_SYNC_DONE;
+    if (!done)
+        s->state = PYQ_SYNC_DETACHED;
+    pthread_mutex_unlock (&q->lock);
+    if (!done)
+        return 0;           //  s is the callback's now
+    *out = s->item;
+    s_mark_same (&q->last, out);    //  the pump lock's holder owns q->last
+    free (s);
+    return 1;
+}
+

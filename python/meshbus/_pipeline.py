@@ -21,6 +21,52 @@ class DeadLetter(NamedTuple):
     reason: str
 
 
+class Job(Message):
+    """A job handed to a ``work(..., manual_ack=True)`` handler, to finish
+    later, from any thread: ``ack()`` (done), ``nack()`` (redelivered,
+    maybe elsewhere, after a backoff) or ``nack(retry=False)`` (a dead
+    letter at once). The first answer counts; later ones return False.
+    Jobs still held when the node closes are nacked (redelivered)."""
+
+    __slots__ = ("_node", "_open")
+
+    @property
+    def answered(self) -> bool:
+        """True once ack() or nack() was called (or the node closed)."""
+        return not self._open
+
+    def ack(self) -> bool:
+        """The job is done: its producer forgets it. Any thread. False if
+        it was answered already or the node closed meanwhile."""
+        return self._finish(_ACK)
+
+    def nack(self, retry: bool = True) -> bool:
+        """The job failed: redelivered (retry=True, up to the queue's
+        max_deliveries), or a dead letter at once (retry=False). Any
+        thread. False as for ack()."""
+        return self._finish(_NACK if retry else _DEAD)
+
+    def _finish(self, outcome: int) -> bool:
+        node = self._node
+        with node._answer_lock:
+            if not self._open:
+                return False
+            self._open = False
+            node._held.discard(self)
+            if node._pl == ffi.NULL:
+                return False
+            return lib.mesh_job_finish(node._pl, self.peer.encode(), self.id, outcome) == 0
+
+    def _abandon(self) -> None:
+        # the node closes (answer lock held): the job goes back
+        if self._open:
+            self._open = False
+            lib.mesh_job_done(self._node._pl, self.peer.encode(), self.id, False)
+
+
+_ACK, _NACK, _DEAD = lib.MESH_JOB_ACK, lib.MESH_JOB_NACK, lib.MESH_JOB_DEAD
+
+
 class _Worker:
     """Runs a work handler for one queued job, then acks or nacks it."""
 
@@ -30,22 +76,50 @@ class _Worker:
         self.handler = handler
 
     def __call__(self, job: Message) -> None:
-        ok = False
+        outcome = _NACK
         try:
             self.handler(job)
-            ok = True
+            outcome = _ACK
         except Reject as exc:
+            # failed for good: a dead letter at once, no retry
             log.info("meshbus: job %d of %r rejected: %s", job.id, self.queue, exc)
+            outcome = _DEAD
         except Exception:
             log.exception("meshbus: work handler of %r raised (job %d, delivery %d)",
                           self.queue, job.id, job.seq)
             lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
         finally:
             # a KeyboardInterrupt nacks too, then goes on up
-            lib.mesh_job_done(self.node._pl, job.peer.encode(), job.id, ok)
+            lib.mesh_job_finish(self.node._pl, job.peer.encode(), job.id, outcome)
 
     def cancel(self, job: Message) -> None:
         lib.mesh_job_done(self.node._pl, job.peer.encode(), job.id, False)
+
+
+class _ManualWorker(_Worker):
+    """Hands each job to its handler as a Job finished later."""
+
+    def __call__(self, msg: Message) -> None:
+        node = self.node
+        job = Job.__new__(Job)
+        for name in Message.__slots__:
+            setattr(job, name, getattr(msg, name))
+        job._node = node
+        job._open = True
+        node._hold(job)
+        try:
+            self.handler(job)
+        except Reject as exc:
+            log.info("meshbus: job %d of %r rejected: %s", job.id, self.queue, exc)
+            job.nack(retry=False)
+        except Exception:
+            log.exception("meshbus: work handler of %r raised (job %d, delivery %d)",
+                          self.queue, job.id, job.seq)
+            lib.mesh_node_count(node._node, ffi.NULL, b"python.handler-errors", 1)
+            job.nack()
+        except BaseException:
+            job.nack()
+            raise
 
 
 class Worker:
@@ -143,17 +217,24 @@ class PipelineMixin:
                 lib.mesh_pipeline_pending(self._pl, q), timeout))
 
     def work(self, queue: str, handler: Callable[[Message], None], *,
-             prefetch: int = 1) -> Worker:
+             prefetch: int = 1, manual_ack: bool = False) -> Worker:
         """Work a queue: ``handler(job)`` runs for each job (in the thread
         that drives the node), at most prefetch unacked at once. Returning
         acks the job; raising nacks it (redelivered, maybe elsewhere, after
-        a backoff); raising meshbus.Reject fails it without handling."""
+        a backoff); raising meshbus.Reject makes it a dead letter at once
+        (no retry).
+
+        ``manual_ack=True``: the handler gets a :class:`Job` and finishes
+        it when it likes, from any thread, with ``job.ack()``,
+        ``job.nack()`` or ``job.nack(retry=False)``; returning does not
+        ack (an exception raised before an answer nacks, Reject
+        dead-letters). Unfinished jobs count against prefetch."""
         self._live()
         if not callable(handler):
             raise TypeError("handler must be callable")
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
-        worker = _Worker(self, queue, handler)
+        worker = (_ManualWorker if manual_ack else _Worker)(self, queue, handler)
         target = self._target(self._token(worker))
         check(lib.pyq_work(self._pl, enc(queue, "queue"), int(prefetch), target))
         return Worker(self, queue)

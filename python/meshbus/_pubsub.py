@@ -10,6 +10,7 @@ from .types import Message
 from ._util import Headers, body_of, enc
 
 log = logging.getLogger("meshbus")
+_QUEUE_MAX = lib.MESH_PUBSUB_QUEUE_MAX
 
 
 class Subscription:
@@ -31,14 +32,16 @@ class Subscription:
         self._closed = False
 
     def _put(self, msg: Message) -> None:
-        if self.callback is not None:
-            self.node._backlog.append((self._call, msg))
-        elif len(self._queue) < lib.MESH_PUBSUB_QUEUE_MAX:
-            self._queue.append(msg)
+        if self.callback is None:
+            if len(self._queue) < _QUEUE_MAX:
+                self._queue.append(msg)
+                return
         else:
-            self.dropped += 1
-            lib.mesh_node_count(self.node._node, msg.peer.encode(),
-                                b"pubsub.dropped.queue-full", 1)
+            self.node._backlog.append((self._call, msg))
+            return
+        self.dropped += 1
+        lib.mesh_node_count(self.node._node, msg.peer.encode(),
+                            b"pubsub.dropped.queue-full", 1)
 
     def _call(self, msg: Message) -> None:
         try:
@@ -121,10 +124,15 @@ class PubSubMixin:
         block=True; what is dropped for slow ones is counted."""
         if self._closed or not self._started:
             self._live()
-        s = enc(subject, "subject")
+        s = self._names.get(subject)
+        if s is None:
+            s = enc(subject, "subject")
+            if len(self._names) < 1024:
+                self._names[subject] = s
         b = body if type(body) is bytes else body_of(body)
         if headers is None and content_type is None:
-            return check(lib.mesh_publish(self._ps, s, b, len(b)))
+            rc = lib.mesh_publish(self._ps, s, b, len(b))
+            return rc if rc >= 0 else check(rc)
         h = Headers(headers)
         head = ffi.new("mesh_head_t *")
         subj = ffi.new("char[]", s)

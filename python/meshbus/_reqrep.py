@@ -1,18 +1,19 @@
 """Request-reply: Node.serve, call, call_async, cast, call_all."""
 import concurrent.futures
 import logging
-import threading
 from typing import Callable, Dict, Optional, Union
 
 from ._meshbus import ffi, lib
 from . import errors
-from .errors import Timeout, check, error_for
+from .errors import Closed, Timeout, check, error_for
 from .types import Message, message_of
 from ._util import Headers, body_of, enc
 
 log = logging.getLogger("meshbus")
 
 _MARGIN = 2.0       # s past a call's deadline before the binding gives up on its outcome
+_DEFAULT_TIMEOUT = lib.MESH_DEFAULT_CALL_TIMEOUT / 1000
+_SLICE_MS = 100     # longest wait in C at once (Ctrl-C), as node._SLICE_MS
 
 
 class _Service:
@@ -57,6 +58,119 @@ class _Service:
             lib.pyq_reply(reply, ffi.NULL, 0, ffi.NULL, why)
 
 
+def _outcome_of(it, prev):
+    """(reply Message or None, exception or None) of an outcome item."""
+    reply = message_of(it, prev) if it.msg != ffi.NULL else None
+    exc = None
+    if it.err:
+        exc = error_for(it.err, ffi.string(it.error).decode("utf-8", "replace")
+                        if it.error != ffi.NULL else "")
+    return reply, exc
+
+
+def _copy_message(cls, msg: Message):
+    """msg's fields in a new object of a Message subclass."""
+    m = cls.__new__(cls)
+    for name in Message.__slots__:
+        setattr(m, name, getattr(msg, name))
+    return m
+
+
+class Request(Message):
+    """A request handed to a ``serve(..., defer=True)`` handler, to answer
+    later, from any thread: ``reply(body)`` or ``fail(text)``. The first
+    answer counts; later ones return False. A cast (``wants_reply`` is
+    False) needs no answer. Requests still unanswered when the node
+    closes are answered "server closing" (the caller's RemoteError)."""
+
+    __slots__ = ("_node", "_handle", "_wants")
+
+    @property
+    def wants_reply(self) -> bool:
+        """False for a cast: nobody waits for an answer."""
+        return self._wants
+
+    @property
+    def answered(self) -> bool:
+        """True once reply() or fail() was called (or the node closed)."""
+        return self._handle is None
+
+    def reply(self, body: Union[bytes, str, None] = b"",
+              content_type: Optional[str] = None) -> bool:
+        """Send the reply (bytes; a str goes as UTF-8). Any thread. Returns
+        False if the request was answered already, is a cast, or the
+        node closed meanwhile."""
+        b = body_of(body)
+        ctype = enc(content_type, "content type") if content_type else ffi.NULL
+        return self._answer(b, ctype, ffi.NULL)
+
+    def fail(self, text: str) -> bool:
+        """Fail the request: the caller gets RemoteError(text). Any thread.
+        Returns False as reply() does."""
+        return self._answer(b"", ffi.NULL, str(text).encode("utf-8", "replace") or b"failed")
+
+    def _answer(self, body, ctype, error) -> bool:
+        node = self._node
+        with node._answer_lock:
+            handle = self._handle
+            if handle is None:
+                return False
+            self._handle = None
+            node._held.discard(self)
+            lib.pyq_reply(handle, body, len(body), ctype, error)
+        return True
+
+    def _abandon(self) -> None:
+        # the node closes (answer lock held): the caller must not wait
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            lib.pyq_reply(handle, ffi.NULL, 0, ffi.NULL, b"server closing")
+
+
+class _DeferredService(_Service):
+    """Hands each request to its handler as a Request answered later."""
+
+    def __call__(self, arg) -> None:
+        msg, reply = arg
+        req = _copy_message(Request, msg)
+        req._node = self.node
+        req._wants = reply != ffi.NULL
+        req._handle = reply if req._wants else None
+        if req._wants:
+            self.node._hold(req)
+        try:
+            self.handler(req)
+        except Exception as exc:
+            log.debug("meshbus: handler of %r raised", self.name, exc_info=True)
+            lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
+            req.fail("%s: %s" % (type(exc).__name__, exc))
+        except BaseException:
+            req.fail("interrupted")
+            raise
+
+
+class _CallbackSlot:
+    """The outcome of call_async(..., callback=fn): fn(reply, exc) runs in
+    the thread that drives the node, after the round that brought it."""
+
+    __slots__ = ("node", "callback", "service")
+
+    def __init__(self, node, callback, service):
+        self.node = node
+        self.callback = callback
+        self.service = service
+
+    def set(self, reply, exc) -> None:
+        self.node._backlog.append((self._run, (reply, exc)))
+
+    def _run(self, outcome) -> None:
+        try:
+            self.callback(*outcome)
+        except Exception:
+            log.exception("meshbus: callback of a call to %r raised", self.service)
+            lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
+
+
 class _Slot:
     """The outcome of one synchronous call."""
 
@@ -70,6 +184,9 @@ class _Slot:
     def set(self, reply, exc):
         self.reply, self.exc = reply, exc
         self.done = True
+
+    def is_done(self):
+        return self.done
 
 
 class CallFuture(concurrent.futures.Future):
@@ -104,18 +221,29 @@ class ReqRepMixin:
     def _init(self):
         self._calls = {}            # call id -> _Slot / CallFuture
         self._early = {}            # outcomes that came before their waiter
-        self._calls_lock = threading.Lock()
+        self._calls_lock = self._real_threading.Lock()
         self._services = {}
+        self._opts_cache = {}       # (timeout, retries, wait) -> mesh_call_opts_t
+        self._names = {}            # service or subject str -> its UTF-8 bytes
+        self._sync_item = ffi.new("pyq_item_t *")   # pump lock held: _call_here
+        self._sync_id = ffi.new("uint64_t *")
 
-    def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]]) -> None:
+    def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]], *,
+              defer: bool = False) -> None:
         """Offer a service. ``handler(request)`` returns the reply: bytes, a
         str (sent as UTF-8), None (empty), or (body, content_type); an
         exception it raises is the caller's RemoteError, with its text.
-        The handler runs in the thread that drives the node."""
+        The handler runs in the thread that drives the node.
+
+        ``defer=True``: the handler gets a :class:`Request` and answers it
+        when it likes, from any thread, with ``request.reply(body)`` or
+        ``request.fail(text)`` (its return value is ignored; an exception
+        it raises before answering fails the request). The caller's
+        deadline still applies."""
         self._live()
         if not callable(handler):
             raise TypeError("handler must be callable")
-        svc = _Service(self, service, handler)
+        svc = (_DeferredService if defer else _Service)(self, service, handler)
         target = self._target(self._token(svc))
         check(lib.pyq_serve(self._rr, enc(service, "service"), target))
         self._services[service] = svc
@@ -167,35 +295,97 @@ class ReqRepMixin:
             opts.header_count = h.count
         return opts, keep
 
-    def _launch(self, service, body, timeout, retries, headers, content_type, wait, slot):
-        self._live()
-        s = enc(service, "service")
-        b = body_of(body)
-        opts, keep = self._opts(timeout, retries, headers, content_type, wait)
-        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
-        if call_id == 0:
-            raise errors.last_error()
+    def _call_opts(self, timeout, retries, headers, content_type, wait):
+        # the options of a call without headers are made once and kept:
+        # the library only reads them
+        if headers or content_type:
+            return self._opts(timeout, retries, headers, content_type, wait)
+        key = (timeout, retries, bool(wait))
+        opts = self._opts_cache.get(key)
+        if opts is None:
+            opts, keep = self._opts(timeout, retries, None, None, wait)
+            if len(self._opts_cache) < 64:
+                self._opts_cache[key] = opts
+        return opts, None
+
+    def _prepare(self, service, body, timeout, retries, headers, content_type, wait):
+        # what a call gives the library: service and body as bytes, options
+        if not self._started or self._closed:
+            self._live()
+        s = self._names.get(service)
+        if s is None:
+            s = enc(service, "service")
+            if len(self._names) < 1024:
+                self._names[service] = s
+        b = body if type(body) is bytes else body_of(body)
+        opts, keep = self._call_opts(timeout, retries, headers, content_type, wait)
+        return s, b, opts, keep
+
+    def _register(self, call_id, slot):
+        # the outcome goes to slot, whether it came already or not
         with self._calls_lock:
             early = self._early.pop(call_id, None)
             if early is None:
                 self._calls[call_id] = slot
         if early is not None:
             slot.set(*early)
+
+    def _launch(self, service, body, timeout, retries, headers, content_type, wait, slot):
+        """Launch an asynchronous call whose outcome goes to slot.set(reply,
+        exc) in the thread that drives the node. Raises at once what fails
+        at once."""
+        s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
+                                         content_type, wait)
+        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+        if call_id == 0:
+            raise errors.last_error()
+        self._register(call_id, slot)
         return slot
 
-    def _outcome(self, it) -> None:
-        # with the pump lock held (see Node._route)
-        reply = message_of(it) if it.msg != ffi.NULL else None
-        exc = None
-        if it.err:
-            exc = error_for(it.err, ffi.string(it.error).decode("utf-8", "replace")
-                            if it.error != ffi.NULL else "")
+    def _call_here(self, s, b, opts, slot) -> bool:
+        """The fast way of a synchronous call, when this thread may
+        dispatch (it got the pump lock): one crossing launches the call and
+        waits for its outcome in C (pyq_call_wait). False when another
+        thread dispatches: launch it the common way."""
+        lock = self._pump_lock
+        if self._backlog or not lock.acquire(False):
+            return False
+        try:
+            if self._closed:
+                raise Closed("node is closed")
+            it, ids = self._sync_item, self._sync_id
+            rc = lib.pyq_call_wait(self._node, self._rr, self._q, s, b, len(b), opts,
+                                   _SLICE_MS, it, ids)
+            if rc > 0:
+                # marked against the last drained message, as _route's
+                prev, self._last = self._last, None
+                try:
+                    reply, exc = _outcome_of(it, prev)
+                    self._last = reply or prev
+                finally:
+                    lib.pyq_release(it, 1)
+                slot.set(reply, exc)
+            elif rc == 0:
+                self._register(ids[0], slot)
+            else:
+                raise errors.last_error()
+        finally:
+            lock.release()
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
+        return True
+
+    def _outcome(self, it, prev=None):
+        # with the pump lock held (see Node._route); returns the reply
+        reply, exc = _outcome_of(it, prev)
         with self._calls_lock:
             slot = self._calls.pop(it.id, None)
             if slot is None:
                 self._early[it.id] = (reply, exc)
-                return
+                return reply
         slot.set(reply, exc)
+        return reply
 
     def call(self, service: str, body: Union[bytes, str] = b"", *,
              timeout: Optional[float] = None, retries: Optional[int] = None,
@@ -208,12 +398,17 @@ class ReqRepMixin:
         for one until the deadline instead of failing at once.
 
         Raises NoResponders, Timeout, ProviderLeft or RemoteError."""
-        slot = self._launch(service, body, timeout, retries, headers, content_type, wait,
-                            _Slot())
-        limit = (timeout if timeout is not None
-                 else lib.MESH_DEFAULT_CALL_TIMEOUT / 1000) + _MARGIN
+        s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
+                                         content_type, wait)
+        slot = _Slot()
+        if not self._call_here(s, b, opts, slot):
+            call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+            if call_id == 0:
+                raise errors.last_error()
+            self._register(call_id, slot)
+        limit = (timeout if timeout is not None else _DEFAULT_TIMEOUT) + _MARGIN
         try:
-            if not self._drive(lambda: slot.done, limit):
+            if not slot.done and not self._drive(slot.is_done, limit):
                 raise Timeout("%s: no outcome within %ss" % (service, limit))
         except BaseException:
             with self._calls_lock:
@@ -228,11 +423,26 @@ class ReqRepMixin:
     def call_async(self, service: str, body: Union[bytes, str] = b"", *,
                    timeout: Optional[float] = None, retries: Optional[int] = None,
                    headers: Optional[dict] = None, content_type: Optional[str] = None,
-                   wait: bool = False) -> CallFuture:
+                   wait: bool = False,
+                   callback: Optional[Callable[[Optional[Message], Optional[BaseException]],
+                                               None]] = None) -> Optional[CallFuture]:
         """Like call() but returns at once with a concurrent.futures.Future
-        of the reply (see CallFuture for who completes it)."""
-        return self._launch(service, body, timeout, retries, headers, content_type, wait,
-                            CallFuture(self))
+        of the reply (see CallFuture for who completes it).
+
+        With ``callback``, no Future: ``callback(reply, exc)`` runs once, in
+        the thread that drives the node (reply a Message and exc None, or
+        reply None and exc the meshbus.Error call() would raise), and
+        call_async returns None. Any thread may launch; what fails at
+        once (NoResponders, a bad argument) is raised here, not given to
+        the callback."""
+        if callback is None:
+            return self._launch(service, body, timeout, retries, headers, content_type, wait,
+                                CallFuture(self))
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._launch(service, body, timeout, retries, headers, content_type, wait,
+                     _CallbackSlot(self, callback, service))
+        return None
 
     def cast(self, service: str, body: Union[bytes, str] = b"", *, all: bool = False,
              headers: Optional[dict] = None, content_type: Optional[str] = None) -> None:
@@ -264,7 +474,8 @@ class ReqRepMixin:
             if result["rc"] < 0:
                 result["exc"] = errors.last_error()
 
-        helper = threading.Thread(target=gather, daemon=True)
+        # a real OS thread even under eventlet: it blocks in C
+        helper = self._real_threading.Thread(target=gather, daemon=True)
         helper.start()
         self._drive(lambda: not helper.is_alive(), None)
         self._pump(0)      # what the helper's dispatch queued last

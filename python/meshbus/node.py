@@ -22,7 +22,7 @@ import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from ._meshbus import ffi, lib
-from . import errors
+from . import _threads, errors
 from .errors import Closed, Timeout, check
 from .types import Event, Peer, event_of, message_of
 from ._pubsub import PubSubMixin
@@ -35,6 +35,10 @@ log = logging.getLogger("meshbus")
 _SLICE_MS = 100         # longest wait in C, so that Ctrl-C is seen
 _BATCH = 256            # queued items drained per crossing
 _STATES = {1: "CONNECTING", 2: "ALIVE", 3: "SUSPECT"}
+_MSG, _REQ, _JOB = lib.PYQ_MSG, lib.PYQ_REQ, lib.PYQ_JOB
+_OUTCOME, _GATHER = lib.PYQ_OUTCOME, lib.PYQ_GATHER
+_ECLOSED = lib.MESH_ECLOSED
+_monotonic = time.monotonic
 
 
 class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
@@ -101,18 +105,25 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._pl = lib.mesh_pipeline_new(node)
         self._started = False
         self._closed = False
-        self._start_lock = threading.Lock()
-        self._pump_lock = threading.Lock()
-        self._cond = threading.Condition(threading.Lock())
+        real = _threads.real()      # real locks even under eventlet (_threads.py)
+        self._real_threading = real
+        self._start_lock = real.Lock()
+        self._pump_lock = real.Lock()
+        self._cond = real.Condition(real.Lock())
         self._waiters = 0
         self._items = ffi.new("pyq_item_t[]", _BATCH)
+        self._last = None                       # see _route
         self._backlog = collections.deque()     # (fn, arg) handlers to run
         self._targets = {}                      # token -> Subscription, service, worker...
         self._keep = []                         # C targets the library points at
         self._next_token = 1
         self._stop_run = 0
         self._active = 0                        # handlers running now
-        self._active_cv = threading.Condition(threading.Lock())
+        self._active_lock = real.Lock()
+        self._active_cv = real.Condition(self._active_lock)
+        self._answer_lock = real.RLock()        # deferred replies, held jobs vs close
+        self._held = set()                      # Request / Job not answered yet
+        self._held_open = True
         self._tls = threading.local()
         PubSubMixin._init(self)
         ReqRepMixin._init(self)
@@ -185,6 +196,8 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         if self._node == ffi.NULL:
             return
         lib.pyq_close(self._q, self._pl)
+        # deferred requests and held jobs answered before peers see BYE
+        self._abandon_held()
         self._stop_run += 1
         # peers see EXIT now; a thread inside dispatch comes out
         lib.mesh_node_stop(self._node)
@@ -194,7 +207,7 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             return      # the last handler to return frees the node
         with self._active_cv:
             while self._active:
-                self._active_cv.wait()
+                self._active_cv.wait(0.1)
         self._free()
 
     def _free(self):
@@ -202,9 +215,30 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             if self._node == ffi.NULL:
                 return
             self._finish_backlog()
-            self._destroy()
+            # deferred requests and held jobs are answered before their
+            # request-reply and pipeline objects go
+            with self._answer_lock:
+                self._abandon_held()
+                self._destroy()
         with self._cond:
             self._cond.notify_all()
+
+    def _abandon_held(self):
+        # answer lock taken (it is reentrant for _free)
+        with self._answer_lock:
+            self._held_open = False
+            held, self._held = self._held, set()
+            for obj in held:
+                obj._abandon()
+
+    def _hold(self, obj) -> None:
+        """Keep a Request / Job until answered; at once abandoned (answered
+        "server closing" / nacked) when the node closes already."""
+        with self._answer_lock:
+            if self._held_open:
+                self._held.add(obj)
+            else:
+                obj._abandon()
 
     def _finish_backlog(self):
         # what was drained but not handled: answer requests, give jobs back
@@ -303,8 +337,29 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 continue        # left since the list was made
             out.append(Peer(pid, self._take_str(lib.mesh_node_peer_name(self._node, b)),
                             self._take_str(lib.mesh_node_peer_endpoint(self._node, b)),
-                            state, {}))
+                            state, self._headers(b) or {}))
         return out
+
+    def _headers(self, peer: bytes) -> Optional[Dict[str, str]]:
+        strv = lib.mesh_node_peer_headers(self._node, peer)
+        if strv == ffi.NULL:
+            return None
+        out, i = {}, 0
+        while strv[i] != ffi.NULL:
+            out[ffi.string(strv[i]).decode("utf-8", "replace")] = \
+                ffi.string(strv[i + 1]).decode("utf-8", "replace")
+            i += 2
+        lib.mesh_strv_free(ffi.new("char ***", strv))
+        return out
+
+    def peer_headers(self, peer: str) -> Dict[str, str]:
+        """Every header a peer announced (``Node(headers=...)``). Raises
+        meshbus.NoPeer for a peer this node does not know."""
+        self._live()
+        headers = self._headers(enc(peer, "peer"))
+        if headers is None:
+            raise errors.last_error()
+        return headers
 
     def peer_header(self, peer: str, key: str) -> Optional[str]:
         """The value of a header a peer announced, or None."""
@@ -410,53 +465,80 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         wait_ms) and drain; then run handlers. Returns items handled."""
         if not self._pump_lock.acquire(blocking=wait_ms != 0):
             return 0
+        return self._pump_locked(wait_ms)
+
+    def _pump_locked(self, wait_ms: int) -> int:
+        # with the pump lock held (released here): one crossing into C
+        # drains the queue or dispatches and drains (pyq_dispatch)
+        total = 0
         try:
             if self._closed:
                 raise Closed("node is closed")
-            n = self._drain()
-            if not n:
-                rc = lib.mesh_node_dispatch(self._node, wait_ms)
-                if rc < 0 and lib.mesh_errno() == lib.MESH_ECLOSED:
+            n = lib.pyq_dispatch(self._node, self._q, self._items, _BATCH, wait_ms)
+            if n < 0:
+                if lib.mesh_errno() == _ECLOSED:
                     raise Closed("node is closed")
-                n = self._drain()
+                n = 0
+            while n:
+                self._route(n)
+                total += n
+                if n < _BATCH:
+                    break
+                n = lib.pyq_drain(self._q, self._items, _BATCH)
         finally:
             self._pump_lock.release()
         if self._waiters:
             with self._cond:
                 self._cond.notify_all()
-        self._run_backlog()
-        return n
+        if self._backlog:
+            self._run_backlog()
+        return total
 
     def _drain(self) -> int:
-        items, total = self._items, 0
+        # the pump lock held: what is queued, without dispatching
+        total = 0
         while True:
-            n = lib.pyq_drain(self._q, items, _BATCH)
+            n = lib.pyq_drain(self._q, self._items, _BATCH)
             if not n:
                 return total
-            try:
-                for i in range(n):
-                    self._route(items[i])
-            finally:
-                lib.pyq_release(items, n)
+            self._route(n)
             total += n
             if n < _BATCH:
                 return total
 
-    def _route(self, it) -> None:
-        # with the pump lock held: only cheap moves, in arrival order
-        kind = it.kind
-        if kind == lib.PYQ_MSG:
-            sub = self._targets.get(it.token)
-            if sub is not None:
-                sub._put(message_of(it))
-        elif kind == lib.PYQ_OUTCOME:
-            self._outcome(it)
-        elif kind == lib.PYQ_REQ:
-            self._backlog.append((self._targets[it.token], (message_of(it), it.reply)))
-        elif kind == lib.PYQ_JOB:
-            self._backlog.append((self._targets[it.token], message_of(it)))
-        elif kind == lib.PYQ_GATHER:
-            self._targets[it.token].append(self._gathered(it))
+    def _route(self, n: int) -> None:
+        # with the pump lock held: only cheap moves, in arrival order; the
+        # items' messages are freed at the end whatever happens. prev is
+        # the Message of the last item drained that had one (pyq_drain
+        # marks the fields equal to it; None is always safe)
+        items = self._items
+        targets = self._targets
+        backlog = self._backlog
+        prev = self._last
+        self._last = None
+        try:
+            for i in range(n):
+                it = items[i]
+                kind = it.kind
+                if kind == _MSG:
+                    prev = message_of(it, prev)
+                    sub = targets.get(it.token)
+                    if sub is not None:
+                        sub._put(prev)
+                elif kind == _OUTCOME:
+                    prev = self._outcome(it, prev) or prev
+                elif kind == _REQ:
+                    prev = message_of(it, prev)
+                    backlog.append((targets[it.token], (prev, it.reply)))
+                elif kind == _JOB:
+                    prev = message_of(it, prev)
+                    backlog.append((targets[it.token], prev))
+                elif kind == _GATHER:
+                    targets[it.token].append(self._gathered(it))
+                    prev = None
+            self._last = prev
+        finally:
+            lib.pyq_release(items, n)
 
     def _run_backlog(self) -> None:
         backlog = self._backlog
@@ -464,46 +546,51 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
             return
         # counted, so that close() never frees what a handler still holds
         # (a deferred reply, a held job)
-        with self._active_cv:
+        lock = self._active_lock
+        with lock:
             self._active += 1
         tls = self._tls
-        tls.in_handler = getattr(tls, "in_handler", 0) + 1
+        depth = getattr(tls, "in_handler", 0)
+        tls.in_handler = depth + 1
         try:
+            pop = backlog.popleft
             while backlog:
                 try:
-                    fn, arg = backlog.popleft()
+                    fn, arg = pop()
                 except IndexError:
                     break
                 fn(arg)
         finally:
-            tls.in_handler -= 1
-            with self._active_cv:
+            tls.in_handler = depth
+            with lock:
                 self._active -= 1
                 last = self._active == 0
-                self._active_cv.notify_all()
-            if last and self._closed and not tls.in_handler:
+                if last and self._closed:
+                    self._active_cv.notify_all()
+            if last and self._closed and not depth:
                 self._free()
 
     def _drive(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
         """Drive the node until done() is true (returns True) or timeout
         seconds pass (returns False). Raises Closed if the node closes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else _monotonic() + timeout
+        lock = self._pump_lock
         try:
             while True:
-                self._run_backlog()
+                if self._backlog:
+                    self._run_backlog()
                 if done():
                     return True
                 if self._closed:
                     raise Closed("node is closed")
                 wait = _SLICE_MS
                 if deadline is not None:
-                    left = deadline - time.monotonic()
+                    left = deadline - _monotonic()
                     if left <= 0:
                         return False
                     wait = min(wait, max(1, int(left * 1000)))
-                if self._pump_lock.acquire(blocking=False):
-                    self._pump_lock.release()
-                    self._pump(wait)
+                if lock.acquire(False):
+                    self._pump_locked(wait)
                 else:
                     # another thread dispatches: it wakes us after its round
                     with self._cond:

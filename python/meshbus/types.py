@@ -111,15 +111,33 @@ def headers_of(msg) -> Dict[str, str]:
     return out
 
 
-def message_of(it) -> Message:
-    """A Message from a queued item (pyq_item_t) of the glue."""
-    m = Message.__new__(Message)
-    m.subject = ffi.string(it.subject).decode("utf-8", "replace")
-    m.body = ffi.unpack(it.body, it.size)
+_SAME_SUBJECT = lib.PYQ_SAME_SUBJECT
+_SAME_SENDER = lib.PYQ_SAME_SENDER
+_SAME_CTYPE = lib.PYQ_SAME_CTYPE
+_string = ffi.string
+_unpack = ffi.unpack
+_new = Message.__new__
+
+
+def message_of(it, prev: Optional[Message] = None) -> Message:
+    """A Message from a queued item (pyq_item_t) of the glue. prev: the
+    Message of the item drained just before it, whose str fields are
+    reused where the glue marked them equal (item.same): the per-message
+    cost of a stream is then the body and a few ints."""
+    m = _new(Message)
+    same = it.same if prev is not None else 0
+    m.subject = prev.subject if same & _SAME_SUBJECT else \
+        _string(it.subject).decode("utf-8", "replace")
+    m.body = _unpack(it.body, it.size)
     m.headers = headers_of(it.msg) if it.header_count else {}
-    m.content_type = ffi.string(it.ctype).decode("utf-8", "replace")
-    m.peer = ffi.string(it.sender).decode("ascii", "replace")
-    m.peer_name = ffi.string(it.sender_name).decode("utf-8", "replace")
+    m.content_type = prev.content_type if same & _SAME_CTYPE else \
+        _string(it.ctype).decode("utf-8", "replace")
+    if same & _SAME_SENDER:
+        m.peer = prev.peer
+        m.peer_name = prev.peer_name
+    else:
+        m.peer = _string(it.sender).decode("ascii", "replace")
+        m.peer_name = _string(it.sender_name).decode("utf-8", "replace")
     m.seq = it.seq
     m.id = it.id
     m.flags = it.flags

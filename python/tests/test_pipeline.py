@@ -40,13 +40,14 @@ def test_raising_handler_nacks_and_the_job_comes_back(mesh):
 
 
 def test_dead_letters_and_replay(mesh):
+    # a handler that keeps failing: retried up to max_deliveries, then dead
     producer = mesh.node("producer")
     worker = mesh.node("worker")
     attempts = []
 
     def always_fails(job):
         attempts.append(job.deliveries)
-        raise meshbus.Reject("cannot do it")
+        raise RuntimeError("cannot do it")
     worker.work("q.dead", always_fails)
     worker.run_in_thread()
     job_id = producer.push("q.dead", b"poison", max_deliveries=2, backoff=0.05,
@@ -61,6 +62,26 @@ def test_dead_letters_and_replay(mesh):
     assert producer.replay("q.dead") == 1
     producer.wait_acked(WAIT)
     assert attempts == [1, 2, 1, 2]
+
+
+def test_reject_is_dead_at_once(mesh):
+    # meshbus.Reject: failed for good, no retry whatever max_deliveries says
+    producer = mesh.node("producer")
+    worker = mesh.node("worker")
+    attempts = []
+
+    def rejects(job):
+        attempts.append(job.deliveries)
+        raise meshbus.Reject("malformed")
+    worker.work("q.reject", rejects)
+    worker.run_in_thread()
+    job_id = producer.push("q.reject", b"poison", max_deliveries=5, backoff=0.05)
+    producer.wait_acked(WAIT)
+    dead = producer.dead_letters("q.reject")
+    assert [(d.id, d.job.body, d.job.deliveries) for d in dead] == [(job_id, b"poison", 1)]
+    assert "rejected" in dead[0].reason
+    assert attempts == [1]
+    assert producer.counter("pipeline.rejected", worker.id) == 1
 
 
 def test_producer_durable_flush(mesh, tmp_path):

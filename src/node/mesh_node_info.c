@@ -101,6 +101,52 @@ mesh_node_peer_header (mesh_node_t *self, const char *peer, const char *key)
     return s_peer_field (self, peer, 2, key);
 }
 
+static int
+s_pair_cmp (const void *a, const void *b)
+{
+    return strcmp (((char *const *) a) [0], ((char *const *) b) [0]);
+}
+
+char **
+mesh_node_peer_headers (mesh_node_t *self, const char *peer)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    mesh_peer_t *p = peer? (mesh_peer_t *) zhashx_lookup (self->peers, peer): NULL;
+    if (!p) {
+        pthread_mutex_unlock (&self->lock);
+        mesh_set_error (MESH_ENOPEER, "no such peer");
+        return NULL;
+    }
+    size_t count = p->headers? zhashx_size (p->headers): 0;
+    char **strv = (char **) calloc (2 * count + 1, sizeof (char *));
+    size_t n = 0;
+    bool failed = !strv;
+    if (strv)
+        for (const char *value = count? (const char *) zhashx_first (p->headers): NULL;
+             value && !failed; value = (const char *) zhashx_next (p->headers)) {
+            char *key = strdup ((const char *) zhashx_cursor (p->headers));
+            char *copy = strdup (value);
+            failed = !key || !copy;
+            if (failed) {
+                free (key);
+                free (copy);
+                break;
+            }
+            strv [n++] = key;
+            strv [n++] = copy;
+        }
+    pthread_mutex_unlock (&self->lock);
+    if (failed) {
+        mesh_strv_free (&strv);
+        mesh_set_error (MESH_ESYS, "out of memory");
+        return NULL;
+    }
+    //  by key, so that the same headers always come in the same order
+    qsort (strv, n / 2, 2 * sizeof (char *), s_pair_cmp);
+    return strv;
+}
+
 void
 mesh_node_count (mesh_node_t *self, const char *peer, const char *name, uint64_t delta)
 {
