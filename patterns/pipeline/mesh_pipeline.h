@@ -232,6 +232,8 @@ pl_job_t *pl_job_get (mesh_pipeline_t *self, uint64_t id);
 void pl_job_unlink (mesh_pipeline_t *self, pl_job_t *job);
 void pl_job_finish (mesh_pipeline_t *self, pl_job_t *job);
 void pl_job_failed (mesh_pipeline_t *self, pl_job_t *job, const char *reason, bool nacked);
+//  A job (in no list) becomes a dead letter now, whatever deliveries are left
+void pl_job_dead (mesh_pipeline_t *self, pl_job_t *job, const char *reason);
 void pl_job_release (mesh_pipeline_t *self, pl_job_t *job);
 void pl_slot_gone (mesh_pipeline_t *self, pl_slot_t *slot, const char *reason);
 

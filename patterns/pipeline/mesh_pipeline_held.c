@@ -132,8 +132,8 @@ pl_job_unlink (mesh_pipeline_t *self, pl_job_t *job)
 //  ---------------------------------------------------------------------
 //  Dead letters
 
-static void
-s_dead (mesh_pipeline_t *self, pl_job_t *job, const char *reason)
+void
+pl_job_dead (mesh_pipeline_t *self, pl_job_t *job, const char *reason)
 {
     pl_record_in_t in = {
         .type = PL_REC_DEAD, .id = job->id, .deliveries = job->deliveries,
@@ -180,7 +180,7 @@ pl_job_failed (mesh_pipeline_t *self, pl_job_t *job, const char *reason, bool na
         char text [128];
         snprintf (text, sizeof text, "%s (delivery %u of %d)", reason, job->deliveries,
                   job->queue->max_deliveries);
-        s_dead (self, job, text);
+        pl_job_dead (self, job, text);
         return;
     }
     if (nacked) {

@@ -325,7 +325,7 @@ pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         if (final) {
             //  the worker failed it for good: no retry, whatever is left
             nacked++;
-            s_dead (self, job, reason);
+            pl_job_dead (self, job, reason);
         }
         else {
             nacked++;
