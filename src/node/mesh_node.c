@@ -550,10 +550,19 @@ void *
 mesh_node_peer_announcement (mesh_node_t *self, const char *peer, const char *key,
                              size_t *size)
 {
+    uint64_t serial;
+    return mesh_node_peer_announcement_serial (self, peer, key, size, &serial);
+}
+
+void *
+mesh_node_peer_announcement_serial (mesh_node_t *self, const char *peer, const char *key,
+                                    size_t *size, uint64_t *serial)
+{
     assert (self);
     void *copy = NULL;
     pthread_mutex_lock (&self->lock);
     mesh_peer_t *p = (mesh_peer_t *) zhashx_lookup (self->peers, peer);
+    *serial = p? p->serial: 0;
     zchunk_t *value = p? (zchunk_t *) zhashx_lookup (p->announce, key): NULL;
     if (value) {
         copy = malloc (zchunk_size (value) + 1);
