@@ -381,6 +381,7 @@ mesh_node_start (mesh_node_t *self)
     len = sizeof self->inbox_fd;
     zmq_getsockopt (self->inbox, ZMQ_FD, &self->inbox_fd, &len);
     self->app_last = mesh_mono_ms ();
+    self->view_changed = self->app_last;
     self->started = true;
     if (pthread_create (&self->keeper, NULL, mesh_node_keeper, self) != 0) {
         self->started = false;
@@ -573,6 +574,18 @@ mesh_node_peer_announcement_serial (mesh_node_t *self, const char *peer, const c
     }
     pthread_mutex_unlock (&self->lock);
     return copy;
+}
+
+int64_t
+mesh_node_discovery_quiet_ms (mesh_node_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    int64_t quiet = !self->started? -1
+                  : self->connecting? 0
+                  : mesh_mono_ms () - self->view_changed;
+    pthread_mutex_unlock (&self->lock);
+    return quiet;
 }
 
 uint64_t

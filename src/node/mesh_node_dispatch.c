@@ -298,6 +298,7 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     if (peer->state == MESH_PEER_CONNECTING) {
         peer->state = MESH_PEER_ALIVE;
         self->connecting--;
+        self->view_changed = mesh_mono_ms ();
         mesh_counters_add (self->counters, "peers.entered", 1);
         __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
         mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);

@@ -151,6 +151,8 @@ struct _mesh_node_t {
     mesh_peer_t *hot_send;
     mesh_peer_t *hot_recv;
     size_t connecting;          //  peers in CONNECTING state
+    int64_t view_changed;       //  mono ms a peer was last named, entered or refused
+                                //  by the beacon rate limit (discovery_quiet_ms)
     zhashx_t *rate;             //  source address -> zchunk_t (token bucket)
     //  threads
     pthread_t keeper;

@@ -385,6 +385,7 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     }
     zhashx_insert (self->peers, hex, peer);
     self->connecting++;
+    self->view_changed = mesh_mono_ms ();
     mesh_counters_add (self->counters, "peers.discovered", 1);
     mesh_node_log (self, "link to %s at %s (from %s)", hex, endpoint, source);
     mesh_node_greet (self, peer, true);
