@@ -53,6 +53,49 @@ no_responders_is_said () {
         || { fail "wanted 'no responders', got $(show "$T_DIR/nr.err")"; return 1; }
 }
 
+#   F3: a second producer on a durable directory in use is refused,
+#   naming the holder's pid; the lock of a producer killed with -9 is
+#   taken over and its committed jobs recovered
+two_producers_one_outbox () {
+    bg first push lock.q x --count 20 --durable "$T_DIR/box" --timeout 30
+    local i
+    for i in $(seq 1 100); do
+        grep -q committed "$T_DIR/first.err" && break
+        sleep 0.1
+    done
+    mb push lock.q y --durable "$T_DIR/box" --timeout 2 >"$T_DIR/second.out" 2>"$T_DIR/second.err"
+    expect_rc $? 1 "second producer" || return 1
+    local holder; holder=$(pgrep -P "${PID[first]}")     #  the tool under timeout
+    grep -q "in use by another producer (pid $holder," "$T_DIR/second.err" \
+        || { fail "wanted the holder's pid $holder: $(show "$T_DIR/second.err")"; return 1; }
+    grep -q recovered "$T_DIR/second.err" && { fail "the second recovered jobs"; return 1; }
+    kill -9 "$holder"; wait "${PID[first]}" 2>/dev/null
+    mb push lock.q z --durable "$T_DIR/box" --timeout 1 >"$T_DIR/third.out" 2>"$T_DIR/third.err"
+    grep -q "recovered 20 jobs" "$T_DIR/third.err" \
+        || { fail "a dead producer's lock was not taken over: $(show "$T_DIR/third.err")"; return 1; }
+}
+
+#   F4: a full outbox (a 256 KiB LMDB map) says why, how many jobs were
+#   committed and what to do, exits 1, and those jobs are all there
+full_outbox_says_why () {
+    head -c 1500 /dev/zero | tr '\0' a >"$T_DIR/body"
+    MESH_STORE_MAPSIZE=256K MESH_STORE_MAPMAX=256K \
+        mb push full.q --file "$T_DIR/body" --count 1000 --durable "$T_DIR/fbox" --timeout 1 \
+        >"$T_DIR/full.out" 2>"$T_DIR/full.err"
+    expect_rc $? 1 "push into a full outbox" || return 1
+    local line; line=$(grep "push failed" "$T_DIR/full.err")
+    [[ $line == *"is full"* && $line == *"jobs of this push were committed"* \
+       && $line == *"free space"* ]] || { fail "said: $(show "$T_DIR/full.err")"; return 1; }
+    local n; n=$(sed -n 's/.*; \(at most \)\{0,1\}\([0-9]*\) jobs of this push.*/\2/p' "$T_DIR/full.err")
+    MESH_STORE_MAPSIZE=1M mb push full.q x --count 0 --durable "$T_DIR/fbox" --timeout 1 \
+        >"$T_DIR/after.out" 2>"$T_DIR/after.err"
+    local got; got=$(sed -n 's/^recovered \([0-9]*\) jobs.*/\1/p' "$T_DIR/after.err")
+    [ -n "$got" ] && [ "$got" -gt 0 ] && [ "$got" -le "$n" ] \
+        || { fail "said at most $n committed; then: $(show "$T_DIR/after.err")"; return 1; }
+}
+
 check crowd_of_callers crowd_of_callers
+check two_producers_one_outbox two_producers_one_outbox
+check full_outbox_says_why full_outbox_says_why
 check no_responders_is_said no_responders_is_said
 finish
