@@ -6,7 +6,7 @@
 #   Debian's /usr/bin/python3: another python3 first on PATH does not see
 #   Debian's python3-* packages). A script exits 77 to say it skipped; a
 #   cmocka program whose every test skipped is skipped. Each program has a
-#   time bound (MESHBUS_TEST_TIMEOUT seconds, default 900): a hang fails the
+#   time bound (MESHBUS_TEST_TIMEOUT seconds, default 1500): a hang fails the
 #   suite by name instead of stalling it.
 #
 #   As root (CI, where namespaces, Python and every package are there) a
@@ -21,7 +21,7 @@ mode=$1; shift
 export MESHBUS_TOOL=$1; shift
 export MESHBUS_SRC=$(cd "$(dirname "$0")/.." && pwd)
 export MESHBUS_PYTHON=/usr/bin/python3
-limit=${MESHBUS_TEST_TIMEOUT:-900}
+limit=${MESHBUS_TEST_TIMEOUT:-1500}
 strict=0
 [ "$(id -u)" -eq 0 ] && [ "${MESHBUS_ALLOW_SKIP:-0}" != 1 ] && strict=1
 passed=0; failed=0; skipped=0; failures=(); skips=()
@@ -34,8 +34,11 @@ run_one () {
     echo "=== $name"
     timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
-    local ran=$(grep -c '^\[ RUN      \]' "$log")
-    local skip=$(grep -c '^\[  SKIPPED \] test' "$log")
+    #   tests run and skipped: cmocka's lines, or pytest -v's
+    local ran=$(( $(grep -c '^\[ RUN      \]' "$log") \
+                + $(grep -cE '::[^ ]+ (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)' "$log") ))
+    local skip=$(( $(grep -c '^\[  SKIPPED \] test' "$log") \
+                 + $(grep -cE '::[^ ]+ SKIPPED' "$log") ))
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
         failed=$((failed + 1)); failures+=("$name (hung: killed after $limit s)")
     elif [ $rc -eq 77 ] || { [ $rc -eq 0 ] && [ "$ran" -gt 0 ] && [ "$skip" -eq "$ran" ]; }; then

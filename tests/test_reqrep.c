@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +470,76 @@ test_async (void **state)
     s_server_destroy (&server);
 }
 
+//  mesh_call_async from one thread while another dispatches the node: the
+//  id it returns is the id its outcome reports, even when the call is done
+//  and freed by the dispatcher before mesh_call_async returns (it returned
+//  a field of the freed call: ids that matched no outcome, 1 run in 5)
+#define RACE_CALLS  2000
+
+typedef struct {
+    mesh_node_t *node;
+    volatile bool stop;
+    uint64_t outcome_id [RACE_CALLS];
+    atomic_int outcomes;
+} race_t;
+
+static void *
+s_race_dispatch (void *arg)
+{
+    race_t *race = (race_t *) arg;
+    while (!race->stop)
+        mesh_node_dispatch (race->node, 1);
+    return NULL;
+}
+
+static void
+s_race_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
+                const mesh_msg_t *reply, void *arg)
+{
+    (void) rr; (void) err; (void) error;
+    race_t *race = (race_t *) arg;
+    assert_non_null (reply);
+    char text [16];
+    snprintf (text, sizeof text, "%.*s", (int) mesh_msg_size (reply),
+              (const char *) mesh_msg_body (reply));
+    int i = atoi (text);
+    assert_true (i >= 0 && i < RACE_CALLS);
+    race->outcome_id [i] = call_id;
+    atomic_fetch_add (&race->outcomes, 1);
+}
+
+static void
+test_async_id_while_another_thread_dispatches (void **state)
+{
+    (void) state;
+    s_net_t net = s_net_named ("test-reqrep");
+    static race_t race;
+    memset (&race, 0, sizeof race);
+    mesh_reqrep_t *rr = s_caller (&net, "racer", &race.node);
+    assert_int_equal (mesh_serve (rr, "local.echo", s_echo, NULL), 0);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_race_dispatch, &race), 0);
+    static uint64_t returned [RACE_CALLS];
+    mesh_call_opts_t opts = { .timeout_ms = WAIT_MS };
+    for (int i = 0; i < RACE_CALLS; i++) {
+        char body [16];
+        snprintf (body, sizeof body, "%d", i);
+        returned [i] = mesh_call_async (rr, "local.echo", body, strlen (body), &opts,
+                                        s_race_outcome, &race);
+        assert_true (returned [i] > 0);
+    }
+    int64_t deadline = (int64_t) mesh_clock_ms () + WAIT_MS;
+    while (atomic_load (&race.outcomes) < RACE_CALLS && (int64_t) mesh_clock_ms () < deadline)
+        usleep (1000);
+    race.stop = true;
+    pthread_join (thread, NULL);
+    assert_int_equal (atomic_load (&race.outcomes), RACE_CALLS);
+    for (int i = 0; i < RACE_CALLS; i++)
+        assert_int_equal (returned [i], race.outcome_id [i]);
+    mesh_reqrep_destroy (&rr);
+    mesh_node_destroy (&race.node);
+}
+
 //  8. Calls spread over providers: fewest outstanding, round robin among
 //  equals, the local provider included
 static void
@@ -702,6 +773,7 @@ main (void)
         cmocka_unit_test (test_expired_and_malformed_are_dropped),
         cmocka_unit_test (test_duplicate_runs_once),
         cmocka_unit_test (test_async),
+        cmocka_unit_test (test_async_id_while_another_thread_dispatches),
         cmocka_unit_test (test_round_robin_with_local_provider),
         cmocka_unit_test (test_cast_and_call_all),
         cmocka_unit_test (test_deferred_reply),

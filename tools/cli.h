@@ -48,7 +48,7 @@ struct _cli_cmd_t {
 //  The subcommands, in the order --help lists them
 extern const cli_cmd_t cli_cmd_demo, cli_cmd_peers, cli_cmd_stats, cli_cmd_pub,
     cli_cmd_sub, cli_cmd_serve, cli_cmd_call, cli_cmd_push, cli_cmd_work, cli_cmd_dlq,
-    cli_cmd_send, cli_cmd_recv, cli_cmd_keygen, cli_cmd_bench;
+    cli_cmd_send, cli_cmd_recv, cli_cmd_keygen, cli_cmd_bench, cli_cmd_top, cli_cmd_monitor;
 
 //  ---------------------------------------------------------------------
 //  Flags (tools/cli_args.c)

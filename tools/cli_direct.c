@@ -79,12 +79,21 @@ s_send (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
         free (body);
         return CLI_FAILED;
     }
-    uint64_t deadline = mesh_clock_ms () + (uint64_t) (timeout * 1000);
+    uint64_t start = mesh_clock_ms ();
+    uint64_t deadline = start + (uint64_t) (timeout * 1000);
     char *peer = NULL;
     size_t many = 0;
-    while (!cli_interrupted () && !(peer = s_find (node, who, &many))
-       &&  mesh_clock_ms () < deadline)
+    //  An id names one peer: send as soon as it is known. A name may be
+    //  taken by several: let discovery settle first, so that a second
+    //  peer of that name is known before we choose
+    bool is_id = strlen (who) == 32 && strspn (who, "0123456789abcdef") == 32;
+    while (!cli_interrupted () && mesh_clock_ms () < deadline) {
+        free (peer);
+        peer = s_find (node, who, &many);
+        if (peer && (is_id || mesh_clock_ms () - start >= MESH_DEFAULT_SETTLE_MS))
+            break;
         mesh_node_dispatch (node, 50);
+    }
     int rc = 0;
     if (!peer)
         rc = cli_fail ("no peer called %s found within %g s", who, timeout);

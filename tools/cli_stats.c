@@ -3,7 +3,8 @@
 
     The node joins, lets discovery settle for about one and a half beacon
     intervals, asks every peer for its counters (STATS_REQ) and prints
-    them: one "path value" line per counter, or with --json one object
+    them: one "NODE/PEER/NAME value" line per counter (dotted paths were
+    ambiguous: counter names contain dots), or with --json one object
     {"self": {...}, "peers": {"<id>": {...}}}. Peer JSON came from the
     network, so the flattener is bounded in depth and never trusts it.
     ========================================================================= */
@@ -17,7 +18,8 @@
 
 typedef struct {
     const char *p;
-    int bad;
+    const char *node;               //  the record's node id, NULL: the first key
+    char keys [MAX_DEPTH + 1][256]; //  the keys leading to the current value
 } s_reader_t;
 
 static void
@@ -49,8 +51,63 @@ s_string (s_reader_t *r, char *out, size_t cap)
     return 0;
 }
 
+//  One part of a stats line: '/', '%', spaces and control bytes are
+//  written %XX, so a line splits at its first two '/' and first space
+//  whatever a counter or peer is called (docs/observe.md)
+static void
+s_part (FILE *out, const char *text, bool value)
+{
+    for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+        if (*c < 0x20 || *c == 0x7f || *c == '%' || (!value && (*c == '/' || *c == ' ')))
+            fprintf (out, "%%%02X", *c);
+        else
+            fputc (*c, out);
+}
+
+//  A value at keys [0..depth): NODE/PEER/NAME VALUE, PEER "-" for the
+//  node itself. The shape is that of mesh_node_stats_json: fields and
+//  "counters" of the node, and of each record of "peers" and "departed".
+static void
+s_emit (s_reader_t *r, int depth, const char *value)
+{
+    char (*k) [256] = r->keys;
+    const char *node = r->node;
+    if (!node) {
+        node = k [0];
+        k++, depth--;
+    }
+    const char *peer = "-";
+    const char *name = NULL;
+    if (depth == 1)
+        name = k [0];
+    else
+    if (depth == 2 && streq_ (k [0], "counters"))
+        name = k [1];
+    else
+    if ((depth == 3 || (depth == 4 && streq_ (k [2], "counters")))
+    &&  (streq_ (k [0], "peers") || streq_ (k [0], "departed")))
+        peer = k [1], name = k [depth - 1];
+    if (depth < 1)
+        return;
+    s_part (stdout, node, false);
+    printf ("/");
+    s_part (stdout, peer, false);
+    printf ("/");
+    if (name)
+        s_part (stdout, name, false);
+    else
+        for (int i = 0; i < depth; i++) {       //  a shape we do not know: all its keys
+            if (i)
+                printf (".");
+            s_part (stdout, k [i], false);
+        }
+    printf (" ");
+    s_part (stdout, value, true);
+    printf ("\n");
+}
+
 static int
-s_value (s_reader_t *r, const char *path, int depth)
+s_value (s_reader_t *r, int depth)
 {
     s_skip_ws (r);
     if (depth > MAX_DEPTH)
@@ -63,15 +120,13 @@ s_value (s_reader_t *r, const char *path, int depth)
             return 0;
         }
         while (true) {
-            char key [256], sub [1024];
             s_skip_ws (r);
-            if (s_string (r, key, sizeof key))
+            if (depth >= MAX_DEPTH || s_string (r, r->keys [depth], sizeof r->keys [depth]))
                 return -1;
             s_skip_ws (r);
             if (*r->p++ != ':')
                 return -1;
-            snprintf (sub, sizeof sub, "%s%s%s", path, *path? ".": "", key);
-            if (s_value (r, sub, depth + 1))
+            if (s_value (r, depth + 1))
                 return -1;
             s_skip_ws (r);
             if (*r->p == ',') {
@@ -89,23 +144,34 @@ s_value (s_reader_t *r, const char *path, int depth)
         char text [512];
         if (s_string (r, text, sizeof text))
             return -1;
-        printf ("%s %s\n", path, text);
+        s_emit (r, depth, text);
         return 0;
     }
     const char *start = r->p;
     while (*r->p && (isalnum ((unsigned char) *r->p) || *r->p == '.' || *r->p == '-'))
         r->p++;
-    if (r->p == start)
+    if (r->p == start || r->p - start > 64)
         return -1;
-    printf ("%s %.*s\n", path, (int) (r->p - start), start);
+    char text [65];
+    memcpy (text, start, (size_t) (r->p - start));
+    text [r->p - start] = 0;
+    s_emit (r, depth, text);
     return 0;
 }
 
+//  node: the id of the node whose record json is, or NULL when json is an
+//  object of records by node id (the peers' answers)
 int
-cli_print_flat_json (const char *json, const char *prefix)
+cli_print_flat_json (const char *json, const char *node)
 {
-    s_reader_t r = { json, 0 };
-    return s_value (&r, prefix, 0);
+    s_reader_t *r = (s_reader_t *) calloc (1, sizeof (s_reader_t));
+    if (!r)
+        return -1;
+    r->p = json;
+    r->node = node;
+    int rc = s_value (r, 0);
+    free (r);
+    return rc;
 }
 
 enum { STATS_TIMEOUT = 't', STATS_JSON = CLI_OPT (1) };
@@ -158,7 +224,7 @@ s_stats (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     if (json)
         printf ("{\"self\": %s, \"peers\": %s}\n", self, peers);
     else
-    if (cli_print_flat_json (self, "self") || cli_print_flat_json (peers, "peer"))
+    if (cli_print_flat_json (self, mesh_node_id (node)) || cli_print_flat_json (peers, NULL))
         rc = cli_fail ("a peer sent malformed counters");
     free (peers);
     free (self);
@@ -169,8 +235,12 @@ s_stats (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 const cli_cmd_t cli_cmd_stats = {
     "stats", s_stats, "[--json] [--timeout S] [FLAGS]",
     "counters of this node and of every peer it finds",
-"Lets discovery settle, asks every peer for its counters and prints them as\n"
-"\"PATH VALUE\" lines (self.* for this node, peer.* for the others).\n"
+"Lets discovery settle, asks every peer for its counters and prints them, this\n"
+"node first, as \"NODE/PEER/NAME VALUE\" lines: NODE the id of the node that\n"
+"counted, PEER the id of the peer it counted for or - for the node as a whole,\n"
+"NAME a counter (frames.in, send.dropped.hwm...) or a field (name, state...).\n"
+"'/', '%', spaces and control bytes inside a part are written %XX, so a line\n"
+"splits at its first two '/' and the first space (docs/observe.md).\n"
 "\n"
 "  --json               one JSON object: {\"self\": {...}, \"peers\": {...}}\n"
 "  -t, --timeout S      how long to gather (default 3)"

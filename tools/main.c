@@ -17,7 +17,8 @@
 static const cli_cmd_t *s_commands [] = {
     &cli_cmd_demo, &cli_cmd_peers, &cli_cmd_stats, &cli_cmd_pub, &cli_cmd_sub,
     &cli_cmd_serve, &cli_cmd_call, &cli_cmd_push, &cli_cmd_work, &cli_cmd_dlq,
-    &cli_cmd_send, &cli_cmd_recv, &cli_cmd_keygen, &cli_cmd_bench,
+    &cli_cmd_send, &cli_cmd_recv, &cli_cmd_keygen, &cli_cmd_bench, &cli_cmd_top,
+    &cli_cmd_monitor,
 };
 #define COMMANDS (sizeof s_commands / sizeof s_commands [0])
 

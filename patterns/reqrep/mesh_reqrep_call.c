@@ -479,9 +479,11 @@ s_prepare (mesh_reqrep_t *self, pending_t *p, pmode_t mode, const char *service,
 }
 
 //  Register a prepared call and make its first attempt. Lock taken here.
-//  0, or -1 when it failed at once (p is then finished, not queued).
+//  0, or -1 when it failed at once (p is then finished, not queued). The
+//  call's id in *id, read under the lock: once it is released another
+//  thread's dispatch may finish the call and free p
 static int
-s_launch (mesh_reqrep_t *self, pending_t *p)
+s_launch (mesh_reqrep_t *self, pending_t *p, uint64_t *id)
 {
     pthread_mutex_lock (&self->lock);
     if (self->table.count >= RR_MAX_PENDING) {
@@ -489,6 +491,7 @@ s_launch (mesh_reqrep_t *self, pending_t *p)
         return mesh_set_error (MESH_EFULL, "too many calls in flight");
     }
     p->id = self->next_id++;
+    *id = p->id;
     if (s_pt_insert (&self->table, p)) {
         pthread_mutex_unlock (&self->lock);
         return mesh_set_error (MESH_ESYS, "out of memory");
@@ -541,8 +544,9 @@ mesh_call (mesh_reqrep_t *self, const char *service, const void *body, size_t si
     assert (self);
     pending_t p;
     memset (&p, 0, sizeof p);
+    uint64_t id;
     if (s_prepare (self, &p, P_SYNC, service, body, size, opts, false)
-    ||  s_launch (self, &p)) {
+    ||  s_launch (self, &p, &id)) {
         free (p.error);
         return NULL;
     }
@@ -576,11 +580,12 @@ mesh_call_async (mesh_reqrep_t *self, const char *service, const void *body, siz
     }
     p->fn = fn;
     p->arg = arg;
-    if (s_launch (self, p)) {
+    uint64_t id = 0;
+    if (s_launch (self, p, &id)) {
         mesh_rr_pending_free (p);
         return 0;
     }
-    return p->id;
+    return id;             //  not p->id: p may be freed by now (another dispatcher)
 }
 
 mesh_msg_t *
@@ -730,7 +735,8 @@ mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_
         p->gather = &gather;
         snprintf (p->target, sizeof p->target, "%s", peers [i]);
         gather.left++;
-        if (s_launch (self, p)) {
+        uint64_t id;
+        if (s_launch (self, p, &id)) {
             //  failed at once: report it as its outcome
             char *error = p->error;
             p->error = NULL;

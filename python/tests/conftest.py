@@ -111,3 +111,43 @@ def wait_until(predicate, timeout=WAIT, step=0.02):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(step)
+
+
+#   A bound per test, so that a test that hangs fails by its name instead of
+#   stalling the whole suite (Debian's python3-pytest-timeout is not always
+#   at hand): SIGALRM raises in the test's thread (the binding waits in
+#   slices, so Python code runs often), and faulthandler dumps every thread
+#   and ends the process if even that does not end it.
+TEST_BOUND = int(os.environ.get("MESHBUS_PYTEST_BOUND", "240"))
+
+
+@pytest.fixture(autouse=True)
+def _bounded(request):
+    import faulthandler
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    marker = request.node.get_closest_marker("bound")
+    bound = max(TEST_BOUND, marker.args[0]) if marker else TEST_BOUND
+
+    def expired(signum, frame):
+        raise TimeoutError("%s still running after %d s (MESHBUS_PYTEST_BOUND)"
+                           % (request.node.nodeid, bound))
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(bound)
+    faulthandler.dump_traceback_later(bound + 60, exit=True)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bound(seconds): a longer bound for one slow test")

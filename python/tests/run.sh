@@ -9,4 +9,4 @@ if ! /usr/bin/python3 -c 'import pytest, cffi' 2>/dev/null; then
     echo "SKIP: /usr/bin/python3 lacks pytest or cffi (./install-deps.sh installs them)"
     exit 77
 fi
-PYTHONPATH="$build/python" exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here"
+PYTHONPATH="$build/python" exec /usr/bin/python3 -m pytest -v -p no:cacheprovider "$here"

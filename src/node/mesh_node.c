@@ -383,6 +383,7 @@ mesh_node_start (mesh_node_t *self)
     self->app_last = mesh_mono_ms ();
     self->view_changed = self->app_last;
     self->started = true;
+    self->started_ms = mesh_mono_ms ();
     if (pthread_create (&self->keeper, NULL, mesh_node_keeper, self) != 0) {
         self->started = false;
         mesh_fail (MESH_ESYS, "cannot start the keeper thread");

@@ -157,8 +157,9 @@ mesh_node_stats_json_locked (mesh_node_t *self)
     mesh_json_string (out, self->hex);
     zchunk_extend (out, ", \"name\": ", 10);
     mesh_json_string (out, self->name);
-    mesh_json_printf (out, ", \"incarnation\": %llu, \"endpoint\": ",
-                      (unsigned long long) self->incarnation);
+    mesh_json_printf (out, ", \"incarnation\": %llu, \"uptime_ms\": %lld, \"endpoint\": ",
+                      (unsigned long long) self->incarnation,
+                      (long long) (self->started? mesh_mono_ms () - self->started_ms: 0));
     mesh_json_string (out, self->endpoint);
     size_t alive = 0, suspect = 0;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;

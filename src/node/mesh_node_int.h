@@ -136,6 +136,7 @@ struct _mesh_node_t {
     size_t seed_count;
     //  running state
     bool started, stopping;
+    int64_t started_ms;         //  mono ms of mesh_node_start, for "uptime_ms" in stats
     void *ctx;
     void *inbox;
     int inbox_fd;

@@ -114,9 +114,10 @@ def _node_options(conf, url) -> dict:
 class MeshbusIncoming(base.RpcIncomingMessage):
     """A request, cast or notification handed to an oslo server."""
 
-    def __init__(self, listener, ctxt, message, handle=None, job=None):
+    def __init__(self, listener, ctxt, message, handle=None, job=None, key=None):
         super().__init__(ctxt, message)
         self._engine = listener.engine
+        self._key = key             # the caller's key, echoed in the reply
         self._handle = handle       # reply handle of a call, None for a cast
         self._job = job             # (producer, job id) of a notification
 
@@ -133,6 +134,9 @@ class MeshbusIncoming(base.RpcIncomingMessage):
             LOG.error("meshbus: reply not serializable: %s", exc)
             data = jsonutils.dump_as_bytes(
                 {"f": rpc_common.serialize_remote_exception((type(exc), exc, None))})
+        if isinstance(self._key, int):
+            # last, in a fixed form, where _engine._KEY finds it
+            data = data[:-1] + b', "k": %d}' % self._key
         if isinstance(self._handle, _LocalCall):
             self._handle.waiter.set(data)
         elif not self._engine.reply(self._handle, data):
@@ -199,7 +203,8 @@ class _RpcListener(_Listener):
         msg, handle = item
         try:
             data = jsonutils.loads(msg.body)
-            return MeshbusIncoming(self, data.get("c") or {}, data.get("m"), handle=handle)
+            return MeshbusIncoming(self, data.get("c") or {}, data.get("m"), handle=handle,
+                                   key=data.get("k"))
         except Exception as exc:
             LOG.error("meshbus: dropped a malformed request on %s: %s", msg.subject, exc)
             if handle is not None:
@@ -321,13 +326,13 @@ class MeshbusDriver(base.BaseDriver):
             service = _names.server_service(exchange, target.topic, target.server)
         else:
             service = _names.topic_service(exchange, target.topic)
-        body = jsonutils.dump_as_bytes({"c": ctxt, "m": message})
         mandatory = bool(transport_options and transport_options.at_least_once)
         local = self._local_target(service)
+        if wait_for_reply and not target.fanout and local is None:
+            return self._call(target, service, ctxt, message, timeout, mandatory)
+        body = jsonutils.dump_as_bytes({"c": ctxt, "m": message})
         if local is not None:
             return self._send_local(target, local, service, body, wait_for_reply, timeout)
-        if wait_for_reply and not target.fanout:
-            return self._call(target, service, body, timeout, mandatory)
         self._cast(target, service, body, bool(target.fanout), mandatory)
         return None
 
@@ -400,7 +405,7 @@ class MeshbusDriver(base.BaseDriver):
                 raise oslo_messaging.MessageDeliveryFailure(
                     "meshbus: cast to %s failed: %s" % (target, exc))
 
-    def _call(self, target, service, body, timeout, mandatory):
+    def _call(self, target, service, ctxt, message, timeout, mandatory):
         timeout = timeout if timeout else 60.0
         deadline = monotonic() + timeout
         failover = self._group.call_failover and not target.server
@@ -410,7 +415,7 @@ class MeshbusDriver(base.BaseDriver):
                 raise oslo_messaging.MessagingTimeout(
                     "Timed out waiting for a reply on %s" % target)
             try:
-                reply = self._call_once(service, body, left, wait=not mandatory)
+                reply = self._call_once(service, ctxt, message, left, wait=not mandatory)
                 break
             except meshbus.Timeout:
                 raise oslo_messaging.MessagingTimeout(
@@ -418,7 +423,7 @@ class MeshbusDriver(base.BaseDriver):
             except meshbus.NoResponders:
                 raise oslo_messaging.MessageUndeliverable(
                     meshbus.NoResponders("no server"), self._exchange(target),
-                    target.topic, body)
+                    target.topic, message)
             except (meshbus.ProviderLeft, meshbus.RemoteError) as exc:
                 # the server went (or closed) with the call in hand
                 if failover and deadline - monotonic() > 0:
@@ -427,11 +432,15 @@ class MeshbusDriver(base.BaseDriver):
                 raise ServerLeft("No reply will come from %s: %s" % (target, exc))
         return self._result(reply.body)
 
-    def _call_once(self, service, body, timeout, wait):
+    def _call_once(self, service, ctxt, message, timeout, wait):
         waiter = _green.Waiter()
-        self._engine.call(service, body, timeout, wait, waiter)
+        key = self._engine.new_key(waiter)
+        # "k": the key the server echoes at the end of its reply (_engine._Early)
+        body = jsonutils.dump_as_bytes({"c": ctxt, "m": message, "k": key})
+        self._engine.call(service, body, timeout, wait, waiter, key)
         # the library ends the call at its deadline; the margin is for a stuck engine
         ok, outcome = waiter.wait(timeout + 5.0)
+        self._engine.forget(key)
         if not ok:
             raise meshbus.Timeout("no outcome from the meshbus engine")
         reply, exc = outcome
