@@ -270,8 +270,14 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     //  (gone while we were frozen, or it never heard our answer) and our
     //  announcements with us, so they go again with our HELLO; else it
     //  would count us ALIVE without our subscriptions, services or queues
-    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted)
-        mesh_node_greet (self, peer, false);
+    //  (only to a peer we count ALIVE already: one still CONNECTING here
+    //  had our announcements with our own greeting a moment ago)
+    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
+        if (peer->state == MESH_PEER_CONNECTING)
+            mesh_node_hello_to (self, peer, false);
+        else
+            mesh_node_greet (self, peer, false);
+    }
     peer->incarnation = msg->env.id;
     peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
     //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
