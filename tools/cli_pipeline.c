@@ -111,6 +111,18 @@ static int
 s_push_one (producer_t *p, const mesh_head_t *head, const char *body, size_t size)
 {
     while (!mesh_push_ex (p->pl, head, body, size)) {
+        if (mesh_errno () != MESH_EFULL && p->durable) {
+            //  a full disk or map: say why, what is safe, what to do
+            char why [512];
+            snprintf (why, sizeof why, "%s", mesh_last_error ());
+            //  at most: the group commit that failed may have taken the
+            //  last jobs pushed before this one with it (not exact yet)
+            mesh_pipeline_flush (p->pl);
+            return cli_fail ("push failed: %s; at most %ld jobs of this push were committed "
+                             "to %s before it and stay there for the next producer; free "
+                             "space (or raise MESH_STORE_MAPMAX) and push the rest again",
+                             why, p->pushed, p->durable);
+        }
         if (mesh_errno () != MESH_EFULL)
             return cli_fail ("push failed: %s", mesh_last_error ());
         int slice = s_left (p->deadline, 50);

@@ -223,6 +223,16 @@ char **
     mesh_node_peers (mesh_node_t *self);
 void
     mesh_strv_free (char ***strv_p);
+//  How long (ms) this node's view of the mesh has stood still: no peer
+//  newly named (beacon, seed, gossip), none entered, no beacon of an
+//  unknown node refused by the rate limit; 0 while a peer it named has
+//  not answered yet (CONNECTING), -1 before start. Once this reaches
+//  about a beacon interval, the node has met every node whose beacon
+//  reaches it and every peer their gossip named: a fresh node's view
+//  has converged (request-reply waits for that before it says "no
+//  responders").
+int64_t
+    mesh_node_discovery_quiet_ms (mesh_node_t *self);
 //  State of one peer (a mesh_peer_state_t), or -1 if unknown.
 int
     mesh_node_peer_state (mesh_node_t *self, const char *peer);

@@ -85,10 +85,12 @@ int
 //  Number of providers of a service known now (local one included).
 size_t
     mesh_reqrep_providers (mesh_reqrep_t *self, const char *service);
-//  How long after mesh_reqrep_new() (or the node's start, if later) a call
-//  that finds no provider waits for discovery before it fails with
-//  MESH_ENORESPONDERS (default MESH_DEFAULT_SETTLE_MS, about one beacon
-//  interval; 0 = never wait). 0 or -1.
+//  A call that finds no provider on a fresh node waits until discovery has
+//  converged before it fails with MESH_ENORESPONDERS: at least msecs after
+//  mesh_reqrep_new() (or the node's start, if later), and until the node
+//  has met every peer it was told of and heard of no new one for msecs
+//  (mesh_node_discovery_quiet_ms), bounded by the call's deadline. Default
+//  MESH_DEFAULT_SETTLE_MS, about one beacon interval; 0 = never wait. 0 or -1.
 int
     mesh_reqrep_set_settle (mesh_reqrep_t *self, int msecs);
 //  Dispatch until service has at least count providers, or timeout_ms

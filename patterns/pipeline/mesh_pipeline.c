@@ -174,6 +174,7 @@ mesh_pipeline_new (mesh_node_t *node)
     self->ring_cap = PL_RING_MIN;
     self->ring = (pl_job_t **) calloc (self->ring_cap, sizeof (pl_job_t *));
     self->ring_base = self->next_id = 1;
+    self->outbox_lock = -1;
     self->hold_jobs = MESH_DEFAULT_HOLD_JOBS;
     self->hold_bytes = 256u * 1024 * 1024;
     self->dead_next = 1;
@@ -227,6 +228,7 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     free (self->jobs_buf);
     mesh_store_destroy (&self->outbox);
     mesh_store_destroy (&self->dead);
+    pl_outbox_unlock (self);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;

@@ -169,6 +169,7 @@ struct _mesh_pipeline_t {
     int64_t uncommitted_since;
     mesh_store_t *outbox;
     mesh_store_t *dead;
+    int outbox_lock;            //  fd of DIR/pipeline.lock, flock'd while we own DIR; -1
     int sync_mode;
     bool outbox_dirty;          //  deletes not committed yet
     uint64_t dead_next;
@@ -250,6 +251,7 @@ void pl_pump (mesh_pipeline_t *self, pl_queue_t *queue);
 void pl_producer_tick (mesh_pipeline_t *self, int64_t now);
 void pl_producer_destroy (mesh_pipeline_t *self);
 int pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode);
+void pl_outbox_unlock (mesh_pipeline_t *self);
 void pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);        //  lock free
 void pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);       //  lock free
 void pl_on_credit (mesh_node_t *node, const mesh_msg_t *msg, void *arg);     //  lock free

@@ -23,6 +23,12 @@
 
 
 #include "mesh_pipeline.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 //  ---------------------------------------------------------------------
 //  Push
@@ -121,11 +127,17 @@ mesh_push_ex (mesh_pipeline_t *self, const mesh_head_t *head, const void *body, 
         if (rc == 0 && self->sync_mode == MESH_STORE_SYNC && mesh_store_flush (self->outbox))
             rc = -1;
         if (rc) {
-            //  not on disk: the caller gets the failure and keeps the job
+            //  not on disk: the caller gets the failure, with the store's
+            //  reason (a full map, ENOSPC...), and keeps the job. Always
+            //  MESH_ESYS: MESH_EFULL means "held jobs full, wait" to a pusher
+            char why [400];
+            snprintf (why, sizeof why, "outbox write failed: %s",
+                      rec? mesh_last_error (): "out of memory");
             mesh_store_delete (self->outbox, id);     //  cancels a put still pending
             pl_job_finish (self, job);
             pthread_mutex_unlock (&self->lock);
-            mesh_set_error (MESH_ESYS, "outbox write failed");
+            pl_count (self, NULL, "pipeline.outbox.write-failed", 1);
+            mesh_set_error (MESH_ESYS, why);
             return 0;
         }
         if (self->sync_mode == MESH_STORE_SYNC) {
@@ -447,13 +459,81 @@ s_dead_max_id (uint64_t key, const void *data, size_t size, void *arg)
     return true;
 }
 
+//  One producer per outbox: two would both recover and deliver the same
+//  jobs and delete each other's records (issue 19, F3). The owner holds
+//  flock on DIR/pipeline.lock, which names it (pid, node); the kernel
+//  drops the lock when the owner dies however it dies, so the lock of a
+//  dead process is simply taken over. 0, or -1 (MESH_ESTATE: held by a
+//  live process, named in the error; MESH_ESYS: the file cannot be made).
+static int
+s_lock_fail (int err, const char *format, ...)
+{
+    char text [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    return mesh_set_error (err, text);
+}
+
+static int
+s_outbox_lock (mesh_pipeline_t *self, const char *dir)
+{
+    if (mkdir (dir, 0700) && errno != EEXIST)
+        return s_lock_fail (MESH_ESYS, "cannot make %s: %s", dir, strerror (errno));
+    char path [4096];
+    if ((size_t) snprintf (path, sizeof path, "%s/pipeline.lock", dir) >= sizeof path)
+        return mesh_set_error (MESH_EINVAL, "outbox path too long");
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return s_lock_fail (MESH_ESYS, "cannot open %s: %s", path, strerror (errno));
+    if (flock (fd, LOCK_EX | LOCK_NB)) {
+        int err = errno;
+        char holder [160] = "";
+        ssize_t n = pread (fd, holder, sizeof holder - 1, 0);
+        holder [n > 0? n: 0] = 0;
+        holder [strcspn (holder, "\n")] = 0;
+        for (char *c = holder; *c; c++)     //  a file anyone may write: printable only
+            if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                *c = '?';
+        close (fd);
+        if (err == EWOULDBLOCK)
+            return s_lock_fail (MESH_ESTATE, "outbox %s is in use by another producer "
+                                   "(%s): one producer per outbox", dir,
+                                   *holder? holder: "its pid not written yet");
+        return s_lock_fail (MESH_ESYS, "cannot lock %s: %s", path, strerror (err));
+    }
+    char line [160];
+    int len = snprintf (line, sizeof line, "pid %d, node %s\n", (int) getpid (),
+                        mesh_node_id (self->node));
+    if (ftruncate (fd, 0) || pwrite (fd, line, (size_t) len, 0) != len) {
+        int err = errno;
+        close (fd);
+        return s_lock_fail (MESH_ESYS, "cannot write %s: %s", path, strerror (err));
+    }
+    self->outbox_lock = fd;
+    return 0;
+}
+
+void
+pl_outbox_unlock (mesh_pipeline_t *self)
+{
+    if (self->outbox_lock >= 0) {
+        close (self->outbox_lock);      //  the file stays; its lock goes
+        self->outbox_lock = -1;
+    }
+}
+
 int
 pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode)
 {
+    if (s_outbox_lock (self, dir))
+        return -1;
     self->outbox = mesh_store_new (dir, "pipeline-outbox", MESH_STORE_GROUP);
     self->dead = self->outbox? mesh_store_new (dir, "pipeline-dead", MESH_STORE_GROUP): NULL;
     if (!self->dead) {
         mesh_store_destroy (&self->outbox);
+        pl_outbox_unlock (self);
         return -1;              //  the store said why
     }
     self->sync_mode = sync_mode;

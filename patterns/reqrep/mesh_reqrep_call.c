@@ -221,7 +221,8 @@ s_attempt (mesh_reqrep_t *self, pending_t *p, uint64_t now)
     while (true) {
         prov_t *prov = s_choose (route, p);
         if (!prov) {
-            if (now < p->wait_until && now < p->deadline) {
+            if (now < p->wait_until && now < p->deadline
+            &&  !(p->settling && mesh_rr_converged (self))) {
                 self->next_due = now;       //  look again at the next check
                 return 0;
             }
@@ -312,6 +313,7 @@ mesh_rr_check (mesh_reqrep_t *self, uint64_t now)
                 p->retries_left--;
                 s_release (self, p);
                 p->wait_until = p->deadline;    //  a retry may wait for a provider
+                p->settling = false;
                 s_attempt (self, p, now);
             }
         }
@@ -449,8 +451,10 @@ s_prepare (mesh_reqrep_t *self, pending_t *p, pmode_t mode, const char *service,
                                                         : MESH_DEFAULT_CALL_TIMEOUT);
     p->retries_left = opts->retries < 0? 0: opts->retries? opts->retries
                                                          : MESH_DEFAULT_CALL_RETRIES;
-    uint64_t settle = mesh_rr_settle_end (self);
-    p->wait_until = opts->wait_for_provider? p->deadline: settle == UINT64_MAX? now: settle;
+    //  without --wait, a call waits for a provider only while discovery
+    //  has not converged (bounded by its deadline)
+    p->settling = !opts->wait_for_provider && !mesh_rr_converged (self);
+    p->wait_until = opts->wait_for_provider || p->settling? p->deadline: now;
     p->header_count = opts->header_count;
     if (!copy) {
         p->body = body;
@@ -623,7 +627,8 @@ mesh_reqrep_recv (mesh_reqrep_t *self, int timeout_ms, uint64_t *call_id, int *e
 //  Wait (dispatching) while nobody offers service, until `until`; with
 //  all, until then even when some do (to find every provider)
 static rr_route_t *
-s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until, bool all)
+s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until, bool all,
+                 bool settling)
 {
     while (true) {
         pthread_mutex_lock (&self->lock);
@@ -632,7 +637,7 @@ s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until, bool 
         bool found = route && route->count;
         pthread_mutex_unlock (&self->lock);
         uint64_t now = mesh_clock_ms ();
-        if ((found && !all) || now >= until)
+        if ((found && !all) || now >= until || (settling && mesh_rr_converged (self)))
             return found? route: NULL;
         if (mesh_node_dispatch (self->node, until - now < 50? (int) (until - now): 50) < 0)
             return NULL;
@@ -648,7 +653,7 @@ mesh_cast (mesh_reqrep_t *self, const char *service, const void *body, size_t si
     memset (&p, 0, sizeof p);
     if (s_prepare (self, &p, P_SYNC, service, body, size, opts, false))
         return -1;
-    if (!s_route_settled (self, service, p.wait_until, false)) {
+    if (!s_route_settled (self, service, p.wait_until, false, p.settling)) {
         mesh_rr_count (self, NULL, "reqrep.no-responders");
         return mesh_set_error (MESH_ENORESPONDERS, "no responders");
     }
@@ -702,10 +707,9 @@ mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_
     if (s_prepare (self, &probe, P_SYNC, service, body, size, opts, false))
         return -1;
     //  every provider is wanted: let discovery settle fully first
-    uint64_t settle = mesh_rr_settle_end (self);
-    if (settle != UINT64_MAX && settle > mesh_clock_ms ())
-        s_route_settled (self, service, settle < probe.deadline? settle: probe.deadline, true);
-    if (!s_route_settled (self, service, probe.wait_until, false)) {
+    if (!mesh_rr_converged (self))
+        s_route_settled (self, service, probe.deadline, true, true);
+    if (!s_route_settled (self, service, probe.wait_until, false, probe.settling)) {
         mesh_rr_count (self, NULL, "reqrep.no-responders");
         return mesh_set_error (MESH_ENORESPONDERS, "no responders");
     }

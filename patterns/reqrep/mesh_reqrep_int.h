@@ -62,6 +62,7 @@ struct _pending_t {
     uint64_t deadline;          //  ms since the epoch
     uint64_t attempt_until;     //  when this attempt counts as timed out
     uint64_t wait_until;        //  no provider: wait for one until then
+    bool settling;              //  ... or until discovery converged (mesh_rr_converged)
     int retries_left;
     int attempts;
     bool sent;                  //  an attempt is out (target is set)
@@ -161,6 +162,7 @@ struct _mesh_reqrep_t {
     mesh_rrc_t *cache;
     int settle_ms;
     uint64_t settle_from;       //  0 until the node is known started
+    bool converged;             //  discovery converged once: "no responders" is true
     uint64_t served, calls;     //  counted in batches: a named counter costs a lock
 };
 
@@ -176,6 +178,7 @@ void mesh_rr_count (mesh_reqrep_t *self, const char *peer, const char *name);
 void mesh_rr_free (void **item);
 void mesh_rr_route_destroy (rr_route_t **route_p);
 uint64_t mesh_rr_settle_end (mesh_reqrep_t *self);
+bool mesh_rr_converged (mesh_reqrep_t *self);
 void mesh_rr_announce (mesh_reqrep_t *self, const char *added);     //  lock held
 void mesh_rr_rebuild (mesh_reqrep_t *self);                  //  lock held
 rr_route_t *mesh_rr_route (mesh_reqrep_t *self, const char *service);     //  lock held

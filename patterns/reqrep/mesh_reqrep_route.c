@@ -42,6 +42,29 @@ mesh_rr_settle_end (mesh_reqrep_t *self)
     return self->settle_from? self->settle_from + (uint64_t) self->settle_ms: UINT64_MAX;
 }
 
+//  Has discovery converged since the node started (once true, for good)?
+//  A fresh node's view of the mesh grows as beacons and gossip name peers
+//  and their HELLOs and announcements come; "no responders" is only true
+//  of a view that has stopped growing: settle_ms since start, and the node
+//  has met every peer it was told of and learned of none for settle_ms
+//  (about a beacon interval: every node's beacon heard once). Under load
+//  (200 processes starting at once) that takes longer than any fixed
+//  settle time; the call's deadline bounds the wait.
+bool
+mesh_rr_converged (mesh_reqrep_t *self)
+{
+    if (self->converged)
+        return true;
+    uint64_t settle = mesh_rr_settle_end (self);
+    if (settle == UINT64_MAX)
+        return false;
+    if (self->settle_ms == 0
+    ||  (mesh_clock_ms () >= settle
+      && mesh_node_discovery_quiet_ms (self->node) >= self->settle_ms))
+        self->converged = true;
+    return self->converged;
+}
+
 //  Our services as an announcement, one record ["svc", name] each. A new
 //  service is appended to what was announced (the node sends peers that
 //  record alone, docs/protocol.md "Announcement deltas"); a removal writes

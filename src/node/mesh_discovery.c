@@ -203,6 +203,7 @@ mesh_discovery_beacon_in (mesh_node_t *self)
         if (pkt.flags & MESH_BEACON_FLAG_LEAVING)
             continue;
         if (!s_rate_ok (self, from, now)) {
+            self->view_changed = mesh_mono_ms ();   //  a peer not met yet: not converged
             s_ignore (self, "rate");
             continue;
         }

@@ -391,6 +391,7 @@ mesh_node_start (mesh_node_t *self)
     len = sizeof self->inbox_fd;
     zmq_getsockopt (self->inbox, ZMQ_FD, &self->inbox_fd, &len);
     self->app_last = mesh_mono_ms ();
+    self->view_changed = self->app_last;
     self->started = true;
     self->started_ms = mesh_mono_ms ();
     if (pthread_create (&self->keeper, NULL, mesh_node_keeper, self) != 0) {
@@ -557,10 +558,19 @@ void *
 mesh_node_peer_announcement (mesh_node_t *self, const char *peer, const char *key,
                              size_t *size)
 {
+    uint64_t serial;
+    return mesh_node_peer_announcement_serial (self, peer, key, size, &serial);
+}
+
+void *
+mesh_node_peer_announcement_serial (mesh_node_t *self, const char *peer, const char *key,
+                                    size_t *size, uint64_t *serial)
+{
     assert (self);
     void *copy = NULL;
     pthread_mutex_lock (&self->lock);
     mesh_peer_t *p = (mesh_peer_t *) zhashx_lookup (self->peers, peer);
+    *serial = p? p->serial: 0;
     zchunk_t *value = p? (zchunk_t *) zhashx_lookup (p->announce, key): NULL;
     if (value) {
         copy = malloc (zchunk_size (value) + 1);
@@ -571,6 +581,18 @@ mesh_node_peer_announcement (mesh_node_t *self, const char *peer, const char *ke
     }
     pthread_mutex_unlock (&self->lock);
     return copy;
+}
+
+int64_t
+mesh_node_discovery_quiet_ms (mesh_node_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    int64_t quiet = !self->started? -1
+                  : self->connecting? 0
+                  : mesh_mono_ms () - self->view_changed;
+    pthread_mutex_unlock (&self->lock);
+    return quiet;
 }
 
 uint64_t

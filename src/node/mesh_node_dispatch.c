@@ -266,8 +266,18 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     //  probe is another connection, never the link
     if (mesh_security_on (self) && on_link)
         mesh_security_frame (self, peer, msg);
-    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted)
-        mesh_node_hello_to (self, peer, false);
+    //  a known peer asking again has made a new link to us: it dropped us
+    //  (gone while we were frozen, or it never heard our answer) and our
+    //  announcements with us, so they go again with our HELLO; else it
+    //  would count us ALIVE without our subscriptions, services or queues
+    //  (only to a peer we count ALIVE already: one still CONNECTING here
+    //  had our announcements with our own greeting a moment ago)
+    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
+        if (peer->state == MESH_PEER_CONNECTING)
+            mesh_node_hello_to (self, peer, false);
+        else
+            mesh_node_greet (self, peer, false);
+    }
     peer->incarnation = msg->env.id;
     peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
     peer->deltas = (msg->env.flags & MESH_FLAG_DELTAS) != 0;
@@ -295,6 +305,7 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     if (peer->state == MESH_PEER_CONNECTING) {
         peer->state = MESH_PEER_ALIVE;
         self->connecting--;
+        self->view_changed = mesh_mono_ms ();
         mesh_counters_add (self->counters, "peers.entered", 1);
         __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
         mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);

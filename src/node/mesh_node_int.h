@@ -45,6 +45,8 @@ typedef struct {
     char name [65];
     char endpoint [128];        //  where we connect: tcp://host:port
     uint64_t incarnation;       //  0 until its HELLO arrived
+    uint64_t serial;            //  new each time the peer is added: a pattern tells a
+                                //  peer that left and came back from one that stayed
     int state;                  //  mesh_peer_state_t
     void *dealer;               //  our link to its inbox
     mesh_flight_t *flight;      //  what libzmq holds of that link (any thread)
@@ -153,6 +155,8 @@ struct _mesh_node_t {
     mesh_peer_t *hot_send;
     mesh_peer_t *hot_recv;
     size_t connecting;          //  peers in CONNECTING state
+    int64_t view_changed;       //  mono ms a peer was last named, entered or refused
+                                //  by the beacon rate limit (discovery_quiet_ms)
     zhashx_t *rate;             //  source address -> zchunk_t (token bucket)
     //  threads
     pthread_t keeper;
@@ -185,6 +189,7 @@ struct _mesh_node_t {
     mesh_departed_t *departed;  //  counters of peers that left
     uint64_t frames_in, frames_out, msgs_in, msgs_out;
     size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
+    uint64_t peer_serial;       //  the last mesh_peer_t.serial given
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     //  security (mesh_security.c); fixed after start, except what the
     //  trust store holds
@@ -230,6 +235,11 @@ int
 //  Our HELLO on a peer's link, after whatever waits there
 int
     mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
+//  Our HELLO then every announcement of ours on a peer's link: to a new
+//  peer, and to a known one that asks for our HELLO again (it may have
+//  dropped us and our announcements while we still count it ALIVE)
+void
+    mesh_node_greet (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
 //  Hand the peer's waiting batch to its link now (0, or -1: lost, counted)
 int
     mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer);
@@ -355,5 +365,11 @@ void
 //  mesh_node_destroy
 void
     mesh_node_destroy_patterns (mesh_node_t *self);
+//  A peer's announcement for key as mesh_node_peer_announcement, and the
+//  serial of the peer's record (0: no such peer): a pattern's watch sees a
+//  peer that left and came back between two syncs (mesh_plugin.c)
+void *
+    mesh_node_peer_announcement_serial (mesh_node_t *self, const char *peer, const char *key,
+                                        size_t *size, uint64_t *serial);
 
 #endif

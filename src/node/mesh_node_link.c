@@ -278,10 +278,10 @@ mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
 }
 
 //  Our HELLO then every announcement, in order, on a peer's link.
-static void
-s_greet (mesh_node_t *self, mesh_peer_t *peer)
+void
+mesh_node_greet (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
 {
-    if (mesh_node_hello_to (self, peer, true) == 0)
+    if (mesh_node_hello_to (self, peer, reply_wanted) == 0)
         peer->hello_sent = true;
     mesh_node_announce_greet (self, peer);
 }
@@ -373,6 +373,7 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         return NULL;
     }
     peer->dealer = dealer;
+    peer->serial = ++self->peer_serial;
     mesh_departed_restore (self->departed, peer);
     if (key) {
         peer->has_key = true;
@@ -380,9 +381,10 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     }
     zhashx_insert (self->peers, hex, peer);
     self->connecting++;
+    self->view_changed = mesh_mono_ms ();
     mesh_counters_add (self->counters, "peers.discovered", 1);
     mesh_node_log (self, "link to %s at %s (from %s)", hex, endpoint, source);
-    s_greet (self, peer);
+    mesh_node_greet (self, peer, true);
     return peer;
 }
 

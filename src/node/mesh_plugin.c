@@ -32,12 +32,20 @@ struct _mesh_plugin_t {
     uint64_t generation;        //  the node's generation last synced
     bool resync;                //  next sync hands over every announcement again
     zhashx_t *seen;             //  peer id -> mesh_announcement_t *, last parsed
+    zhashx_t *serials;          //  peer id -> uint64_t *: its record's serial then
 };
 
 static void
 s_announcement_free (void **item)
 {
     mesh_announcement_destroy ((mesh_announcement_t **) item);
+}
+
+static void
+s_serial_free (void **item)
+{
+    free (*item);
+    *item = NULL;
 }
 
 static const char *
@@ -65,6 +73,8 @@ mesh_node_register (mesh_node_t *node, const mesh_pattern_t *ops, void *self)
     plugin->generation = (uint64_t) -1;
     plugin->seen = zhashx_new ();
     zhashx_set_destructor (plugin->seen, s_announcement_free);
+    plugin->serials = zhashx_new ();
+    zhashx_set_destructor (plugin->serials, s_serial_free);
     pthread_mutex_init (&plugin->lock, NULL);
 
     pthread_mutex_lock (&node->lock);
@@ -98,6 +108,7 @@ mesh_node_register (mesh_node_t *node, const mesh_pattern_t *ops, void *self)
             mesh_log (MESH_LOG_ERROR, node->name, "pattern %s refused: %s", ops->name, refusal);
         mesh_fail (MESH_EINVAL, "pattern %s refused (kind %d: %s)", ops->name, kind, refusal);
         zhashx_destroy (&plugin->seen);
+        zhashx_destroy (&plugin->serials);
         pthread_mutex_destroy (&plugin->lock);
         free (plugin);
         return NULL;
@@ -144,6 +155,7 @@ mesh_node_unregister (mesh_plugin_t **plugin_p)
     if (plugin->ops->on_tick)
         mesh_node_on_tick (node, 0, NULL, plugin->self);
     zhashx_destroy (&plugin->seen);
+    zhashx_destroy (&plugin->serials);
     pthread_mutex_destroy (&plugin->lock);
     free (plugin);
     *plugin_p = NULL;
@@ -156,14 +168,27 @@ mesh_plugin_node (mesh_plugin_t *plugin)
     return plugin->node;
 }
 
-//  One peer's announcement now (NULL: none, or not one we can read)
+//  One peer's announcement now (NULL: none, or not one we can read).
+//  *before is set NULL when the peer left and came back since we saw it
+//  (another record, so another serial): the pattern hears it go first.
 static mesh_announcement_t *
-s_fetch (mesh_plugin_t *plugin, const char *peer, const mesh_announcement_t *before,
-         bool *same)
+s_fetch (mesh_plugin_t *plugin, const char *peer, mesh_announcement_t **before_p,
+         bool *same, bool *rejoined)
 {
     size_t size = 0;
-    char *text = (char *) mesh_node_peer_announcement (plugin->node, peer,
-                                                       plugin->ops->announce_key, &size);
+    uint64_t serial = 0;
+    char *text = (char *) mesh_node_peer_announcement_serial (plugin->node, peer,
+                                                              plugin->ops->announce_key,
+                                                              &size, &serial);
+    uint64_t *was = (uint64_t *) zhashx_lookup (plugin->serials, peer);
+    *rejoined = *before_p && was && *was != serial;
+    if (!was && (was = (uint64_t *) malloc (sizeof *was)))
+        zhashx_insert (plugin->serials, peer, was);
+    if (was)
+        *was = serial;
+    if (*rejoined)
+        *before_p = NULL;
+    const mesh_announcement_t *before = *before_p;
     if (text && size == 0) {
         free (text);            //  an empty value withdraws the announcement
         text = NULL;
@@ -201,9 +226,19 @@ mesh_plugin_sync (mesh_plugin_t *plugin)
         zhashx_t *present = zhashx_new ();
         for (char **peer = peers; peer && *peer; peer++) {
             zhashx_insert (present, *peer, (void *) 1);
-            mesh_announcement_t *before = (mesh_announcement_t *) zhashx_lookup (plugin->seen, *peer);
-            bool same;
-            mesh_announcement_t *now = s_fetch (plugin, *peer, before, &same);
+            mesh_announcement_t *was = (mesh_announcement_t *) zhashx_lookup (plugin->seen, *peer);
+            mesh_announcement_t *before = was;
+            bool same, rejoined;
+            mesh_announcement_t *now = s_fetch (plugin, *peer, &before, &same, &rejoined);
+            if (rejoined) {
+                //  it left and came back (EXIT then ENTER, or a restart)
+                //  since the last sync: what the pattern keeps for it
+                //  (jobs in flight, streams, calls) went with the old
+                //  record, so it hears the announcement go, then come
+                plugin->ops->on_announce (plugin->node, plugin->self, *peer, was, NULL);
+                zhashx_delete (plugin->seen, *peer);
+                changed++;
+            }
             if (same && !(plugin->resync && before))
                 continue;
             //  unchanged but asked again (mesh_plugin_resync): before, twice
@@ -233,6 +268,15 @@ mesh_plugin_sync (mesh_plugin_t *plugin)
         for (const char *peer = (const char *) zlistx_first (gone); peer;
              peer = (const char *) zlistx_next (gone))
             zhashx_delete (plugin->seen, peer);
+        //  serials of peers no longer listed are forgotten with them
+        zlistx_t *stale = zlistx_new ();
+        for (void *item = zhashx_first (plugin->serials); item; item = zhashx_next (plugin->serials))
+            if (!zhashx_lookup (present, zhashx_cursor (plugin->serials)))
+                zlistx_add_end (stale, (void *) zhashx_cursor (plugin->serials));
+        for (const char *peer = (const char *) zlistx_first (stale); peer;
+             peer = (const char *) zlistx_next (stale))
+            zhashx_delete (plugin->serials, peer);
+        zlistx_destroy (&stale);
         zlistx_destroy (&gone);
         zhashx_destroy (&present);
         mesh_strv_free (&peers);
