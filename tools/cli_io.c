@@ -139,7 +139,9 @@ cli_next_line (cli_lines_t *r, mesh_node_t *node, const char **line, size_t *siz
         s_taken = 0;
     }
     while (true) {
-        char *nl = (char *) memchr (r->buf + r->scan, '\n', r->len - r->scan);
+        //  (no buffer before the first read: memchr on NULL is undefined)
+        char *nl = r->len > r->scan? (char *) memchr (r->buf + r->scan, '\n', r->len - r->scan)
+                                   : NULL;
         if (r->skipping) {
             //  inside a refused line: drop bytes up to its newline
             if (!nl) {
