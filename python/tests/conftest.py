@@ -130,6 +130,12 @@ def _bounded(request):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    #   a module that monkey-patched this process with eventlet (importing
+    #   oslo_messaging.tests does) would turn every node's thread green
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher and patcher.is_monkey_patched("thread"):
+        pytest.fail("this pytest process was monkey-patched by eventlet (an import at "
+                    "collection?): threads are green, node threads would never run")
 
     marker = request.node.get_closest_marker("bound")
     bound = max(TEST_BOUND, marker.args[0]) if marker else TEST_BOUND
