@@ -10,16 +10,16 @@
       until a live peer answers from that endpoint;
     - gossip: a peer that enters gets our list of live peers, and the
       others hear of it, so one seed joins a whole mesh.
-    Liveness: any frame counts as a sign of life. The keeper looks every
-    MESH_KEEPER_TICK ms; a peer silent for suspect_ms is SUSPECT, for
-    gone_ms is EXIT. We PING every peer we have not sent anything to for
-    heartbeat_ms, so peers hear from us even when we never read.
+    Liveness: any frame counts as a sign of life; silent peers are probed
+    and judged by mesh_liveness.c (probes, indirect probes, rumors, closed
+    links); the keeper looks at least every MESH_KEEPER_TICK ms.
     Everything here runs in the keeper thread with node->lock held.
     ========================================================================= */
 
 #include "mesh_node_int.h"
 #include <netdb.h>
 #include <arpa/inet.h>
+#include <sodium.h>
 
 #define MESH_SEED_IVL_MIN   500     //  first retry of a seed, ms
 #define MESH_SEED_RECHECK   5000    //  ms between checks of a satisfied seed
@@ -65,6 +65,8 @@ mesh_discovery_start (mesh_node_t *self)
         self->tick_ms = 10;
     self->next_liveness = now + self->tick_ms;
     self->next_gossip = now + self->gossip_ms;
+    self->next_probe = now + self->heartbeat_ms;
+    self->beacon_cur = self->beacon_ivl;
     return 0;
 }
 
@@ -312,53 +314,43 @@ mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelo
     }
 }
 
-static void
+//  What frames tell (any frame is a sign of life), CONNECTING peers that
+//  never said HELLO, peers that said they leave; the probes and verdicts
+//  are mesh_liveness.c's. Returns ms to the next deadline.
+static int
 s_liveness (mesh_node_t *self, int64_t now)
 {
     //  While the keeper's queue is full nobody reads the inbox, so silence
     //  proves nothing: hold every peer's verdict until reading resumes.
     bool blind = zlistx_size (self->queue) >= self->queue_max;
+    //  A keeper that did not run for gone_ms (the process was stopped,
+    //  SIGSTOP, a debugger) has been declared gone by every peer: they
+    //  drop what it sends. It declares them gone too, and discovery
+    //  introduces both sides again (EXIT then ENTER on each side).
+    bool frozen = self->last_tick && now - self->last_tick >= self->gone_ms && !blind;
+    if (frozen)
+        mesh_counters_add (self->counters, "keeper.frozen", 1);
     zlistx_t *gone = zlistx_new ();
     zlistx_t *left = zlistx_new ();     //  said they leave, then fell silent
-    mesh_head_t ping = { .kind = MESH_KIND_PING };
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
-        if (peer->frames_in != peer->seen_in || blind) {
-            peer->seen_in = peer->frames_in;
-            peer->last_heard = now;
-        }
-        if (peer->frames_out != peer->seen_out) {
-            peer->seen_out = peer->frames_out;
-            peer->last_spoke = now;
-        }
         if (peer->state == MESH_PEER_CONNECTING) {
             if (now - peer->created > MESH_CONNECT_TIMEOUT)
                 zlistx_add_end (gone, peer);
             continue;
         }
-        int64_t silence = now - peer->last_heard;
-        if (silence >= self->gone_ms) {
+        if (frozen) {
             zlistx_add_end (gone, peer);
             continue;
         }
+        if (peer->frames_in != peer->seen_in || blind) {
+            peer->seen_in = peer->frames_in;
+            mesh_liveness_heard (self, peer, now);
+        }
         if (peer->leaving_since
         &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)
-            >= MESH_LEAVING_GRACE_MS) {
+            >= MESH_LEAVING_GRACE_MS)
             zlistx_add_end (left, peer);
-            continue;
-        }
-        if (silence >= self->suspect_ms && peer->state == MESH_PEER_ALIVE) {
-            peer->state = MESH_PEER_SUSPECT;
-            mesh_counters_add (self->counters, "peers.suspected", 1);
-            mesh_node_raise (self, MESH_EVENT_SUSPECT, peer, "silent");
-        }
-        int heartbeat = peer->heartbeat_ms && peer->heartbeat_ms < self->heartbeat_ms
-                      ? peer->heartbeat_ms: self->heartbeat_ms;
-        if (now - peer->last_spoke >= heartbeat) {
-            mesh_node_send_locked (self, peer, &ping, NULL, 0);
-            peer->seen_out = peer->frames_out;
-            peer->last_spoke = now;
-        }
     }
     for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (gone); peer;
          peer = (mesh_peer_t *) zlistx_next (gone))
@@ -368,6 +360,7 @@ s_liveness (mesh_node_t *self, int64_t now)
         mesh_node_remove_peer (self, peer, "bye");
     zlistx_destroy (&gone);
     zlistx_destroy (&left);
+    return mesh_liveness_tick (self, now);
 }
 
 static void
@@ -445,7 +438,7 @@ mesh_discovery_tick (mesh_node_t *self)
                 mesh_counters_add (self->counters, "beacon.sent", 1);
             else
                 mesh_counters_add (self->counters, "beacon.send-failed", 1);
-            self->next_beacon = now + self->beacon_ivl;
+            self->next_beacon = now + mesh_liveness_beacon_delay (self);
         }
         if (self->next_beacon < next)
             next = self->next_beacon;
@@ -455,16 +448,22 @@ mesh_discovery_tick (mesh_node_t *self)
     if (self->stopping)
         return 0;
     if (now >= self->next_liveness) {
-        s_liveness (self, now);
-        self->next_liveness = now + self->tick_ms;
+        int wait = s_liveness (self, now);
+        self->next_liveness = now + (wait < self->tick_ms? wait: self->tick_ms);
     }
     if (self->next_liveness < next)
         next = self->next_liveness;
     if (now >= self->next_gossip) {
+        //  anti-entropy: our list to one live peer a round, not to all
+        //  (N lists of N peers every round made gossip cost N^2)
+        size_t size = zhashx_size (self->peers), i = 0;
+        size_t pick = size? randombytes_uniform ((uint32_t) size): 0;
         for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-             p = (mesh_peer_t *) zhashx_next (self->peers))
-            if (p->state != MESH_PEER_CONNECTING)
+             p = (mesh_peer_t *) zhashx_next (self->peers), i++)
+            if (i >= pick && p->state != MESH_PEER_CONNECTING) {
                 s_gossip (self, p, NULL);
+                break;
+            }
         self->next_gossip = now + self->gossip_ms;
     }
     for (size_t i = 0; i < self->seed_count && !self->stopping; i++) {
@@ -474,5 +473,6 @@ mesh_discovery_tick (mesh_node_t *self)
             next = self->seed_tab [i].next_try;
     }
     now = mesh_mono_ms ();
+    self->last_tick = now;
     return next > now? (int) (next - now): 0;
 }

@@ -63,6 +63,8 @@ mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *det
         return;
     mesh_node_log (self, "%s %s %s %s", mesh_event_name (event), event->peer_name,
                    event->endpoint, event->detail);
+    if (type == MESH_EVENT_ENTER || type == MESH_EVENT_EXIT)
+        mesh_liveness_changed (self);
     if (zlistx_size (self->raw_events) >= self->event_max) {
         mesh_counters_add (self->counters, "events.dropped", 1);
         mesh_event_destroy (&event);
@@ -371,11 +373,9 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them
         peer->bytes_in += zmq_msg_size (&msg->frames [i]);
     self->frames_in++;
-    if (peer->state == MESH_PEER_SUSPECT) {
-        peer->state = MESH_PEER_ALIVE;
-        peer->last_heard = mesh_mono_ms ();
-        mesh_node_raise (self, MESH_EVENT_BACK, peer, NULL);
-    }
+    //  a closed link stays suspect until it is back (mesh_liveness.c)
+    if (peer->state == MESH_PEER_SUSPECT && !peer->closed_since)
+        mesh_liveness_heard (self, peer, mesh_mono_ms ());
     return peer;
 }
 
@@ -387,6 +387,10 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 {
     switch (msg->env.kind) {
         case MESH_KIND_PING:
+            mesh_liveness_ping_in (self, peer, msg);
+            return false;
+        case MESH_KIND_RUMOR:
+            mesh_liveness_rumor_in (self, peer, msg);
             return false;
         case MESH_KIND_BYE:
             mesh_node_remove_peer (self, peer, "bye");
@@ -627,14 +631,15 @@ mesh_node_keeper (void *arg)
         //  EAGAIN (inbox_idle), so its fd signals anything new.
         bool watch = !own_inbox && self->dispatching == 0 && self->app_waiting == 0
                   && self->inbox_idle;
-        struct pollfd fds [3] = {
+        struct pollfd fds [4] = {
             { .fd = self->keeper_fd, .events = POLLIN },
             { .fd = self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1,
               .events = POLLIN },
             { .fd = (own_inbox && !queue_full) || watch? self->inbox_fd: -1, .events = POLLIN },
+            { .fd = self->monitor_ep, .events = POLLIN },
         };
         pthread_mutex_unlock (&self->lock);
-        poll (fds, 3, timeout);
+        poll (fds, 4, timeout);
         pthread_mutex_lock (&self->lock);
         //  a link whose last frame left libzmq while a batch waited for it
         //  wrote keeper_fd: nobody else may send on it soon
@@ -654,6 +659,8 @@ mesh_node_keeper (void *arg)
         }
         if (!self->stopping && (fds [1].revents & POLLIN))
             mesh_discovery_beacon_in (self);
+        if (!self->stopping && (fds [3].revents & POLLIN))
+            mesh_liveness_monitor_in (self);
     }
     pthread_mutex_unlock (&self->lock);
     return NULL;

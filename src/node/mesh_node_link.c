@@ -359,7 +359,9 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     }
     //  libzmq's high-water mark counts frames, and a batch is many
     //  messages: ours counts messages (mesh_batch.c), so libzmq's is off
-    int linger = 0, hwm = 0, ivl = 100, ivl_max = 2000;
+    //  a short first reconnect: after a close, its refusal is how we
+    //  know the peer's process is gone (mesh_liveness.c)
+    int linger = 0, hwm = 0, ivl = MESH_RECONNECT_IVL, ivl_max = 2000;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
@@ -377,6 +379,8 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         return NULL;
     }
     peer->dealer = dealer;
+    if (mesh_liveness_watch (self, peer))
+        mesh_counters_add (self->counters, "link.no-monitor", 1);
     mesh_departed_restore (self->departed, peer);
     if (key) {
         peer->has_key = true;

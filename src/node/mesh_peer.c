@@ -8,6 +8,7 @@
     ========================================================================= */
 
 #include "mesh_node_int.h"
+#include <sys/epoll.h>
 
 static void
 s_chunk_free (void **item)
@@ -31,6 +32,7 @@ mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
     self->state = MESH_PEER_CONNECTING;
     self->in_fd = -1;
     self->rtt_us = -1;
+    self->monitor_fd = self->monitor_ep = -1;
     zmq_msg_init (&self->in_pin);
     self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
     self->headers = zhashx_new ();
@@ -46,6 +48,12 @@ mesh_peer_destroy (mesh_peer_t **self_p)
 {
     if (*self_p) {
         mesh_peer_t *self = *self_p;
+        //  out of the epoll set first: libzmq closes the fd later, in
+        //  its reaper thread, and an event must never name a freed peer
+        if (self->monitor_fd >= 0 && self->monitor_ep >= 0)
+            epoll_ctl (self->monitor_ep, EPOLL_CTL_DEL, self->monitor_fd, NULL);
+        if (self->monitor)
+            zmq_close (self->monitor);
         if (self->dealer)
             zmq_close (self->dealer);
         //  frames still in libzmq hold the flight until they are freed
