@@ -355,8 +355,12 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
 {
     int period = s_period (self);
     int64_t next = now + self->tick_ms;
+    //  acted on after the walk: helpers and rumors walk the table too
     zlistx_t *gone = zlistx_new ();
     zlistx_t *closed = zlistx_new ();
+    zlistx_t *indirect = zlistx_new ();
+    zlistx_t *rumor = zlistx_new ();
+    zlistx_t *again = zlistx_new ();
     bool new_period = now >= self->next_probe;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
@@ -387,7 +391,7 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         //  a probe unanswered for half a period: ask others to try
         if (peer->probe_sent_us && !peer->indirect_sent
         &&  s_mono_us () - peer->probe_sent_us >= (int64_t) period * 500)
-            s_probe_indirect (self, peer);
+            zlistx_add_end (indirect, peer);
         if (now < peer->hold_until)
             continue;
         if (owed >= self->gone_ms) {
@@ -401,12 +405,24 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         }
         if (owed >= self->suspect_ms && !peer->rumored) {
             peer->rumored = true;
-            s_rumor (self, peer, owed);
+            zlistx_add_end (rumor, peer);
         }
         //  unanswered peers are probed again every period until a verdict
         if (new_period)
-            s_probe (self, peer, now);
+            zlistx_add_end (again, peer);
     }
+    for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (indirect); peer;
+         peer = (mesh_peer_t *) zlistx_next (indirect))
+        s_probe_indirect (self, peer);
+    for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (rumor); peer;
+         peer = (mesh_peer_t *) zlistx_next (rumor))
+        s_rumor (self, peer, now - peer->owed_since);
+    for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (again); peer;
+         peer = (mesh_peer_t *) zlistx_next (again))
+        s_probe (self, peer, now);
+    zlistx_destroy (&indirect);
+    zlistx_destroy (&rumor);
+    zlistx_destroy (&again);
     if (new_period) {
         mesh_peer_t *peer = s_next_silent (self, now, period);
         if (peer)
