@@ -9,7 +9,9 @@ set -e
 RUNTIME="libzmq5 libczmq4 libsodium23 liblmdb0 python3 python3-cffi"
 BUILD="build-essential pkg-config scons libzmq3-dev libczmq-dev libmsgpack-dev
       libsodium-dev liblmdb-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-      python3 python3-zmq python3-msgpack iproute2 util-linux procps man-db"
+      python3 python3-cffi python3-dev python3-pytest python3-venv python3-zmq
+      python3-msgpack python3-fixtures python3-oslo.messaging python3-oslotest
+      python3-testscenarios python3-testtools iproute2 util-linux procps man-db"
 case "${1:-}" in
     --runtime) PKGS=$RUNTIME ;;
     "") PKGS="$RUNTIME $BUILD" ;;

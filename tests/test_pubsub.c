@@ -219,6 +219,18 @@ test_usage (void **state)
     //  not matched by "orders.*.created": one token only for "*"
     assert_int_equal (mesh_publish (pub, "orders.eu.west.created", "x", 1), 0);
     assert_true (s_pump_until (a, b, NULL, &got.count, 1));
+    //  a head that breaks a limit fails where it is published (it was
+    //  counted as a send error per subscriber, and publish returned 0)
+    char big [1026];
+    memset (big, 'v', sizeof big - 1);
+    big [sizeof big - 1] = 0;
+    const char *too_big [] = { "k", big };
+    mesh_head_t bad = { .subject = "orders.eu.created", .headers = too_big, .header_count = 1 };
+    assert_int_equal (mesh_publish_ex (pub, &bad, "x", 1), -1);
+    assert_int_equal (mesh_errno (), MESH_ETOOBIG);
+    assert_int_equal (mesh_head_check (&bad, 1), -1);
+    big [1024] = 0;             //  1024 bytes: the limit itself
+    assert_int_equal (mesh_head_check (&bad, 1), 0);
 
     mesh_msg_t *msg = got.kept [0];
     assert_string_equal (mesh_msg_subject (msg), "orders.eu.created");

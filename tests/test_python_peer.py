@@ -54,9 +54,12 @@ def main():
     link.connect(opts.seed)
     # HELLO: id = incarnation, subject = name, reply = our inbox,
     # seq = our suspect timeout (so the node pings us often enough)
-    link.send(envelope(HELLO, REPLY_WANTED, seq=SUSPECT_MS, id=incarnation,
-                       subject=opts.name, reply="tcp://127.0.0.1:%d" % port,
-                       headers={"lang": "python"}))
+    def hello_envelope(flags):
+        return envelope(HELLO, flags, seq=SUSPECT_MS, id=incarnation,
+                        subject=opts.name, reply="tcp://127.0.0.1:%d" % port,
+                        headers={"lang": "python"})
+    link.send(hello_envelope(REPLY_WANTED))
+    hello = hello_envelope(0)               # our answer to a HELLO that asks
     sent = time.monotonic()
     heartbeat = SUSPECT_MS / 4000
     frames_in = frames_out = 1
@@ -82,10 +85,14 @@ def main():
         frames_in += 1
         if kind == HELLO:
             # the node's HELLO: it pings us; we ping at its suspect/4 too.
-            # We sent our HELLO already, so REPLY_WANTED needs no answer.
+            # Always answer one that asks for a reply, even though we sent
+            # ours first: it may be a node that lost us and needs it now.
             print("HELLO from %s (%s) at %s" % (subject, routing_id[1:].hex(), reply))
             if seq:
                 heartbeat = min(heartbeat, seq / 4000)
+            if flags & REPLY_WANTED:
+                link.send(hello)
+                frames_out += 1
         elif kind == DIRECT:
             print("DIRECT %s %r" % (subject, (body or b"").decode()))
             link.send(envelope(DIRECT, subject="echo." + subject, body=body))

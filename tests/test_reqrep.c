@@ -659,6 +659,37 @@ test_service_events (void **state)
     s_server_destroy (&server);
 }
 
+//  13. A provider that leaves during a call with no retry left: the call
+//  fails with MESH_EPROVIDERLEFT, not "no responders" (its handler ran)
+static void
+test_provider_left (void **state)
+{
+    (void) state;
+    s_net_t net = s_net_named ("test-reqrep");
+    server_t *hung = s_server (&net, "hung");
+    assert_int_equal (mesh_serve (hung->rr, "svc", s_hang, hung), 0);
+    mesh_node_t *node;
+    mesh_reqrep_t *rr = s_caller (&net, "caller", &node);
+    assert_int_equal (mesh_reqrep_wait_providers (rr, "svc", 1, WAIT_MS), 0);
+    mesh_call_opts_t once = { .timeout_ms = WAIT_MS, .retries = -1 };
+    uint64_t id = mesh_call_async (rr, "svc", "x", 1, &once, NULL, NULL);
+    assert_true (id > 0);
+    int64_t until = s_now () + WAIT_MS;
+    while (hung->handled == 0 && s_now () < until)
+        mesh_node_dispatch (node, 20);
+    assert_int_equal (hung->handled, 1);
+    mesh_node_stop (hung->node);        //  BYE, the held reply never sent
+    uint64_t call_id = 0;
+    int err = 0;
+    assert_null (mesh_reqrep_recv (rr, WAIT_MS, &call_id, &err));
+    assert_true (call_id == id);
+    assert_int_equal (err, MESH_EPROVIDERLEFT);
+    assert_string_equal (mesh_strerror (MESH_EPROVIDERLEFT), "provider left");
+    mesh_reqrep_destroy (&rr);
+    mesh_node_destroy (&node);
+    s_server_destroy (&hung);
+}
+
 int
 main (void)
 {
@@ -676,6 +707,7 @@ main (void)
         cmocka_unit_test (test_deferred_reply),
         cmocka_unit_test (test_retry_on_timeout_and_deadline),
         cmocka_unit_test (test_service_events),
+        cmocka_unit_test (test_provider_left),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -729,9 +729,14 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
         rc = 1;
     uint64_t drops_before = s_ps_mesh_drops (&mesh);
     uint64_t short_before = mesh.short_sends;
+    cli_progress_t progress;
+    cli_progress_init (&progress, json);
     for (size_t r = 0; rc == 0 && r < rounds; r++) {
         for (int turn = 0; turn < 2 && rc == 0; turn++) {
             bool on_mesh = (turn == 0) == (r % 2 == 1);
+            progress.shown = 0;             //  every round shows
+            cli_progress_show (&progress, "bench pubsub: round %zu of %zu, %s", r + 1, rounds,
+                               on_mesh? "meshbus": "raw libzmq");
             uint64_t took = on_mesh? s_ps_mesh_round (&mesh, count): s_ps_raw_round (&raw, count);
             if (!took)
                 rc = 1;
@@ -739,6 +744,7 @@ s_bench_pubsub (const cli_opts_t *opts, size_t size, size_t count, size_t subs,
                 (on_mesh? mesh_rate: raw_rate) [r] = count * 1e9 / (double) took;
         }
     }
+    cli_progress_end (&progress);
     uint64_t drops = s_ps_mesh_drops (&mesh) - drops_before;
     uint64_t short_sends = mesh.short_sends - short_before;
     uint64_t bad = 0;

@@ -324,15 +324,21 @@ cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json)
         mesh_node_counter (mesh.producer, NULL, "pipeline.redelivered"): 0;
     uint64_t batched = mesh.producer?
         mesh_node_counter (mesh.producer, NULL, "pipeline.sent.batched"): 0;
+    cli_progress_t progress;
+    cli_progress_init (&progress, json);
     for (size_t r = 0; rc == 0 && r < rounds; r++)
         for (int turn = 0; turn < 2 && rc == 0; turn++) {
             bool on_mesh = (turn == 0) == (r % 2 == 1);
+            progress.shown = 0;
+            cli_progress_show (&progress, "bench pipeline: round %zu of %zu, %s", r + 1, rounds,
+                               on_mesh? "meshbus": "raw libzmq");
             uint64_t took = on_mesh? s_mesh_round (&mesh, mesh.pp, count): s_raw_round (&raw, count);
             if (!took)
                 rc = 1;
             else
                 (on_mesh? mesh_rate: raw_rate) [r] = count * 1e9 / (double) took;
         }
+    cli_progress_end (&progress);
     if (mesh.producer)
         redelivered = mesh_node_counter (mesh.producer, NULL, "pipeline.redelivered") - redelivered;
     if (mesh.producer)      //  counted per tick: may miss the last few ms of the last round

@@ -382,9 +382,14 @@ s_rate (size_t size, const cli_opts_t *opts, double *mesh_rate, double *raw_rate
     if (rc == 0 && (!s_raw_rate (&raw, 2000, RB_WINDOW) || !s_mesh_rate (&mesh, 2000, RB_WINDOW)))
         rc = cli_fail ("bench: asynchronous warm-up failed: %s", mesh_last_error ());
     double raws [RB_ASYNC_ROUNDS], meshes [RB_ASYNC_ROUNDS];
+    cli_progress_t progress;
+    cli_progress_init (&progress, false);
     for (int round = 0; rc == 0 && round < RB_ASYNC_ROUNDS; round++) {
         for (int turn = 0; turn < 2 && rc == 0; turn++) {
             bool on_mesh = (turn == 0) == (round % 2 == 0);
+            progress.shown = 0;
+            cli_progress_show (&progress, "bench reqrep async: round %d of %d, %s", round + 1,
+                               RB_ASYNC_ROUNDS, on_mesh? "meshbus": "raw libzmq");
             double rate = on_mesh? s_mesh_rate (&mesh, RB_ASYNC_COUNT, RB_WINDOW)
                                  : s_raw_rate (&raw, RB_ASYNC_COUNT, RB_WINDOW);
             if (rate <= 0)
@@ -394,6 +399,7 @@ s_rate (size_t size, const cli_opts_t *opts, double *mesh_rate, double *raw_rate
             (on_mesh? meshes: raws) [round] = rate;
         }
     }
+    cli_progress_end (&progress);
     s_mesh_stop (&mesh);
     s_raw_stop (&raw);
     if (rc == 0) {

@@ -110,6 +110,18 @@ cli_next_line (cli_lines_t *r, mesh_node_t *node, const char **line, size_t *siz
         else
         if (nl || (r->eof && r->len)) {
             size_t n = nl? (size_t) (nl - r->buf): r->len;
+            if (n > LINE_MAX_) {
+                //  the whole over-long line arrived at once: refused all
+                //  the same (it would fail to send, or worse, go unsaid)
+                fprintf (stderr, "meshbus: refused a line of %zu bytes, more than the body "
+                         "limit of %zu: it was not sent, not even in part\n", n, LINE_MAX_);
+                r->refused++;
+                size_t used = nl? n + 1: n;
+                memmove (r->buf, r->buf + used, r->len - used);
+                r->len -= used;
+                r->scan = 0;
+                continue;
+            }
             *line = r->buf;
             *size = n;
             s_taken = nl? n + 1: n;

@@ -73,6 +73,13 @@ int64_t
 mesh_msg_t *
     mesh_msg_new (const mesh_head_t *head, const void *body, size_t size,
                   const char *sender, const char *sender_name);
+//  Does a message of head and a body of size bytes fit every limit (header
+//  count, key and value lengths, content type, body)? 0, or -1 with
+//  MESH_ETOOBIG and the limit in mesh_last_error(). Patterns check what an
+//  application hands them, so that a message that breaks a limit fails
+//  where it is sent, not later as a send error counted per peer.
+int
+    mesh_head_check (const mesh_head_t *head, size_t size);
 //  Refill self (from mesh_msg_new or mesh_msg_dup) in place: afterwards it
 //  reads exactly as mesh_msg_new (head, body, size, sender, sender_name)
 //  would, but no header frame is encoded and decoded, and its buffer is
@@ -226,6 +233,12 @@ mesh_node_t *
 //  every send without dispatching. Returns how many peers changed.
 size_t
     mesh_plugin_sync (mesh_plugin_t *plugin);
+//  Make the next mesh_plugin_sync call on_announce for every peer that
+//  announces something, changed or not (before and now are then the same
+//  announcement): for a pattern that skipped records it had no use for
+//  and now has (the pipeline, when a queue is first pushed to).
+void
+    mesh_plugin_resync (mesh_plugin_t *plugin);
 
 #ifdef __cplusplus
 }

@@ -4,10 +4,10 @@
     Built on the public core API only (meshbus.h; czmq for containers).
     docs/pipeline.md is the guide; this comment is the design.
 
-    Who knows what. A worker announces (key "pipeline") the queues it works
-    with their prefetch, and its incarnation so a restart under the same id
-    is seen. A producer rebuilds, whenever the node's generation changes,
-    a slot per (worker, queue): the window (prefetch, or what a CREDIT
+    Who knows what. A worker announces (key "pipeline", the shared codec)
+    the queues it works with their prefetch, and its incarnation so a
+    restart under the same id is seen. A producer keeps, from what the
+    node hands it through on_announce, a slot per (worker, queue): the window (prefetch, or what a CREDIT
     message said) and the jobs in flight there. A peer missing from the
     peer table, or announcing another incarnation, is gone: its jobs in
     flight go back to the front of their queue (redelivered). The core
@@ -34,7 +34,7 @@
     lock for the lot, which is what the producer spent most on per job. A
     job is never held back to make a batch. The worker checks the whole
     frame, then runs each job as a JOB. Workers say in their announcement
-    (PL_CAN_BATCH after the incarnation) that they take JOBS frames.
+    (PL_CAN_JOBS in the incarnation record) that they take JOBS frames.
 
     Jobs live in a table indexed by id (ids are sequential per producer
     process, so the table is a power-of-two ring that grows when the span
@@ -47,290 +47,9 @@
     ========================================================================= */
 
 #include "mesh_pipeline.h"
-#include <time.h>
-
-//  The coarse clock (a few ms of resolution) is enough for ack timeouts,
-//  backoffs and group commits, and costs a third of the precise one: it
-//  is read for every dispatch of a job.
-int64_t
-pl_mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-pl_count (mesh_pipeline_t *self, const char *peer, const char *name, uint64_t delta)
-{
-    if (delta)
-        mesh_node_count (self->node, peer, name, delta);
-}
-
-//  ---------------------------------------------------------------------
-//  Intrusive job lists
-
-void
-pl_list_add_tail (pl_list_t *list, pl_job_t *job, pl_where_t where)
-{
-    job->next = NULL;
-    job->prev = list->tail;
-    if (list->tail)
-        list->tail->next = job;
-    else
-        list->head = job;
-    list->tail = job;
-    list->size++;
-    job->where = where;
-}
-
-void
-pl_list_add_head (pl_list_t *list, pl_job_t *job, pl_where_t where)
-{
-    job->prev = NULL;
-    job->next = list->head;
-    if (list->head)
-        list->head->prev = job;
-    else
-        list->tail = job;
-    list->head = job;
-    list->size++;
-    job->where = where;
-}
-
-void
-pl_list_remove (pl_list_t *list, pl_job_t *job)
-{
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        list->head = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
-    else
-        list->tail = job->prev;
-    job->prev = job->next = NULL;
-    list->size--;
-    job->where = PL_NOWHERE;
-}
-
-const char *
-pl_intern_origin (mesh_pipeline_t *self, const char *origin)
-{
-    if (!origin || !*origin || streq (origin, self->origin))
-        return self->origin;
-    for (char *known = (char *) zlistx_first (self->origins); known;
-         known = (char *) zlistx_next (self->origins))
-        if (streq (known, origin))
-            return known;
-    char *copy = strdup (origin);
-    zlistx_add_end (self->origins, copy);
-    return copy;
-}
-
-//  ---------------------------------------------------------------------
-//  Announcements: what we work; what the peers work
-
-void
-pl_announce (mesh_pipeline_t *self)
-{
-    zchunk_t *text = zchunk_new (NULL, 256);
-    char line [MESH_MAX_SUBJECT + 32];
-    //  the capability rides on the incarnation line: producers of the
-    //  first version compare that line whole, and it never changes
-    int n = snprintf (line, sizeof line, "i%llu%s\n",
-                      (unsigned long long) mesh_node_incarnation (self->node), PL_CAN_BATCH);
-    zchunk_extend (text, line, (size_t) n);
-    for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); work;
-         work = (pl_work_t *) zhashx_next (self->works)) {
-        n = snprintf (line, sizeof line, "%s\t%d\n", work->name, work->prefetch);
-        zchunk_extend (text, line, (size_t) n);
-    }
-    mesh_node_announce (self->node, PL_KEY, zchunk_data (text), zchunk_size (text));
-    zchunk_destroy (&text);
-}
-
-//  A peer's announcement, parsed into its slots. Input from the network:
-//  each line is checked, bad ones are skipped and counted.
-static void
-s_parse_peer (mesh_pipeline_t *self, const char *peer, const char *text)
-{
-    const char *line = text;
-    size_t lines = 0;           //  queue lines taken
-    bool first = true;          //  the first line is the incarnation
-    const char *nl = strchr (text, '\n');
-    const char *tab = text [0] == 'i' && nl? memchr (text, '\t', (size_t) (nl - text)): NULL;
-    bool batch = tab && (size_t) (nl - tab) == strlen (PL_CAN_BATCH)
-              && memcmp (tab, PL_CAN_BATCH, strlen (PL_CAN_BATCH)) == 0;
-    while (*line) {
-        const char *end = strchr (line, '\n');
-        if (!end)
-            break;
-        size_t len = (size_t) (end - line);
-        char buf [MESH_MAX_SUBJECT + 32];
-        bool ok = len > 0 && len < sizeof buf;
-        if (ok) {
-            memcpy (buf, line, len);
-            buf [len] = 0;
-        }
-        line = end + 1;
-        //  The incarnation line is the first line and only the first: a
-        //  queue whose name starts with 'i' ("images") is not one (D1:
-        //  such queues never got a job)
-        bool incarnation = first && ok && buf [0] == 'i';
-        first = false;
-        if (incarnation)
-            continue;           //  compared by the caller
-        char *tab = ok? strchr (buf, '\t'): NULL;
-        char *rest = NULL;
-        long prefetch = tab? strtol (tab + 1, &rest, 10): 0;
-        if (tab)
-            *tab = 0;
-        if (!tab || *rest || prefetch < 1 || prefetch > PL_MAX_PREFETCH
-        ||  !mesh_subject_valid (buf) || ++lines > PL_MAX_QUEUES_PEER) {
-            pl_count (self, peer, "pipeline.malformed.announcement", 1);
-            continue;
-        }
-        pl_queue_t *queue = pl_queue_get (self, buf, false);
-        if (!queue)
-            continue;           //  not a queue we push to (yet)
-        char key [33 + MESH_MAX_SUBJECT + 2];
-        snprintf (key, sizeof key, "%s/%s", peer, buf);
-        pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
-        if (!slot) {
-            slot = (pl_slot_t *) zmalloc (sizeof (pl_slot_t));
-            snprintf (slot->peer, sizeof slot->peer, "%s", peer);
-            slot->queue = queue;
-            slot->credit = -1;
-            zhashx_insert (self->slots, key, slot);
-        }
-        if (slot->window != (uint32_t) prefetch)
-            slot->credit = -1;  //  a new announcement overrides an old CREDIT
-        slot->window = (uint32_t) prefetch;
-        slot->batch = batch;
-        slot->alive = true;
-    }
-}
-
-//  Rebuild the slots from the peers' announcements when the node's
-//  generation moved. Lock held.
-void
-pl_rebuild (mesh_pipeline_t *self)
-{
-    uint64_t generation = mesh_node_generation (self->node);
-    if (generation == self->generation)
-        return;
-    self->generation = generation;
-    zhashx_t *was_alive = zhashx_new ();        //  slot -> itself, alive before
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots)) {
-        if (slot->alive)
-            zhashx_insert (was_alive, zhashx_cursor (self->slots), slot);
-        slot->alive = false;
-    }
-    char **peers = mesh_node_peers (self->node);
-    zhashx_t *present = zhashx_new ();
-    for (char **peer = peers; peer && *peer; peer++) {
-        size_t size = 0;
-        char *text = (char *) mesh_node_peer_announcement (self->node, *peer, PL_KEY, &size);
-        if (!text)
-            continue;
-        zhashx_insert (present, *peer, (void *) 1);
-        //  a worker restarted under the same id: its old jobs are gone with it
-        char *inc = (char *) zhashx_lookup (self->incarnations, *peer);
-        const char *nl = strchr (text, '\n');
-        if (text [0] == 'i' && nl) {
-            char now [32];
-            size_t len = (size_t) (nl - text);
-            snprintf (now, sizeof now, "%.*s", len < sizeof now? (int) len: 0, text);
-            if (inc && strcmp (inc, now)) {
-                for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-                     slot = (pl_slot_t *) zhashx_next (self->slots))
-                    if (streq (slot->peer, *peer))
-                        pl_slot_gone (self, slot, "worker restarted");
-            }
-            zhashx_update (self->incarnations, *peer, strdup (now));
-        }
-        s_parse_peer (self, *peer, text);
-        free (text);
-    }
-    mesh_strv_free (&peers);
-    //  slots that were alive and are not now: the worker left or stopped
-    //  working that queue
-    zlistx_t *dead = zlistx_new ();
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots)) {
-        bool peer_gone = !zhashx_lookup (present, slot->peer);
-        if (!slot->alive && zhashx_lookup (was_alive, zhashx_cursor (self->slots)) && peer_gone)
-            pl_slot_gone (self, slot, "worker gone");
-        if (!slot->alive && (slot->inflight == 0 || peer_gone))
-            zlistx_add_end (dead, (void *) zhashx_cursor (self->slots));
-    }
-    for (char *key = (char *) zlistx_first (dead); key; key = (char *) zlistx_next (dead)) {
-        pl_slot_t *slot = (pl_slot_t *) zhashx_lookup (self->slots, key);
-        if (slot && slot->inflight)
-            pl_slot_gone (self, slot, "worker gone");
-        zhashx_delete (self->slots, key);
-    }
-    zlistx_purge (dead);
-    for (char *inc = (char *) zhashx_first (self->incarnations); inc;
-         inc = (char *) zhashx_next (self->incarnations))
-        if (!zhashx_lookup (present, zhashx_cursor (self->incarnations)))
-            zlistx_add_end (dead, (void *) zhashx_cursor (self->incarnations));
-    for (char *peer = (char *) zlistx_first (dead); peer; peer = (char *) zlistx_next (dead))
-        zhashx_delete (self->incarnations, peer);
-    zlistx_destroy (&dead);
-    zhashx_destroy (&present);
-    zhashx_destroy (&was_alive);
-    //  each queue's array of alive slots, for dispatch
-    for (pl_queue_t *queue = (pl_queue_t *) zhashx_first (self->queues); queue;
-         queue = (pl_queue_t *) zhashx_next (self->queues))
-        queue->slot_count = 0;
-    for (pl_slot_t *slot = (pl_slot_t *) zhashx_first (self->slots); slot;
-         slot = (pl_slot_t *) zhashx_next (self->slots)) {
-        if (!slot->alive)
-            continue;
-        pl_queue_t *queue = slot->queue;
-        if (queue->slot_count == queue->slot_cap) {
-            queue->slot_cap = queue->slot_cap? 2 * queue->slot_cap: 8;
-            queue->slots = (pl_slot_t **) realloc (queue->slots,
-                                                   queue->slot_cap * sizeof (pl_slot_t *));
-        }
-        queue->slots [queue->slot_count++] = slot;
-    }
-    for (pl_queue_t *queue = (pl_queue_t *) zhashx_first (self->queues); queue;
-         queue = (pl_queue_t *) zhashx_next (self->queues))
-        pl_pump (self, queue);
-}
 
 //  ---------------------------------------------------------------------
 //  Housekeeping
-
-static void s_tick (mesh_node_t *node, void *arg);
-
-//  The tick runs every PL_TICK_MS while there is something to flush,
-//  commit or dispatch, and every PL_IDLE_TICK_MS once there was nothing
-//  for PL_IDLE_AFTER ticks: an idle node then wakes 4 times a second, not
-//  100 (measured: 0.8 % of a core at 10 ms). Lock held.
-static void
-s_set_tick (mesh_pipeline_t *self, int tick_ms)
-{
-    if (self->tick_ms == tick_ms)
-        return;
-    mesh_node_on_tick (self->node, 0, NULL, self);
-    if (mesh_node_on_tick (self->node, tick_ms, s_tick, self) == 0)
-        self->tick_ms = tick_ms;
-    else
-        self->tick_ms = 0;
-}
-
-void
-pl_wake (mesh_pipeline_t *self)
-{
-    self->quiet_ticks = 0;
-    if (self->tick_ms != PL_TICK_MS)
-        s_set_tick (self, PL_TICK_MS);
-}
 
 //  Nothing waits for a tick: no ack owed, no job ready, delayed or
 //  uncommitted, no delete to commit
@@ -363,7 +82,7 @@ s_tick (mesh_node_t *node, void *arg)
         pl_wake (self);
     else
     if (self->tick_ms == PL_TICK_MS && ++self->quiet_ticks >= PL_IDLE_AFTER)
-        s_set_tick (self, PL_IDLE_TICK_MS);
+        pl_set_tick (self, PL_IDLE_TICK_MS);
     uint64_t acked = self->acked, pushed = self->pushed, done = self->done;
     uint64_t duplicates = self->duplicates, batched = self->batched;
     self->acked = self->pushed = self->done = self->duplicates = self->batched = 0;
@@ -414,15 +133,15 @@ s_destroy (void *self)
     mesh_pipeline_destroy (&pl);
 }
 
-//  The tick stays outside the table: its interval follows the shortest
-//  idle state (s_set_tick: 4 wake-ups a second when idle). Announcements are still read by pl_rebuild in
-//  their own line format (docs/pipeline.md): moving them onto the shared
-//  codec and on_announce is the next step of issue 17.
+//  The tick stays outside the table: its interval follows the idle state
+//  (pl_set_tick: 4 wake-ups a second when idle)
 static const mesh_pattern_t s_pipeline_ops = {
     .name         = "pipeline",
     .kinds        = { MESH_KIND_JOB, MESH_KIND_CREDIT, MESH_KIND_ACK, MESH_KIND_NACK,
                       MESH_KIND_JOBS, 0 },
     .on_message   = s_on_message,
+    .announce_key = PL_KEY,
+    .on_announce  = pl_on_announce,     //  a worker's queues changed
     .destroy      = s_destroy,
 };
 
@@ -440,8 +159,6 @@ mesh_pipeline_new (mesh_node_t *node)
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) pl_queue_destroy);
     self->slots = zhashx_new ();
     zhashx_set_destructor (self->slots, (zhashx_destructor_fn *) pl_slot_destroy);
-    self->incarnations = zhashx_new ();
-    zhashx_set_destructor (self->incarnations, s_free_item);
     self->queue_opts = zhashx_new ();
     zhashx_set_destructor (self->queue_opts, s_free_item);
     self->works = zhashx_new ();
@@ -454,13 +171,13 @@ mesh_pipeline_new (mesh_node_t *node)
     zhashx_set_destructor (self->held, s_free_item);
     self->dead_mem = zlistx_new ();
     zlistx_set_destructor (self->dead_mem, s_dead_free);
-    self->generation = (uint64_t) -1;
     self->ring_cap = PL_RING_MIN;
     self->ring = (pl_job_t **) calloc (self->ring_cap, sizeof (pl_job_t *));
     self->ring_base = self->next_id = 1;
     self->hold_jobs = MESH_DEFAULT_HOLD_JOBS;
     self->hold_bytes = 256u * 1024 * 1024;
     self->dead_next = 1;
+    self->tick_fn = s_tick;
     self->plugin = mesh_node_register (node, &s_pipeline_ops, self);
     if (!self->plugin || mesh_node_on_tick (node, PL_TICK_MS, s_tick, self)) {
         mesh_pipeline_destroy (&self);
@@ -494,7 +211,6 @@ mesh_pipeline_destroy (mesh_pipeline_t **self_p)
     pl_count (self, NULL, "pipeline.sent.batched", self->batched);
     zhashx_destroy (&self->slots);
     zhashx_destroy (&self->queues);
-    zhashx_destroy (&self->incarnations);
     zhashx_destroy (&self->queue_opts);
     zhashx_destroy (&self->works);
     zhashx_destroy (&self->owed);

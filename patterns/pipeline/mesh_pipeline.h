@@ -1,10 +1,13 @@
 /*  =========================================================================
     mesh_pipeline.h - what the files of the pipeline pattern share
 
-    The pattern is split by role: mesh_pipeline.c (construction, peers,
-    housekeeping, dead letters), mesh_pipeline_producer.c (push, dispatch,
-    acks, redelivery, the durable outbox) and mesh_pipeline_worker.c (work,
-    acks and credit sent back, the duplicate window). The outbox record
+    The pattern is split by role: mesh_pipeline.c (construction,
+    housekeeping, dead letters), mesh_pipeline_producer.c (push, acks,
+    redelivery, the durable outbox), mesh_pipeline_dispatch.c (the workers
+    known from their announcements, sending), mesh_pipeline_held.c (the
+    jobs a producer holds), mesh_pipeline_worker.c (announce, work, acks
+    and credit sent back, the duplicate window), mesh_pipeline_util.c
+    (clock, counters, lists). The outbox record
     codec is mesh_pipeline_record.c, the JOBS batch codec
     mesh_pipeline_jobs.c (each also built into a fuzz target). Only
     meshbus.h and czmq are used: the pattern sits on the public core API.
@@ -28,8 +31,8 @@
 #define PL_FLAG_RETURNED    0x00010000  //  NACK: not attempted, no delivery counted
 #define PL_FLAG_FLUSH       0x00020000  //  JOB: the producer waits for acks after this one
 
-#define PL_KEY              "pipeline"  //  announcement: "i<incarnation>\tb\n" + "queue\tprefetch\n"...
-#define PL_CAN_BATCH        "\tb"       //  ... after the incarnation: JOBS understood here
+#define PL_KEY              "pipeline"  //  announcement key (records: docs/pipeline.md)
+#define PL_CAN_JOBS         "jobs"      //  in the "inc" record: JOBS understood here
 #define PL_TICK_MS          10      //  housekeeping: ack flush, group commit, timeouts
 #define PL_IDLE_TICK_MS     250     //  ... once nothing is owed, waiting or uncommitted
 #define PL_IDLE_AFTER       100     //  quiet ticks before the slow one
@@ -149,8 +152,6 @@ struct _mesh_pipeline_t {
     pl_queue_t *hot_queue;      //  the last queue pushed to
     zhashx_t *slots;            //  "peer/queue" -> pl_slot_t *
     mesh_plugin_t *plugin;      //  our registration with the node
-    uint64_t generation;
-    zhashx_t *incarnations;     //  peer -> "i<incarnation>" it announced
     pl_job_t **ring;            //  job table: id & (ring_cap - 1)
     size_t ring_cap;
     uint64_t ring_base;         //  lowest id that may still be held
@@ -184,6 +185,7 @@ struct _mesh_pipeline_t {
     uint64_t done, duplicates;  //  not yet added to the node's counters
     bool announce_dirty;
     int tick_ms;                //  the tick registered now: PL_TICK_MS or PL_IDLE_TICK_MS
+    mesh_tick_fn *tick_fn;      //  the tick (mesh_pipeline.c), for pl_set_tick
     int quiet_ticks;            //  fast ticks in a row with nothing to do
 };
 
@@ -204,36 +206,55 @@ typedef struct {
     char queue [MESH_MAX_SUBJECT + 1];
 } pl_held_t;
 
-//  mesh_pipeline.c
+//  Calls run one way: mesh_pipeline.c -> mesh_pipeline_producer.c,
+//  mesh_pipeline_worker.c; the producer -> mesh_pipeline_dispatch.c ->
+//  mesh_pipeline_held.c; everyone -> mesh_pipeline_util.c and the codecs.
+//  "Lock held" unless said otherwise.
+
+//  mesh_pipeline_util.c (the bottom: calls no other file of the pattern)
 int64_t pl_mono_ms (void);
-void pl_wake (mesh_pipeline_t *self);      //  work to do: the fast tick (lock held)
 void pl_count (mesh_pipeline_t *self, const char *peer, const char *name, uint64_t delta);
-void pl_rebuild (mesh_pipeline_t *self);
-void pl_announce (mesh_pipeline_t *self);
 const char *pl_intern_origin (mesh_pipeline_t *self, const char *origin);
 void pl_list_add_tail (pl_list_t *list, pl_job_t *job, pl_where_t where);
 void pl_list_add_head (pl_list_t *list, pl_job_t *job, pl_where_t where);
 void pl_list_remove (pl_list_t *list, pl_job_t *job);
+void pl_set_tick (mesh_pipeline_t *self, int tick_ms);     //  registers self->tick_fn
+void pl_wake (mesh_pipeline_t *self);      //  work to do: the fast tick
 
-//  mesh_pipeline_producer.c (lock held unless said otherwise)
+//  mesh_pipeline_held.c
+pl_job_t *pl_job_make (mesh_pipeline_t *self, pl_queue_t *queue, uint64_t id,
+                       const char *origin, const char *ctype, const char *const *headers,
+                       size_t header_count, const void *body, size_t size, uint64_t time_ms);
+pl_job_t *pl_job_get (mesh_pipeline_t *self, uint64_t id);
+void pl_job_unlink (mesh_pipeline_t *self, pl_job_t *job);
+void pl_job_finish (mesh_pipeline_t *self, pl_job_t *job);
+void pl_job_failed (mesh_pipeline_t *self, pl_job_t *job, const char *reason, bool nacked);
+void pl_job_release (mesh_pipeline_t *self, pl_job_t *job);
+void pl_slot_gone (mesh_pipeline_t *self, pl_slot_t *slot, const char *reason);
+
+//  mesh_pipeline_dispatch.c
 pl_queue_t *pl_queue_get (mesh_pipeline_t *self, const char *name, bool create);
 void pl_queue_destroy (pl_queue_t **queue_p);
 void pl_slot_destroy (pl_slot_t **slot_p);
+void pl_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                     const mesh_announcement_t *before, const mesh_announcement_t *now);
+void pl_rebuild (mesh_pipeline_t *self);
 void pl_pump (mesh_pipeline_t *self, pl_queue_t *queue);
-void pl_slot_gone (mesh_pipeline_t *self, pl_slot_t *slot, const char *reason);
+
+//  mesh_pipeline_producer.c
 void pl_producer_tick (mesh_pipeline_t *self, int64_t now);
-void pl_job_release (mesh_pipeline_t *self, pl_job_t *job);
 void pl_producer_destroy (mesh_pipeline_t *self);
 int pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode);
-void pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
-void pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
-void pl_on_credit (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
+void pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);        //  lock free
+void pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);       //  lock free
+void pl_on_credit (mesh_node_t *node, const mesh_msg_t *msg, void *arg);     //  lock free
 
 //  mesh_pipeline_worker.c
-void pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
-void pl_on_jobs (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
-void pl_worker_tick (mesh_pipeline_t *self);        //  lock held
-void pl_worker_flush_all (mesh_pipeline_t *self);   //  lock held
-void pl_worker_destroy (mesh_pipeline_t *self);     //  lock held
+void pl_announce (mesh_pipeline_t *self);
+void pl_on_job (mesh_node_t *node, const mesh_msg_t *msg, void *arg);        //  lock free
+void pl_on_jobs (mesh_node_t *node, const mesh_msg_t *msg, void *arg);       //  lock free
+void pl_worker_tick (mesh_pipeline_t *self);
+void pl_worker_flush_all (mesh_pipeline_t *self);
+void pl_worker_destroy (mesh_pipeline_t *self);
 
 #endif

@@ -4,26 +4,11 @@
     batch unless every entry checked out, so a batch is never half run.
     ========================================================================= */
 
+#include "mesh_le.h"
 #include "mesh_pipeline_jobs.h"
 #include <string.h>
 
 #define PL_FLAG_FLUSH_WIRE  0x00020000      //  PL_FLAG_FLUSH, as a JOB carries it
-
-static uint64_t
-s_get (const uint8_t *at, int bytes)
-{
-    uint64_t value = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        value = (value << 8) | at [i];
-    return value;
-}
-
-static void
-s_put (uint8_t *at, uint64_t value, int bytes)
-{
-    for (int i = 0; i < bytes; i++, value >>= 8)
-        at [i] = (uint8_t) value;
-}
 
 size_t
 pl_jobs_entry_size (size_t size)
@@ -39,10 +24,10 @@ pl_jobs_put (uint8_t *buf, size_t cap, size_t at, const pl_jobs_entry_t *entry)
     ||  at > cap || cap - at < PL_JOBS_ENTRY || cap - at - PL_JOBS_ENTRY < entry->size)
         return 0;
     uint8_t *out = buf + at;
-    s_put (out, entry->id, 8);
-    s_put (out + 8, entry->seq, 2);
-    s_put (out + 10, entry->flags >> 16, 2);
-    s_put (out + 12, entry->size, 4);
+    mesh_le_put (out, entry->id, 8);
+    mesh_le_put (out + 8, entry->seq, 2);
+    mesh_le_put (out + 10, entry->flags >> 16, 2);
+    mesh_le_put (out + 12, entry->size, 4);
     if (entry->size)
         memcpy (out + PL_JOBS_ENTRY, entry->body, entry->size);
     return at + PL_JOBS_ENTRY + entry->size;
@@ -58,10 +43,10 @@ pl_jobs_decode (const void *data, size_t size, uint64_t count,
     for (uint64_t i = 0; i < count; i++) {
         if ((size_t) (end - at) < PL_JOBS_ENTRY)
             return -1;
-        uint64_t id = s_get (at, 8);
-        uint32_t seq = (uint32_t) s_get (at + 8, 2);
-        uint32_t flags = (uint32_t) s_get (at + 10, 2);
-        uint64_t body = s_get (at + 12, 4);
+        uint64_t id = mesh_le_get (at, 8);
+        uint32_t seq = (uint32_t) mesh_le_get (at + 8, 2);
+        uint32_t flags = (uint32_t) mesh_le_get (at + 10, 2);
+        uint64_t body = mesh_le_get (at + 12, 4);
         at += PL_JOBS_ENTRY;
         if (!id || !seq || seq > PL_JOBS_MAX_SEQ || (flags & ~(uint32_t) PL_JOBS_FLUSH)
         ||  body > (uint64_t) (end - at))

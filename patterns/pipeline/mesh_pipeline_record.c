@@ -6,39 +6,10 @@
     been damaged or written by something else.
     ========================================================================= */
 
+#include "mesh_le.h"
 #include "meshbus/pattern.h"
 #include "mesh_pipeline_record.h"
 #include <string.h>
-
-static void
-s_put16 (uint8_t *p, size_t v)
-{
-    p [0] = (uint8_t) v;
-    p [1] = (uint8_t) (v >> 8);
-}
-
-static void
-s_put32 (uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p [i] = (uint8_t) (v >> (8 * i));
-}
-
-static void
-s_put64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p [i] = (uint8_t) (v >> (8 * i));
-}
-
-static uint64_t
-s_get (const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = v << 8 | p [i];
-    return v;
-}
 
 static size_t
 s_len (const char *text)
@@ -87,16 +58,16 @@ pl_record_encode (const pl_record_in_t *in, uint8_t *buf, size_t cap)
     buf [1] = PL_REC_VERSION;
     buf [2] = (uint8_t) in->type;
     buf [3] = 0;
-    s_put64 (buf + 4, in->id);
-    s_put32 (buf + 12, in->deliveries);
-    s_put16 (buf + 16, s_len (in->queue));
-    s_put16 (buf + 18, s_len (in->ctype));
-    s_put16 (buf + 20, s_len (in->origin));
-    s_put16 (buf + 22, in->header_count);
-    s_put16 (buf + 24, s_len (in->reason));
-    s_put16 (buf + 26, 0);
-    s_put32 (buf + 28, in->size);
-    s_put64 (buf + 32, in->time_ms);
+    mesh_le_put (buf + 4, in->id, 8);
+    mesh_le_put (buf + 12, in->deliveries, 4);
+    mesh_le_put (buf + 16, s_len (in->queue), 2);
+    mesh_le_put (buf + 18, s_len (in->ctype), 2);
+    mesh_le_put (buf + 20, s_len (in->origin), 2);
+    mesh_le_put (buf + 22, in->header_count, 2);
+    mesh_le_put (buf + 24, s_len (in->reason), 2);
+    mesh_le_put (buf + 26, 0, 2);
+    mesh_le_put (buf + 28, in->size, 4);
+    mesh_le_put (buf + 32, in->time_ms, 8);
     uint8_t *p = buf + PL_REC_HEAD;
     const char *strings [3] = { in->queue, in->ctype, in->origin };
     for (int i = 0; i < 3; i++) {
@@ -107,8 +78,8 @@ pl_record_encode (const pl_record_in_t *in, uint8_t *buf, size_t cap)
     }
     for (size_t i = 0; i < in->header_count; i++) {
         size_t klen = strlen (in->headers [2 * i]), vlen = s_len (in->headers [2 * i + 1]);
-        s_put16 (p, klen);
-        s_put16 (p + 2, vlen);
+        mesh_le_put (p, klen, 2);
+        mesh_le_put (p + 2, vlen, 2);
         memcpy (p + 4, in->headers [2 * i], klen);
         if (vlen)
             memcpy (p + 4 + klen, in->headers [2 * i + 1], vlen);
@@ -145,16 +116,16 @@ pl_record_decode (const void *data, size_t size, pl_record_t *out)
     ||  (buf [2] != PL_REC_JOB && buf [2] != PL_REC_DEAD) || buf [3] != 0)
         return false;
     out->type = buf [2];
-    out->id = s_get (buf + 4, 8);
-    out->deliveries = (uint32_t) s_get (buf + 12, 4);
-    size_t queue = s_get (buf + 16, 2), ctype = s_get (buf + 18, 2);
-    size_t origin = s_get (buf + 20, 2), headers = s_get (buf + 22, 2);
-    size_t reason = s_get (buf + 24, 2);
-    uint64_t body = s_get (buf + 28, 4);
-    out->time_ms = s_get (buf + 32, 8);
+    out->id = mesh_le_get (buf + 4, 8);
+    out->deliveries = (uint32_t) mesh_le_get (buf + 12, 4);
+    size_t queue = mesh_le_get (buf + 16, 2), ctype = mesh_le_get (buf + 18, 2);
+    size_t origin = mesh_le_get (buf + 20, 2), headers = mesh_le_get (buf + 22, 2);
+    size_t reason = mesh_le_get (buf + 24, 2);
+    uint64_t body = mesh_le_get (buf + 28, 4);
+    out->time_ms = mesh_le_get (buf + 32, 8);
     if (!out->id || queue < 1 || queue > PL_REC_MAX_QUEUE || ctype > PL_REC_MAX_CTYPE
     ||  (origin != 0 && origin != 32) || headers > PL_REC_MAX_HEADERS
-    ||  reason > PL_REC_MAX_REASON || body > PL_REC_MAX_BODY || s_get (buf + 26, 2))
+    ||  reason > PL_REC_MAX_REASON || body > PL_REC_MAX_BODY || mesh_le_get (buf + 26, 2))
         return false;
     const uint8_t *at = buf + PL_REC_HEAD, *end = buf + size;
     if (!s_take (&at, end, queue, out->queue, sizeof out->queue)
@@ -168,7 +139,7 @@ pl_record_decode (const void *data, size_t size, pl_record_t *out)
     for (size_t i = 0; i < headers; i++) {
         if (end - at < 4)
             return false;
-        size_t klen = s_get (at, 2), vlen = s_get (at + 2, 2);
+        size_t klen = mesh_le_get (at, 2), vlen = mesh_le_get (at + 2, 2);
         at += 4;
         hbytes += klen + vlen;
         if (klen < 1 || klen > PL_REC_MAX_KEY || vlen > PL_REC_MAX_VALUE
@@ -212,7 +183,7 @@ pl_ids_at (const void *data, size_t i)
     memcpy (&id, (const uint8_t *) data + 8 * i, sizeof id);
     return id;
 #else
-    return s_get ((const uint8_t *) data + 8 * i, 8);
+    return mesh_le_get ((const uint8_t *) data + 8 * i, 8);
 #endif
 }
 
@@ -222,6 +193,6 @@ pl_ids_put (uint8_t *buf, size_t i, uint64_t id)
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy (buf + 8 * i, &id, sizeof id);
 #else
-    s_put64 (buf + 8 * i, id);
+    mesh_le_put (buf + 8 * i, id, 8);
 #endif
 }

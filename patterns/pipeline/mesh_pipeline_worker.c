@@ -27,6 +27,32 @@
 
 #include "mesh_pipeline.h"
 
+
+//  Our announcement (docs/pipeline.md, "Announcement"): ["inc",
+//  incarnation, "jobs"] (JOBS frames understood here), then ["queue",
+//  name, prefetch] for each queue we work
+void
+pl_announce (mesh_pipeline_t *self)
+{
+    mesh_announcement_t *out = mesh_announcement_new ();
+    char number [24];
+    snprintf (number, sizeof number, "%llu",
+              (unsigned long long) mesh_node_incarnation (self->node));
+    const char *inc [] = { "inc", number, PL_CAN_JOBS };
+    if (out)
+        mesh_announcement_add (out, inc, 3);
+    for (pl_work_t *work = (pl_work_t *) zhashx_first (self->works); out && work;
+         work = (pl_work_t *) zhashx_next (self->works)) {
+        snprintf (number, sizeof number, "%d", work->prefetch);
+        const char *queue [] = { "queue", work->name, number };
+        mesh_announcement_add (out, queue, 3);      //  a queue name is a subject: fits
+    }
+    if (out)
+        mesh_node_announce (self->node, PL_KEY, mesh_announcement_data (out),
+                            mesh_announcement_size (out));
+    mesh_announcement_destroy (&out);
+}
+
 //  ---------------------------------------------------------------------
 //  The window of recent job ids (open addressing, backward-shift delete)
 

@@ -4,10 +4,11 @@
     Built on the public core API only (meshbus.h; czmq for containers).
 
     Routing at the source. Each node announces its subscriptions under the
-    key "pubsub" (one line per subscription: "mode\tflags\tdurable\tpattern").
-    A publisher keeps a table of remote subscribers rebuilt whenever the
-    node's generation changes (ENTER, EXIT, UPDATE), and a cache subject ->
-    interested peers, so a publish costs one hash lookup plus one send per
+    key "pubsub", one record per subscription in the shared codec: ["sub",
+    mode, flags, durable, pattern] (docs/pubsub.md). A publisher keeps a
+    table of remote subscribers that the node keeps up to date through
+    on_announce ("peer X now announces Y", mesh_pubsub_on_announce), and
+    a cache subject -> interested peers, so a publish costs one hash lookup plus one send per
     interested peer.
 
     Streams and loss. Every publish gets the next publisher id (env.id,
@@ -51,7 +52,6 @@ s_remote_destroy (remote_t **remote_p)
 {
     if (*remote_p) {
         free ((*remote_p)->subs);
-        free ((*remote_p)->announced);
         free (*remote_p);
         *remote_p = NULL;
     }
@@ -78,7 +78,7 @@ mesh_pubsub_free (void **item)
 static void
 s_route_free (void **item)
 {
-    route_t *route = (route_t *) *item;
+    ps_route_t *route = (ps_route_t *) *item;
     if (route && route->owner->hot_route == route)
         route->owner->hot_route = NULL;
     free (route);
@@ -95,26 +95,30 @@ s_last_value_free (void **item)
     *item = NULL;
 }
 
-//  Our subscriptions as announcement text
+//  Our subscriptions as an announcement, one record each (docs/pubsub.md,
+//  "Announcement"): ["sub", mode, flags, durable name or "", pattern];
+//  flags: L = last value, S<ms> = retained since, "-" = none
 static void
 s_announce (mesh_pubsub_t *self)
 {
-    zchunk_t *text = zchunk_new (NULL, 256);
-    for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
+    mesh_announcement_t *out = mesh_announcement_new ();
+    for (sub_t *sub = (sub_t *) zlistx_first (self->subs); out && sub;
          sub = (sub_t *) zlistx_next (self->subs)) {
-        char line [2 * MESH_MAX_SUBJECT + 48], flags [32];
-        //  flags: L = last value, S<ms> = retained since, - = none
+        char mode [8], flags [32];
+        snprintf (mode, sizeof mode, "%d", sub->opts.mode);
         snprintf (flags, sizeof flags, "%s", sub->opts.last_value? "L": "");
         if (sub->opts.since_ms)
             snprintf (flags + strlen (flags), sizeof flags - strlen (flags), "S%llu",
                       (unsigned long long) sub->opts.since_ms);
-        int n = snprintf (line, sizeof line, "%d\t%s\t%s\t%s\n", sub->opts.mode,
-                          *flags? flags: "-",
-                          sub->durable? sub->durable: "", sub->pattern);
-        zchunk_extend (text, line, (size_t) n);
+        const char *fields [] = {
+            "sub", mode, *flags? flags: "-", sub->durable? sub->durable: "", sub->pattern
+        };
+        mesh_announcement_add (out, fields, 5);     //  names are subjects: they fit
     }
-    mesh_node_announce (self->node, MESH_PUBSUB_KEY, zchunk_data (text), zchunk_size (text));
-    zchunk_destroy (&text);
+    if (out)
+        mesh_node_announce (self->node, MESH_PUBSUB_KEY, mesh_announcement_data (out),
+                            mesh_announcement_size (out));
+    mesh_announcement_destroy (&out);
 }
 
 //  Housekeeping: rebuild when peers changed (so catch-up happens even on
@@ -175,16 +179,15 @@ s_destroy (void *self)
     mesh_pubsub_destroy (&pubsub);
 }
 
-//  Announcements are still read by mesh_pubsub_rebuild from the generation
-//  (their own line format, docs/pubsub.md): moving them onto the shared
-//  codec and on_announce is the next step of issue 17.
 static const mesh_pattern_t s_pubsub_ops = {
     .name         = "pubsub",
     .kinds        = { MESH_KIND_PUB, MESH_KIND_REPLAY_REQ, MESH_KIND_REPLAY_END,
                       MESH_KIND_DACK, MESH_KIND_POS, 0 },
     .on_message   = s_on_message,
     .tick_ms      = MESH_PUBSUB_TICK,
-    .on_tick      = s_tick,             //  rebuild, expire, trim, DACKs
+    .on_tick      = s_tick,             //  sync, expire, trim, DACKs
+    .announce_key = MESH_PUBSUB_KEY,
+    .on_announce  = mesh_pubsub_on_announce,    //  a peer's subscriptions changed
     .destroy      = s_destroy,
 };
 
@@ -215,7 +218,6 @@ mesh_pubsub_new (mesh_node_t *node)
     self->ret_bytes = 64 * 1024 * 1024;
     self->ret_age = 10 * 60 * 1000;
     self->send_timeout = 5000;
-    self->generation = (uint64_t) -1;
     self->retain = mesh_retain_new (self->ret_count, self->ret_bytes, self->ret_age, NULL);
     self->plugin = mesh_node_register (node, &s_pubsub_ops, self);
     if (!self->plugin) {

@@ -60,7 +60,6 @@ typedef struct {
     uint64_t reported;          //  last seq told in a POS message
     bool alive;
     int64_t gone_since;         //  mono-ish ms (wall clock is fine here)
-    char *announced;            //  the announcement text the subs came from
 } remote_t;
 
 //  One interested remote in a routing entry
@@ -73,7 +72,7 @@ typedef struct {
     mesh_pubsub_t *owner;       //  freeing a route clears the owner's hot_route
     size_t count;
     route_hop_t hops [];
-} route_t;
+} ps_route_t;
 
 //  A subject's last value: the id first, so it reads as a uint64_t *
 typedef struct {
@@ -98,9 +97,8 @@ struct _mesh_pubsub_t {
     zlistx_t *subs;             //  sub_t *, local subscriptions
     int next_sub;
     zhashx_t *remotes;          //  peer id -> remote_t *
-    zhashx_t *routes;           //  subject -> route_t *
+    zhashx_t *routes;           //  subject -> ps_route_t *
     mesh_plugin_t *plugin;      //  our registration with the node
-    uint64_t generation;
     zhashx_t *streams;          //  publisher id -> stream_t *
     stream_t *hot_stream;       //  the last stream a PUB came on: runs come from one
     char hot_peer [33];         //  publisher, so a compare saves a hash lookup
@@ -124,7 +122,7 @@ struct _mesh_pubsub_t {
     //  "pubsub.published" at every tick (and in batches, for received): a
     //  named counter per message costs the node's lock and a hash lookup.
     char hot_subject [MESH_MAX_SUBJECT + 1];
-    route_t *hot_route;
+    ps_route_t *hot_route;
     uint64_t *hot_last;
     uint64_t received;
     uint64_t published;
@@ -173,6 +171,9 @@ void mesh_pubsub_free (void **item);
 
 //  mesh_pubsub_route.c
 void mesh_pubsub_rebuild (mesh_pubsub_t *self);             //  lock held
+void mesh_pubsub_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                              const mesh_announcement_t *before,
+                              const mesh_announcement_t *now);  //  lock held
 void mesh_pubsub_expire (mesh_pubsub_t *self);              //  lock held
 void mesh_pubsub_on_pos (mesh_node_t *node, const mesh_msg_t *msg, void *arg);
 void mesh_pubsub_on_pub (mesh_node_t *node, const mesh_msg_t *msg, void *arg);

@@ -1,7 +1,7 @@
 /*  =========================================================================
     mesh_pubsub_route - the per-message path of publish-subscribe
 
-    Publisher side: the table of remote subscribers rebuilt from their
+    Publisher side: the table of remote subscribers kept from their
     announcements, the routing cache subject -> interested peers, publish
     (retain, send to each hop, deliver locally). Subscriber side: an
     incoming PUB or POS advances its publisher's stream and reveals gaps,
@@ -16,116 +16,98 @@
 //  ---------------------------------------------------------------------
 //  Publisher side
 
-//  Parse a peer's announcement. Input from the network: every line is
-//  checked, bad ones are skipped and counted.
-static void
-s_parse_subs (mesh_pubsub_t *self, remote_t *remote, const char *text)
-{
-    size_t lines = 0;
-    for (const char *c = text; *c; c++)
-        lines += *c == '\n';
-    if (lines > MESH_PUBSUB_MAX_SUBS) {
-        mesh_pubsub_count (self, remote->peer, "pubsub.subscriptions.refused",
-                           lines - MESH_PUBSUB_MAX_SUBS);
-        lines = MESH_PUBSUB_MAX_SUBS;
-    }
-    free (remote->subs);
-    remote->subs = (rsub_t *) calloc (lines + 1, sizeof (rsub_t));
-    remote->sub_count = 0;
-    const char *line = text;
-    while (*line && remote->sub_count < lines) {
-        const char *end = strchr (line, '\n');
-        if (!end)
-            break;
-        char buf [2 * MESH_MAX_SUBJECT + 16];
-        size_t len = (size_t) (end - line);
-        line = end + 1;
-        if (len >= sizeof buf) {
-            mesh_pubsub_count (self, remote->peer, "pubsub.malformed.subscription", 1);
-            continue;
-        }
-        memcpy (buf, end - len, len);
-        buf [len] = 0;
-        char *fields [4];
-        char *p = buf;
-        int n = 0;
-        for (; n < 4 && p; n++) {
-            fields [n] = p;
-            p = n < 3? strchr (p, '\t'): NULL;
-            if (p)
-                *p++ = 0;
-        }
-        rsub_t *rsub = &remote->subs [remote->sub_count];
-        if (n != 4 || !mesh_pattern_valid (fields [3]) || strlen (fields [2]) > MESH_MAX_SUBJECT
-        ||  (strcmp (fields [0], "0") && strcmp (fields [0], "1"))) {
-            mesh_pubsub_count (self, remote->peer, "pubsub.malformed.subscription", 1);
-            continue;
-        }
-        rsub->mode = atoi (fields [0]);
-        rsub->last_value = strchr (fields [1], 'L') != NULL;
-        const char *since = strchr (fields [1], 'S');
-        rsub->since = since? strtoull (since + 1, NULL, 10): 0;
-        snprintf (rsub->durable, sizeof rsub->durable, "%s", fields [2]);
-        snprintf (rsub->pattern, sizeof rsub->pattern, "%s", fields [3]);
-        remote->sub_count++;
-    }
-}
-
+//  One "sub" record of a peer's announcement into rsub. Input from the
+//  network: false when a field is missing or out of range.
 static bool
-s_rsub_known (const char *announced, const rsub_t *rsub)
+s_parse_sub (const mesh_record_t *record, rsub_t *rsub)
 {
-    if (!announced)
+    if (record->fields != 5)
         return false;
-    char line [2 * MESH_MAX_SUBJECT + 16];
-    snprintf (line, sizeof line, "\t%s\t%s\n", rsub->durable, rsub->pattern);
-    return strstr (announced, line) != NULL;
+    const char *mode = record->field [1], *flags = record->field [2];
+    const char *durable = record->field [3], *pattern = record->field [4];
+    if ((strcmp (mode, "0") && strcmp (mode, "1"))
+    ||  strlen (durable) > MESH_MAX_SUBJECT || !mesh_pattern_valid (pattern))
+        return false;
+    rsub->mode = mode [0] - '0';
+    rsub->last_value = strchr (flags, 'L') != NULL;
+    const char *since = strchr (flags, 'S');
+    rsub->since = since? strtoull (since + 1, NULL, 10): 0;
+    snprintf (rsub->durable, sizeof rsub->durable, "%s", durable);
+    snprintf (rsub->pattern, sizeof rsub->pattern, "%s", pattern);
+    return true;
 }
 
-//  Rebuild the remote table from the peers' announcements. Lock held.
+//  Did the remote already have this subscription (same durable name, same
+//  pattern) before its announcement changed? Then it is caught up.
+static bool
+s_rsub_known (const rsub_t *subs, size_t count, const rsub_t *rsub)
+{
+    for (size_t i = 0; i < count; i++)
+        if (streq (subs [i].durable, rsub->durable) && streq (subs [i].pattern, rsub->pattern))
+            return true;
+    return false;
+}
+
+//  A peer's subscriptions changed (from mesh_plugin_sync, lock held). now
+//  NULL: it left (its remote is kept a while, so that its stream goes on
+//  if it comes back) or withdrew them (it stays, subscribed to nothing).
+//  A new durable, last-value or since subscription is caught up.
+void
+mesh_pubsub_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                         const mesh_announcement_t *before, const mesh_announcement_t *now)
+{
+    (void) before;          //  the remote's subscriptions are what it had
+    mesh_pubsub_t *self = (mesh_pubsub_t *) arg;
+    remote_t *remote = (remote_t *) zhashx_lookup (self->remotes, peer);
+    if (!now && !remote)
+        return;
+    if (!remote) {
+        remote = (remote_t *) calloc (1, sizeof (remote_t));
+        snprintf (remote->peer, sizeof remote->peer, "%s", peer);
+        zhashx_insert (self->remotes, peer, remote);
+    }
+    int state = now? MESH_PEER_ALIVE: mesh_node_peer_state (node, peer);
+    if (state != MESH_PEER_ALIVE && state != MESH_PEER_SUSPECT) {
+        remote->alive = false;
+        remote->gone_since = (int64_t) mesh_clock_ms ();
+        return;
+    }
+    remote->alive = true;
+    size_t records = now? mesh_announcement_count (now): 0, taken = 0, bad = 0;
+    rsub_t *subs = (rsub_t *) calloc (records + 1, sizeof (rsub_t));
+    for (size_t i = 0; i < records; i++) {
+        const mesh_record_t *record = mesh_announcement_record (now, i);
+        if (strcmp (record->field [0], "sub"))
+            continue;           //  a record of a later version: not ours to read
+        if (taken == MESH_PUBSUB_MAX_SUBS)
+            mesh_pubsub_count (self, peer, "pubsub.subscriptions.refused", 1);
+        else
+        if (s_parse_sub (record, &subs [taken]))
+            taken++;
+        else
+            bad++;
+    }
+    if (bad)
+        mesh_pubsub_count (self, peer, "pubsub.malformed.subscription", bad);
+    rsub_t *old = remote->subs;
+    size_t old_count = remote->sub_count;
+    remote->subs = subs;
+    remote->sub_count = taken;
+    for (size_t i = 0; i < taken; i++)
+        if ((subs [i].durable [0] || subs [i].last_value || subs [i].since)
+        &&  !s_rsub_known (old, old_count, &subs [i]))
+            mesh_pubsub_catch_up (self, remote, &subs [i]);
+    free (old);
+}
+
+//  Bring the remote table up to date with the peers' announcements: one
+//  atomic compare when nothing moved. Routes go when a remote changed.
+//  Lock held.
 void
 mesh_pubsub_rebuild (mesh_pubsub_t *self)
 {
-    uint64_t generation = mesh_node_generation (self->node);
-    if (generation == self->generation)
-        return;
-    self->generation = generation;
-    zhashx_purge (self->routes);
-    int64_t now = (int64_t) mesh_clock_ms ();
-    for (remote_t *r = (remote_t *) zhashx_first (self->remotes); r;
-         r = (remote_t *) zhashx_next (self->remotes))
-        if (r->alive) {
-            r->alive = false;
-            r->gone_since = now;
-        }
-    char **peers = mesh_node_peers (self->node);
-    for (char **peer = peers; peer && *peer; peer++) {
-        size_t size = 0;
-        char *text = (char *) mesh_node_peer_announcement (self->node, *peer, MESH_PUBSUB_KEY, &size);
-        remote_t *remote = (remote_t *) zhashx_lookup (self->remotes, *peer);
-        if (!text && !remote)
-            continue;
-        if (!remote) {
-            remote = (remote_t *) calloc (1, sizeof (remote_t));
-            snprintf (remote->peer, sizeof remote->peer, "%s", *peer);
-            zhashx_insert (self->remotes, *peer, remote);
-        }
-        remote->alive = true;
-        if (text && (!remote->announced || strcmp (text, remote->announced))) {
-            char *before = remote->announced;
-            remote->announced = NULL;
-            s_parse_subs (self, remote, text);
-            for (size_t i = 0; i < remote->sub_count; i++)
-                if ((remote->subs [i].durable [0] || remote->subs [i].last_value
-                  || remote->subs [i].since)
-                &&  !s_rsub_known (before, &remote->subs [i]))
-                    mesh_pubsub_catch_up (self, remote, &remote->subs [i]);
-            free (before);
-            remote->announced = text;
-        }
-        else
-            free (text);
-    }
-    mesh_strv_free (&peers);
+    if (mesh_plugin_sync (self->plugin))
+        zhashx_purge (self->routes);
 }
 
 //  Forget subscribers gone for too long
@@ -145,14 +127,14 @@ mesh_pubsub_expire (mesh_pubsub_t *self)
     zlistx_destroy (&old);
 }
 
-static route_t *
+static ps_route_t *
 s_route (mesh_pubsub_t *self, const char *subject)
 {
-    route_t *route = (route_t *) zhashx_lookup (self->routes, subject);
+    ps_route_t *route = (ps_route_t *) zhashx_lookup (self->routes, subject);
     if (route)
         return route;
     size_t count = 0, cap = zhashx_size (self->remotes);
-    route = (route_t *) malloc (sizeof (route_t) + cap * sizeof (route_hop_t));
+    route = (ps_route_t *) malloc (sizeof (ps_route_t) + cap * sizeof (route_hop_t));
     route->owner = self;
     for (remote_t *r = (remote_t *) zhashx_first (self->remotes); r;
          r = (remote_t *) zhashx_next (self->remotes)) {
@@ -283,6 +265,14 @@ s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, si
         return mesh_set_error (MESH_EINVAL, "bad subject: tokens must be non-empty, "
                                "without * or #, at most 255 bytes");
     }
+    //  headers, content type or a big body: checked here, or a message
+    //  breaking a limit would be dropped for each subscriber as a send error
+    if ((head_in->header_count || head_in->ctype || size > 65535)
+    &&  mesh_head_check (head_in, size)) {
+        pthread_mutex_unlock (&self->lock);
+        mesh_node_count (self->node, NULL, "pubsub.publish.too-big", 1);
+        return -1;
+    }
     if (!hot) {
         snprintf (self->hot_subject, sizeof self->hot_subject, "%s", head_in->subject);
         self->hot_route = NULL;
@@ -311,7 +301,7 @@ s_publish (mesh_pubsub_t *self, const mesh_head_t *head_in, const void *body, si
         if (zhashx_size (self->last_values) > 2 * self->ret_count)
             s_prune_last_values (self);
     }
-    route_t *route = self->hot_route? self->hot_route: s_route (self, head.subject);
+    ps_route_t *route = self->hot_route? self->hot_route: s_route (self, head.subject);
     self->hot_route = route;
     int sent = 0;
     for (size_t i = 0; i < route->count; i++) {
@@ -361,7 +351,7 @@ mesh_pubsub_subscribers (mesh_pubsub_t *self, const char *subject)
         return 0;
     pthread_mutex_lock (&self->lock);
     mesh_pubsub_rebuild (self);
-    route_t *route = s_route (self, subject);
+    ps_route_t *route = s_route (self, subject);
     size_t count = 0;
     for (size_t i = 0; i < route->count; i++)
         count += route->hops [i].remote->alive;

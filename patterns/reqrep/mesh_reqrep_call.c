@@ -140,7 +140,7 @@ s_tried (const pending_t *p, const char *peer)
 //  The provider with the fewest outstanding requests, round robin among
 //  equals; providers not tried yet first. NULL if none.
 static prov_t *
-s_choose (route_t *route, const pending_t *p)
+s_choose (rr_route_t *route, const pending_t *p)
 {
     if (!route || !route->count)
         return NULL;
@@ -217,7 +217,7 @@ s_fail (mesh_reqrep_t *self, pending_t *p, int err, const char *fmt, ...)
 static int
 s_attempt (mesh_reqrep_t *self, pending_t *p, uint64_t now)
 {
-    route_t *route = mesh_rr_route (self, p->service);
+    rr_route_t *route = mesh_rr_route (self, p->service);
     while (true) {
         prov_t *prov = s_choose (route, p);
         if (!prov) {
@@ -615,13 +615,13 @@ mesh_reqrep_recv (mesh_reqrep_t *self, int timeout_ms, uint64_t *call_id, int *e
 
 //  Wait (dispatching) while nobody offers service, until `until`; with
 //  all, until then even when some do (to find every provider)
-static route_t *
+static rr_route_t *
 s_route_settled (mesh_reqrep_t *self, const char *service, uint64_t until, bool all)
 {
     while (true) {
         pthread_mutex_lock (&self->lock);
         mesh_rr_rebuild (self);
-        route_t *route = mesh_rr_route (self, service);
+        rr_route_t *route = mesh_rr_route (self, service);
         bool found = route && route->count;
         pthread_mutex_unlock (&self->lock);
         uint64_t now = mesh_clock_ms ();
@@ -647,7 +647,7 @@ mesh_cast (mesh_reqrep_t *self, const char *service, const void *body, size_t si
     }
     pthread_mutex_lock (&self->lock);
     mesh_rr_rebuild (self);
-    route_t *route = mesh_rr_route (self, service);
+    rr_route_t *route = mesh_rr_route (self, service);
     size_t count = route? route->count: 0;
     prov_t *one = all? NULL: s_choose (route, &p);
     //  a copy of the targets: sending may not see the table change under it
@@ -703,7 +703,7 @@ mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_
         return mesh_set_error (MESH_ENORESPONDERS, "no responders");
     }
     pthread_mutex_lock (&self->lock);
-    route_t *route = mesh_rr_route (self, service);
+    rr_route_t *route = mesh_rr_route (self, service);
     size_t count = route? route->count: 0;
     char (*peers) [33] = (char (*) [33]) calloc (count + 1, 33);
     for (size_t i = 0; peers && i < count; i++)

@@ -98,7 +98,7 @@ typedef struct {
     prov_t *provs;
     size_t count, cap;
     size_t rr;                  //  where the next tie-break starts
-} route_t;
+} rr_route_t;
 
 typedef struct {
     mesh_serve_fn *fn;
@@ -137,12 +137,15 @@ struct _mesh_reqrep_t {
     pthread_mutex_t lock;
     char self_id [33];
     zhashx_t *services;         //  name -> service_t *, offered here
-    zhashx_t *routes;           //  name -> route_t *
+    zhashx_t *routes;           //  name -> rr_route_t *
     mesh_plugin_t *plugin;      //  our registration with the node
+    void (*on_local_reply) (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local);
+                                //  mesh_rr_on_reply: how the server side answers a
+                                //  local call without calling up into the caller side
     zhashx_t *announced;        //  peer id -> char *: the services it offers, a line each
     bool local_dirty;           //  our services changed: rebuild
     char hot_name [MESH_MAX_SUBJECT + 1];
-    route_t *hot_route;         //  route of hot_name (NULL = look it up)
+    rr_route_t *hot_route;         //  route of hot_name (NULL = look it up)
     char hot_served [MESH_MAX_SUBJECT + 1];
     service_t *hot_service;     //  service of hot_served on the server side
     ptable_t table;
@@ -159,19 +162,25 @@ struct _mesh_reqrep_t {
     uint64_t served, calls;     //  counted in batches: a named counter costs a lock
 };
 
-//  Shared by mesh_reqrep.c (discovery, construction), mesh_reqrep_call.c
-//  (caller side) and mesh_reqrep_serve.c (server side). "Lock held" means
-//  the caller holds self->lock.
+//  Shared by mesh_reqrep.c (construction, tick), mesh_reqrep_call.c
+//  (caller side), mesh_reqrep_serve.c (server side) and
+//  mesh_reqrep_route.c (discovery: the provider table). Calls run one
+//  way: mesh_reqrep.c -> call -> serve -> route -> wire, cache; a local
+//  reply goes back to the caller side through self->on_local_reply.
+//  "Lock held" means the caller holds self->lock.
 
-//  mesh_reqrep.c
+//  mesh_reqrep_route.c
 void mesh_rr_count (mesh_reqrep_t *self, const char *peer, const char *name);
 void mesh_rr_free (void **item);
-void mesh_rr_route_destroy (route_t **route_p);
+void mesh_rr_route_destroy (rr_route_t **route_p);
 uint64_t mesh_rr_settle_end (mesh_reqrep_t *self);
 void mesh_rr_announce (mesh_reqrep_t *self);                 //  lock held
 void mesh_rr_rebuild (mesh_reqrep_t *self);                  //  lock held
-route_t *mesh_rr_route (mesh_reqrep_t *self, const char *service);     //  lock held
-prov_t *mesh_rr_prov (route_t *route, const char *peer);
+rr_route_t *mesh_rr_route (mesh_reqrep_t *self, const char *service);     //  lock held
+prov_t *mesh_rr_prov (rr_route_t *route, const char *peer);
+void mesh_rr_on_announce (mesh_node_t *node, void *arg, const char *peer,
+                          const mesh_announcement_t *before,
+                          const mesh_announcement_t *now);   //  lock held
 
 //  mesh_reqrep_call.c
 void mesh_rr_outcome_destroy (outcome_t **outcome_p);

@@ -42,7 +42,7 @@ s_send_reply (mesh_reqrep_t *self, const char *caller, uint64_t id, bool local,
         mesh_msg_t *msg = mesh_msg_new (&head, body, size, self->self_id,
                                         mesh_node_name (self->node));
         if (msg)
-            mesh_rr_on_reply (self, msg, true);
+            self->on_local_reply (self, msg, true);     //  the caller side, set by mesh_reqrep.c
         mesh_msg_destroy (&msg);
         return;
     }

@@ -138,6 +138,22 @@ mesh_msg_head_envelope (mesh_envelope_t *env, const mesh_head_t *head)
 }
 
 int
+mesh_head_check (const mesh_head_t *head, size_t size)
+{
+    assert (head);
+    mesh_envelope_t env;
+    if (mesh_msg_head_envelope (&env, head))
+        return -1;
+    if (size > MESH_MAX_BODY)
+        return mesh_fail (MESH_ETOOBIG, "body of %zu bytes exceeds %d", size, MESH_MAX_BODY);
+    if (!mesh_envelope_fits (&env))
+        return mesh_fail (MESH_ETOOBIG, "a subject, header or content type breaks a limit "
+                          "(header key 1..64 bytes, value <= 1024, <= 32 headers, "
+                          "<= 8192 bytes together, content type <= 127)");
+    return 0;
+}
+
+int
 mesh_msg_set (mesh_msg_t *self, const mesh_head_t *head, const void *body, size_t size,
               const char *sender, const char *sender_name)
 {

@@ -2,7 +2,7 @@
     mesh_node_info - what a node tells about itself and its peers: peer
     queries, counters and the JSON of `meshbus stats`
 
-    JSON shape (docs/stats.md):
+    JSON shape (counters: docs/protocol.md, "What is counted, and where"):
     { "id": "...", "name": "...", "incarnation": N, "endpoint": "...",
       "counters": { "frames.in": N, ... },
       "peers": { "<id>": { "name": "...", "state": "ALIVE", "endpoint": "...",

@@ -30,6 +30,7 @@ struct _mesh_plugin_t {
     void *self;
     pthread_mutex_t lock;       //  guards what follows
     uint64_t generation;        //  the node's generation last synced
+    bool resync;                //  next sync hands over every announcement again
     zhashx_t *seen;             //  peer id -> mesh_announcement_t *, last parsed
 };
 
@@ -203,9 +204,15 @@ mesh_plugin_sync (mesh_plugin_t *plugin)
             mesh_announcement_t *before = (mesh_announcement_t *) zhashx_lookup (plugin->seen, *peer);
             bool same;
             mesh_announcement_t *now = s_fetch (plugin, *peer, before, &same);
-            if (same)
+            if (same && !(plugin->resync && before))
                 continue;
-            plugin->ops->on_announce (plugin->node, plugin->self, *peer, before, now);
+            //  unchanged but asked again (mesh_plugin_resync): before, twice
+            plugin->ops->on_announce (plugin->node, plugin->self, *peer, before,
+                                      same? before: now);
+            if (same) {
+                changed++;
+                continue;
+            }
             changed++;
             if (now)
                 zhashx_update (plugin->seen, *peer, now);
@@ -229,10 +236,21 @@ mesh_plugin_sync (mesh_plugin_t *plugin)
         zlistx_destroy (&gone);
         zhashx_destroy (&present);
         mesh_strv_free (&peers);
+        plugin->resync = false;
         __atomic_store_n (&plugin->generation, generation, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock (&plugin->lock);
     return changed;
+}
+
+void
+mesh_plugin_resync (mesh_plugin_t *plugin)
+{
+    assert (plugin);
+    pthread_mutex_lock (&plugin->lock);
+    plugin->resync = true;
+    __atomic_store_n (&plugin->generation, (uint64_t) -1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock (&plugin->lock);
 }
 
 //  The node is going: patterns still plugged in are destroyed first, while

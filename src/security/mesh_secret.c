@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sodium.h>
 
+#include "mesh_bytes.h"
 #include "meshbus/pattern.h"
 #include "mesh_util.h"
 #include "mesh_secret.h"
@@ -51,15 +52,6 @@ _Static_assert (sizeof S_DERIVE_KEY - 1 <= crypto_generichash_KEYBYTES_MAX,
                 "BLAKE2b key length");
 _Static_assert (MESH_SECRET_MIN > 0 && MESH_SECRET_MIN <= MESH_SECRET_MAX, "bounds");
 
-
-static void
-s_put_u64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p [i] = (uint8_t) v;
-        v >>= 8;
-    }
-}
 
 int
 mesh_secret_from_bytes (mesh_secret_t *self, const void *secret, size_t size)
@@ -201,9 +193,9 @@ mesh_secret_hello_mac (const mesh_secret_t *self, const uint8_t *id, uint64_t in
     at += sizeof S_HELLO_PREFIX - 1;
     memcpy (head + at, id, 16);
     at += 16;
-    s_put_u64 (head + at, incarnation);
+    mesh_put_be (head + at, incarnation, 8);
     at += 8;
-    s_put_u64 (head + at, time_ms);
+    mesh_put_be (head + at, time_ms, 8);
     at += 8;
     if (key)
         memcpy (head + at, key, 32);

@@ -74,71 +74,18 @@
     damaged there (bad disk, edited by hand) is not detected.
     ========================================================================= */
 
-#include "mesh_util.h"
-#include <lmdb.h>
-#include <assert.h>
-#include <errno.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define STORE_SUFFIX        ".lmdb"
-#define STORE_NAME_MAX      128         //  bytes in a store name
-#define STORE_FORMAT_KEY    "meshbus.store"
-#define STORE_FORMAT        "1"
-#define STORE_MAX_DBS       4           //  records, meta (+ room to grow)
-#define STORE_MAP_INITIAL   ((uint64_t) 1 << 30)    //  1 GiB
-#define STORE_MAP_CAP       ((uint64_t) 64 << 30)   //  64 GiB
-#define STORE_MAP_MIN       ((uint64_t) 64 << 10)   //  smallest map the knobs accept
-#define STORE_MAP_STEP      ((uint64_t) 1 << 20)    //  least growth past the cap, for deletes
-#define STORE_GROUP_RECORDS 64          //  group mode: commit after this many writes
-#define STORE_GROUP_BYTES   (1 << 20)   //  ... or this many bytes written
-#define STORE_GROUP_MS      10          //  ... or when the group is this old
-
-typedef enum { OP_PUT, OP_DEL, OP_TRIM, OP_META } s_op_type_t;
-
-//  One write. Borrowed pointers when passed in; owned copies in the log.
-typedef struct {
-    s_op_type_t type;
-    uint64_t key;               //  PUT, DEL; TRIM: delete keys below this
-    void *data;                 //  PUT: record; META: value (NULL = delete)
-    size_t size;
-    char *mkey;                 //  META: key
-} s_op_t;
-
-struct _mesh_store_t {
-    MDB_env *env;
-    MDB_dbi records;
-    MDB_dbi meta;
-    int mode;
-    char *path;                 //  dir/name.lmdb, dir resolved by realpath
-    uint64_t map_cap;
-    MDB_txn *rtxn;              //  read txn, reset between reads, renewed
-    s_op_t *log;                //  group mode: the pending writes
-    int64_t log_since;          //  when the first pending write came
-    size_t dropped;             //  pending writes dropped (store full) since the last flush
-    size_t log_count;
-    size_t log_cap;
-    size_t log_bytes;
-    bool over_cap;              //  the map grew past the cap for a delete
-    bool in_scan;
-    mesh_store_t *next;         //  in the process's list of open stores
-};
+#include "mesh_store_int.h"
 
 //  Stores open in this process, to refuse opening one file twice
 static pthread_mutex_t s_open_lock = PTHREAD_MUTEX_INITIALIZER;
 static mesh_store_t *s_open_list;
 
-
 //  --------------------------------------------------------------------------
 //  Small helpers
 
-static void
-s_key_encode (uint64_t key, uint8_t *buf)
+void
+store_key_encode (uint64_t key, uint8_t *buf)
 {
     for (int i = 7; i >= 0; i--) {
         buf [i] = (uint8_t) key;
@@ -146,8 +93,8 @@ s_key_encode (uint64_t key, uint8_t *buf)
     }
 }
 
-static uint64_t
-s_key_decode (const uint8_t *buf)
+uint64_t
+store_key_decode (const uint8_t *buf)
 {
     uint64_t key = 0;
     for (int i = 0; i < 8; i++)
@@ -155,8 +102,8 @@ s_key_decode (const uint8_t *buf)
     return key;
 }
 
-static int
-s_fail_mdb (mesh_store_t *self, int rc, const char *what)
+int
+store_fail_mdb (mesh_store_t *self, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL) {
         MDB_envinfo info;
@@ -187,8 +134,8 @@ s_env_size (const char *var, uint64_t dflt)
     return value;
 }
 
-static uint64_t
-s_round_page (uint64_t size)
+uint64_t
+store_round_page (uint64_t size)
 {
     uint64_t page = (uint64_t) sysconf (_SC_PAGESIZE);
     return (size + page - 1) / page * page;
@@ -238,371 +185,6 @@ s_check_use (mesh_store_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Transactions
-
-//  Begin a txn, coping with a map grown by another process and with reader
-//  slots left by dead processes.
-static int
-s_txn_begin (mesh_store_t *self, unsigned flags, MDB_txn **txn)
-{
-    int rc = 0;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        rc = mdb_txn_begin (self->env, NULL, flags, txn);
-        if (rc == MDB_MAP_RESIZED)
-            mdb_env_set_mapsize (self->env, 0);     //  adopt the new size
-        else
-        if (rc == MDB_READERS_FULL)
-            mdb_reader_check (self->env, NULL);
-        else
-            break;
-    }
-    if (rc)
-        *txn = NULL;
-    return rc;
-}
-
-static void
-s_op_free (s_op_t *op)
-{
-    free (op->data);
-    free (op->mkey);
-}
-
-static void
-s_log_clear (mesh_store_t *self)
-{
-    for (size_t i = 0; i < self->log_count; i++)
-        s_op_free (&self->log [i]);
-    self->log_count = 0;
-    self->log_bytes = 0;
-}
-
-//  Keep a copy of op in the pending group. 0 or -1 (out of memory).
-static int
-s_log_push (mesh_store_t *self, const s_op_t *op)
-{
-    if (self->log_count == self->log_cap) {
-        size_t cap = self->log_cap? self->log_cap * 2: STORE_GROUP_RECORDS;
-        s_op_t *log = (s_op_t *) realloc (self->log, cap * sizeof (s_op_t));
-        if (!log)
-            return mesh_fail (MESH_ESYS, "store %s: out of memory", self->path);
-        self->log = log;
-        self->log_cap = cap;
-    }
-    s_op_t copy = *op;
-    copy.data = NULL;
-    copy.mkey = NULL;
-    if (op->data) {
-        copy.data = malloc (op->size? op->size: 1);
-        if (!copy.data)
-            return mesh_fail (MESH_ESYS, "store %s: out of memory", self->path);
-        memcpy (copy.data, op->data, op->size);
-    }
-    if (op->mkey && !(copy.mkey = strdup (op->mkey))) {
-        free (copy.data);
-        return mesh_fail (MESH_ESYS, "store %s: out of memory", self->path);
-    }
-    if (self->log_count == 0)
-        self->log_since = mesh_mono_ms ();
-    self->log [self->log_count++] = copy;
-    self->log_bytes += op->size + 8;
-    return 0;
-}
-
-//  Do one write in txn. Returns 0 or an mdb error; *count gets the number
-//  of records a trim deleted.
-static int
-s_op_apply (mesh_store_t *self, MDB_txn *txn, const s_op_t *op, size_t *count)
-{
-    uint8_t kbuf [8];
-    MDB_val key = { 8, kbuf };
-    MDB_val data = { op->size, op->data? op->data: (void *) "" };
-    int rc = 0;
-    switch (op->type) {
-        case OP_PUT:
-            s_key_encode (op->key, kbuf);
-            return mdb_put (txn, self->records, &key, &data, 0);
-        case OP_DEL:
-            s_key_encode (op->key, kbuf);
-            rc = mdb_del (txn, self->records, &key, NULL);
-            return rc == MDB_NOTFOUND? 0: rc;
-        case OP_META:
-            key.mv_size = strlen (op->mkey);
-            key.mv_data = op->mkey;
-            if (op->data)
-                return mdb_put (txn, self->meta, &key, &data, 0);
-            rc = mdb_del (txn, self->meta, &key, NULL);
-            return rc == MDB_NOTFOUND? 0: rc;
-        case OP_TRIM: {
-            MDB_cursor *cursor;
-            if ((rc = mdb_cursor_open (txn, self->records, &cursor)))
-                return rc;
-            //  After mdb_cursor_del the cursor rests on the next record and
-            //  MDB_NEXT returns that one (LMDB's C_DEL flag).
-            size_t deleted = 0;
-            rc = mdb_cursor_get (cursor, &key, &data, MDB_FIRST);
-            while (rc == 0) {
-                if (key.mv_size != 8 || s_key_decode (key.mv_data) >= op->key)
-                    break;
-                if ((rc = mdb_cursor_del (cursor, 0)))
-                    break;
-                deleted++;
-                rc = mdb_cursor_get (cursor, &key, &data, MDB_NEXT);
-            }
-            mdb_cursor_close (cursor);
-            if (count)
-                *count = deleted;
-            return rc == MDB_NOTFOUND? 0: rc;
-        }
-    }
-    return EINVAL;
-}
-
-//  Writes that free space. When the map is full even they need a few new
-//  pages (copy on write), so they may grow the map past the cap: a full
-//  store can always be emptied.
-static bool
-s_op_frees (const s_op_t *op)
-{
-    return op->type == OP_DEL || op->type == OP_TRIM || (op->type == OP_META && !op->data);
-}
-
-//  Grow the map: double it up to the cap, or, for a write that frees
-//  space, by a small step past the cap. Only with no txn open in this
-//  process. 0 or -1.
-static int
-s_grow (mesh_store_t *self, bool frees)
-{
-    if (self->rtxn) {
-        mdb_txn_abort (self->rtxn);
-        self->rtxn = NULL;
-    }
-    MDB_envinfo info;
-    mdb_env_info (self->env, &info);
-    uint64_t size = info.me_mapsize;
-    if (size < self->map_cap)
-        size = size * 2 > self->map_cap? self->map_cap: size * 2;
-    else
-    if (frees) {
-        size += size / 64 > STORE_MAP_STEP? size / 64: STORE_MAP_STEP;
-        self->over_cap = true;
-    }
-    else
-        return -1;
-    return mdb_env_set_mapsize (self->env, (size_t) s_round_page (size))? -1: 0;
-}
-
-//  After a write that grew the map past the cap: back to the cap (LMDB
-//  keeps at least the pages in use), so that later puts cannot use the
-//  room given to deletes.
-static void
-s_shrink (mesh_store_t *self)
-{
-    if (self->over_cap) {
-        if (self->rtxn) {
-            mdb_txn_abort (self->rtxn);
-            self->rtxn = NULL;
-        }
-        mdb_env_set_mapsize (self->env, (size_t) s_round_page (self->map_cap));
-        self->over_cap = false;
-    }
-}
-
-//  Pages freed by a commit are reused only after one more commit (LMDB
-//  keeps the previous snapshot whole, for crash safety). So when the map
-//  is full at the cap right after deletes, a tiny commit (rewriting the
-//  format key) makes their room usable. 0 or an mdb error.
-static int
-s_touch (mesh_store_t *self)
-{
-    int rc;
-    while (true) {
-        MDB_txn *txn;
-        MDB_dbi main_db;
-        MDB_val key = { strlen (STORE_FORMAT_KEY), STORE_FORMAT_KEY };
-        MDB_val value = { strlen (STORE_FORMAT), STORE_FORMAT };
-        rc = s_txn_begin (self, 0, &txn);
-        if (rc == 0 && (rc = mdb_dbi_open (txn, NULL, 0, &main_db)) == 0)
-            rc = mdb_put (txn, main_db, &key, &value, 0);
-        if (rc == 0)
-            rc = mdb_txn_commit (txn);
-        else
-        if (txn)
-            mdb_txn_abort (txn);
-        if (rc != MDB_MAP_FULL || s_grow (self, true))
-            break;
-    }
-    s_shrink (self);
-    return rc;
-}
-
-static void
-s_log_drop_front (mesh_store_t *self, size_t count)
-{
-    for (size_t i = 0; i < count; i++) {
-        self->log_bytes -= self->log [i].size + 8;
-        s_op_free (&self->log [i]);
-    }
-    memmove (self->log, self->log + count, (self->log_count - count) * sizeof (s_op_t));
-    self->log_count -= count;
-}
-
-//  The map is at its cap and the group does not fit: commit the pending
-//  writes and then op (may be NULL) one per txn, in order, dropping those
-//  that do not fit, so that deletes and trims in the group still make room.
-//  Drops of pending writes are reported by the next flush; returns -1
-//  (MESH_EFULL) if op itself was dropped, or on another error (the writes
-//  not yet done stay pending).
-static int
-s_apply_each (mesh_store_t *self, const s_op_t *op, size_t *count)
-{
-    size_t total = self->log_count + (op? 1: 0);
-    size_t dropped = 0;
-    for (size_t i = 0; i < total; i++) {
-        const s_op_t *one = i < self->log_count? &self->log [i]: op;
-        bool touched = false;
-        int rc;
-        while (true) {
-            MDB_txn *txn;
-            if ((rc = s_txn_begin (self, 0, &txn)) == 0) {
-                rc = s_op_apply (self, txn, one, one == op? count: NULL);
-                if (rc)
-                    mdb_txn_abort (txn);
-                else
-                    rc = mdb_txn_commit (txn);
-            }
-            if (rc != MDB_MAP_FULL)
-                break;
-            if (s_grow (self, s_op_frees (one)) == 0)
-                continue;
-            if (touched || s_touch (self))
-                break;
-            touched = true;
-        }
-        s_shrink (self);
-        if (rc == MDB_MAP_FULL) {
-            if (one == op) {
-                s_log_clear (self);
-                self->dropped += dropped;
-                return s_fail_mdb (self, rc, "write");
-            }
-            dropped++;
-        }
-        else
-        if (rc) {
-            s_log_drop_front (self, i < self->log_count? i: self->log_count);
-            self->dropped += dropped;
-            return s_fail_mdb (self, rc, "write");
-        }
-    }
-    s_log_clear (self);
-    self->dropped += dropped;
-    return 0;
-}
-
-//  A write txn holding the pending group and then op (may be NULL). With
-//  commit, commit it (durably) and clear the group; without, leave it open
-//  in *txn as a view for reads. Grows the map as needed. 0 or -1; a failed
-//  commit keeps the group pending.
-static int
-s_apply_all (mesh_store_t *self, const s_op_t *op, size_t *count, bool commit,
-             MDB_txn **txn_p)
-{
-    bool touched = false;
-    while (true) {
-        MDB_txn *txn;
-        int rc = s_txn_begin (self, 0, &txn);
-        for (size_t i = 0; i < self->log_count && rc == 0; i++)
-            rc = s_op_apply (self, txn, &self->log [i], NULL);
-        if (rc == 0 && op)
-            rc = s_op_apply (self, txn, op, count);
-        if (rc == 0 && !commit) {
-            *txn_p = txn;
-            return 0;
-        }
-        if (rc == 0)
-            rc = mdb_txn_commit (txn);      //  frees txn, whatever happens
-        else
-        if (txn)
-            mdb_txn_abort (txn);
-        s_shrink (self);
-        if (rc == 0) {
-            s_log_clear (self);
-            return 0;
-        }
-        if (rc == MDB_MAP_FULL) {
-            //  alone, a write that frees space may pass the cap
-            bool frees = op && s_op_frees (op) && self->log_count == 0;
-            if (s_grow (self, frees) == 0)
-                continue;                   //  do it all again in a bigger map
-            if (!touched && s_touch (self) == 0) {
-                touched = true;
-                continue;
-            }
-            if (commit)
-                return s_apply_each (self, op, count);
-            if (s_apply_each (self, NULL, NULL) == 0)
-                continue;                   //  group committed; now the view
-        }
-        else
-            s_fail_mdb (self, rc, "write");
-        if (self->log_count) {
-            char reason [200];
-            snprintf (reason, sizeof reason, "%s", mesh_last_error ());
-            mesh_fail (mesh_errno (), "%s (%zu unflushed writes still pending)",
-                       reason, self->log_count);
-        }
-        return -1;
-    }
-}
-
-//  Do one write. SYNC: one durable txn now. GROUP: join the pending group,
-//  and commit the group when it is due (a trim, whose count is only known
-//  once applied, is always due). On failure op is not stored and the
-//  pending group is kept.
-static int
-s_write (mesh_store_t *self, const s_op_t *op, size_t *count)
-{
-    if (self->mode == MESH_STORE_GROUP && op->type != OP_TRIM
-    &&  self->log_count + 1 < STORE_GROUP_RECORDS
-    &&  self->log_bytes + op->size + 8 < STORE_GROUP_BYTES
-    &&  (self->log_count == 0 || mesh_mono_ms () - self->log_since < STORE_GROUP_MS))
-        return s_log_push (self, op);
-    return s_apply_all (self, op, count, true, NULL);
-}
-
-//  The txn reads use: the renewed read txn, or, in GROUP mode with writes
-//  pending, a write txn holding them that s_read_end aborts (reads see
-//  pending writes without committing them). 0 or -1 with the reason set.
-static int
-s_read_begin (mesh_store_t *self, MDB_txn **txn)
-{
-    if (self->log_count)
-        return s_apply_all (self, NULL, NULL, false, txn);
-    int rc = MDB_BAD_TXN;
-    if (self->rtxn && (rc = mdb_txn_renew (self->rtxn))) {
-        mdb_txn_abort (self->rtxn);     //  begin a new one below
-        self->rtxn = NULL;
-    }
-    if (!self->rtxn)
-        rc = s_txn_begin (self, MDB_RDONLY, &self->rtxn);
-    if (rc)
-        return s_fail_mdb (self, rc, "read");
-    *txn = self->rtxn;
-    return 0;
-}
-
-static void
-s_read_end (mesh_store_t *self, MDB_txn *txn)
-{
-    if (txn == self->rtxn)
-        mdb_txn_reset (txn);
-    else
-        mdb_txn_abort (txn);
-}
-
-
-//  --------------------------------------------------------------------------
 //  Open and close
 
 //  Refuse what is not a meshbus store, then open (creating) the tables.
@@ -610,9 +192,9 @@ static int
 s_setup (mesh_store_t *self)
 {
     MDB_txn *txn;
-    int rc = s_txn_begin (self, 0, &txn);
+    int rc = store_txn_begin (self, 0, &txn);
     if (rc)
-        return s_fail_mdb (self, rc, "begin");
+        return store_fail_mdb (self, rc, "begin");
     MDB_dbi main_db;
     MDB_val key = { strlen (STORE_FORMAT_KEY), STORE_FORMAT_KEY };
     MDB_val value;
@@ -652,11 +234,11 @@ s_setup (mesh_store_t *self)
     ||  (rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta)))
         goto failed;
     if ((rc = mdb_txn_commit (txn)))
-        return s_fail_mdb (self, rc, "commit");
+        return store_fail_mdb (self, rc, "commit");
     return 0;
 failed:
     mdb_txn_abort (txn);
-    return s_fail_mdb (self, rc, why);
+    return store_fail_mdb (self, rc, why);
 }
 
 //  The meta page says how many pages the file holds; a shorter file would
@@ -781,7 +363,7 @@ mesh_store_new (const char *dir, const char *name, int sync_mode)
     MDB_envinfo info;
     mdb_env_info (self->env, &info);
     if (info.me_mapsize < initial
-    &&  (rc = mdb_env_set_mapsize (self->env, (size_t) s_round_page (initial)))) {
+    &&  (rc = mdb_env_set_mapsize (self->env, (size_t) store_round_page (initial)))) {
         mesh_fail (MESH_ESYS, "store %s: map size: %s", self->path, mdb_strerror (rc));
         goto failed;
     }
@@ -807,7 +389,7 @@ mesh_store_destroy (mesh_store_t **self_p)
         return;
     s_check_use (self);
     mesh_store_flush (self);        //  on failure the pending writes are lost
-    s_log_clear (self);
+    store_log_clear (self);
     free (self->log);
     if (self->rtxn)
         mdb_txn_abort (self->rtxn);
@@ -828,7 +410,7 @@ mesh_store_put (mesh_store_t *self, uint64_t key, const void *data, size_t size)
     s_check_use (self);
     assert (data || size == 0);
     s_op_t op = { OP_PUT, key, (void *) (data? data: ""), size, NULL };
-    return s_write (self, &op, NULL);
+    return store_write (self, &op, NULL);
 }
 
 void *
@@ -836,10 +418,10 @@ mesh_store_get (mesh_store_t *self, uint64_t key, size_t *size)
 {
     s_check_use (self);
     MDB_txn *txn;
-    if (s_read_begin (self, &txn))
+    if (store_read_begin (self, &txn))
         return NULL;
     uint8_t kbuf [8];
-    s_key_encode (key, kbuf);
+    store_key_encode (key, kbuf);
     MDB_val k = { 8, kbuf }, v;
     void *copy = NULL;
     int rc = mdb_get (txn, self->records, &k, &v);
@@ -857,8 +439,8 @@ mesh_store_get (mesh_store_t *self, uint64_t key, size_t *size)
     if (rc == MDB_NOTFOUND)
         mesh_fail (MESH_OK, "store %s: no record %llu", self->path, (unsigned long long) key);
     else
-        s_fail_mdb (self, rc, "get");
-    s_read_end (self, txn);
+        store_fail_mdb (self, rc, "get");
+    store_read_end (self, txn);
     return copy;
 }
 
@@ -867,7 +449,7 @@ mesh_store_delete (mesh_store_t *self, uint64_t key)
 {
     s_check_use (self);
     s_op_t op = { OP_DEL, key, NULL, 0, NULL };
-    return s_write (self, &op, NULL);
+    return store_write (self, &op, NULL);
 }
 
 size_t
@@ -877,16 +459,16 @@ mesh_store_scan (mesh_store_t *self, uint64_t from, mesh_store_fn *fn, void *arg
     assert (fn);
     MDB_txn *txn;
     MDB_cursor *cursor;
-    if (s_read_begin (self, &txn))
+    if (store_read_begin (self, &txn))
         return 0;
     int rc = mdb_cursor_open (txn, self->records, &cursor);
     if (rc) {
-        s_read_end (self, txn);
-        s_fail_mdb (self, rc, "cursor");
+        store_read_end (self, txn);
+        store_fail_mdb (self, rc, "cursor");
         return 0;
     }
     uint8_t kbuf [8];
-    s_key_encode (from, kbuf);
+    store_key_encode (from, kbuf);
     MDB_val key = { 8, kbuf }, data;
     size_t visited = 0;
     self->in_scan = true;
@@ -897,15 +479,15 @@ mesh_store_scan (mesh_store_t *self, uint64_t from, mesh_store_fn *fn, void *arg
             break;
         }
         visited++;
-        if (!fn (s_key_decode (key.mv_data), data.mv_data, data.mv_size, arg))
+        if (!fn (store_key_decode (key.mv_data), data.mv_data, data.mv_size, arg))
             break;
         rc = mdb_cursor_get (cursor, &key, &data, MDB_NEXT);
     }
     self->in_scan = false;
     if (rc && rc != MDB_NOTFOUND)
-        s_fail_mdb (self, rc, "scan");
+        store_fail_mdb (self, rc, "scan");
     mdb_cursor_close (cursor);
-    s_read_end (self, txn);
+    store_read_end (self, txn);
     return visited;
 }
 
@@ -916,7 +498,7 @@ s_edge (mesh_store_t *self, MDB_cursor_op op)
     s_check_use (self);
     MDB_txn *txn;
     MDB_cursor *cursor;
-    if (s_read_begin (self, &txn))
+    if (store_read_begin (self, &txn))
         return 0;
     uint64_t result = 0;
     int rc;
@@ -924,12 +506,12 @@ s_edge (mesh_store_t *self, MDB_cursor_op op)
         MDB_val key, data;
         rc = mdb_cursor_get (cursor, &key, &data, op);
         if (rc == 0 && key.mv_size == 8)
-            result = s_key_decode (key.mv_data);
+            result = store_key_decode (key.mv_data);
         mdb_cursor_close (cursor);
     }
     if (rc && rc != MDB_NOTFOUND)
-        s_fail_mdb (self, rc, "read");
-    s_read_end (self, txn);
+        store_fail_mdb (self, rc, "read");
+    store_read_end (self, txn);
     return result;
 }
 
@@ -950,13 +532,13 @@ mesh_store_count (mesh_store_t *self)
 {
     s_check_use (self);
     MDB_txn *txn;
-    if (s_read_begin (self, &txn))
+    if (store_read_begin (self, &txn))
         return 0;
     MDB_stat stat;
     int rc = mdb_stat (txn, self->records, &stat);
-    s_read_end (self, txn);
+    store_read_end (self, txn);
     if (rc) {
-        s_fail_mdb (self, rc, "stat");
+        store_fail_mdb (self, rc, "stat");
         return 0;
     }
     return stat.ms_entries;
@@ -968,7 +550,7 @@ mesh_store_trim (mesh_store_t *self, uint64_t below)
     s_check_use (self);
     s_op_t op = { OP_TRIM, below, NULL, 0, NULL };
     size_t deleted = 0;
-    s_write (self, &op, &deleted);     //  deleted stays 0 if the trim failed
+    store_write (self, &op, &deleted);     //  deleted stays 0 if the trim failed
     return deleted;
 }
 
@@ -986,7 +568,7 @@ mesh_store_meta_set (mesh_store_t *self, const char *key, const char *value)
         return mesh_fail (MESH_EINVAL, "store %s: meta key of %zu bytes (1..%d)",
                           self->path, klen, mdb_env_get_maxkeysize (self->env));
     s_op_t op = { OP_META, 0, (void *) value, value? strlen (value): 0, (char *) key };
-    return s_write (self, &op, NULL);
+    return store_write (self, &op, NULL);
 }
 
 char *
@@ -1000,7 +582,7 @@ mesh_store_meta_get (mesh_store_t *self, const char *key)
         return NULL;
     }
     MDB_txn *txn;
-    if (s_read_begin (self, &txn))
+    if (store_read_begin (self, &txn))
         return NULL;
     MDB_val k = { klen, (void *) key }, v;
     char *copy = NULL;
@@ -1017,8 +599,8 @@ mesh_store_meta_get (mesh_store_t *self, const char *key)
     if (rc == MDB_NOTFOUND)
         mesh_fail (MESH_OK, "store %s: no meta %s", self->path, key);
     else
-        s_fail_mdb (self, rc, "meta");
-    s_read_end (self, txn);
+        store_fail_mdb (self, rc, "meta");
+    store_read_end (self, txn);
     return copy;
 }
 
@@ -1026,7 +608,7 @@ int
 mesh_store_flush (mesh_store_t *self)
 {
     s_check_use (self);
-    if (self->log_count && s_apply_all (self, NULL, NULL, true, NULL))
+    if (self->log_count && store_apply_all (self, NULL, NULL, true, NULL))
         return -1;
     if (self->dropped) {
         size_t dropped = self->dropped;

@@ -26,6 +26,7 @@
     peers whose HELLO said they read batches (MESH_FLAG_BATCHES).
     ========================================================================= */
 
+#include "mesh_bytes.h"
 #include "mesh_batch.h"
 #include <stdlib.h>
 #include <string.h>
@@ -110,15 +111,6 @@ s_frame_free (void *data, void *hint)
     mesh_flight_release (&flight);
 }
 
-static void
-s_put_len (uint8_t *at, size_t len)
-{
-    at [0] = (uint8_t) (len >> 24);
-    at [1] = (uint8_t) (len >> 16);
-    at [2] = (uint8_t) (len >> 8);
-    at [3] = (uint8_t) len;
-}
-
 mesh_outbuf_t *
 mesh_outbuf_reserve (size_t len)
 {
@@ -131,7 +123,7 @@ mesh_outbuf_reserve (size_t len)
     buf->len = cap;
     buf->cap = cap;
     buf->data [0] = MESH_BATCH_MAGIC;
-    s_put_len (buf->data + 1, len);
+    mesh_put_be (buf->data + 1, len, 4);
     return buf;
 }
 
@@ -161,7 +153,7 @@ mesh_outbuf_add (mesh_outbuf_t *buf, const void *env, size_t len)
         buf = grown;
         buf->cap = cap;
     }
-    s_put_len (buf->data + buf->len, len);
+    mesh_put_be (buf->data + buf->len, len, 4);
     memcpy (buf->data + buf->len + 4, env, len);
     buf->len = need;
     buf->count++;
@@ -225,7 +217,7 @@ mesh_batch_next (const void *data, size_t size, size_t *pos, size_t *at, size_t 
     if (size - *pos < 4)
         return -1;
     const uint8_t *p = bytes + *pos;
-    size_t n = (size_t) p [0] << 24 | (size_t) p [1] << 16 | (size_t) p [2] << 8 | p [3];
+    size_t n = (size_t) mesh_get_be (p, 4);
     if (n == 0 || n > size - *pos - 4)
         return -1;
     *at = *pos + 4;

@@ -58,6 +58,7 @@
 #include <sys/socket.h>
 #include <sodium.h>
 
+#include "mesh_bytes.h"
 #include "meshbus/pattern.h"
 #include "mesh_beacon.h"
 
@@ -108,37 +109,6 @@ static _Thread_local char s_reason [160];
 //  --------------------------------------------------------------------------
 //  Codec
 
-static void
-s_put_u16 (uint8_t *p, uint16_t v)
-{
-    p [0] = (uint8_t) (v >> 8);
-    p [1] = (uint8_t) v;
-}
-
-static uint16_t
-s_get_u16 (const uint8_t *p)
-{
-    return (uint16_t) ((p [0] << 8) | p [1]);
-}
-
-static void
-s_put_u64 (uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p [i] = (uint8_t) v;
-        v >>= 8;
-    }
-}
-
-static uint64_t
-s_get_u64 (const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p [i];
-    return v;
-}
-
 //  Copies a text TLV value into dest (MESH_BEACON_TEXT_MAX + 1 bytes).
 //  A NUL inside would make the C string say something other than the wire,
 //  so it is malformed, as is anything too long for the field.
@@ -174,10 +144,10 @@ mesh_beacon_encode (const mesh_beacon_packet_t *pkt, void *buf, size_t cap)
     memcpy (p, MESH_BEACON_MAGIC, 4);
     p [S_AT_VERSION] = MESH_BEACON_VERSION;
     p [S_AT_FLAGS] = pkt->flags;
-    s_put_u16 (p + S_AT_PORT, pkt->port);
+    mesh_put_be (p + S_AT_PORT, pkt->port, 2);
     memcpy (p + S_AT_ID, pkt->id, MESH_ID_SIZE);
     memcpy (p + S_AT_TAG, pkt->tag, MESH_BEACON_TAG_SIZE);
-    s_put_u64 (p + S_AT_INCARN, pkt->incarnation);
+    mesh_put_be (p + S_AT_INCARN, pkt->incarnation, 8);
 
     //  An empty text is sent as no TLV at all: decode gives "" either way
     size_t at = MESH_BEACON_HEAD;
@@ -202,7 +172,7 @@ mesh_beacon_encode (const mesh_beacon_packet_t *pkt, void *buf, size_t cap)
     if (pkt->has_time) {
         p [at++] = MESH_BEACON_TLV_TIME;
         p [at++] = MESH_BEACON_TIME_SIZE;
-        s_put_u64 (p + at, pkt->time_ms);
+        mesh_put_be (p + at, pkt->time_ms, 8);
         at += MESH_BEACON_TIME_SIZE;
     }
     assert (at == need);
@@ -269,10 +239,10 @@ mesh_beacon_decode (mesh_beacon_packet_t *pkt, const void *data, size_t size)
         return MESH_BEACON_BAD_VERSION;
 
     pkt->flags = p [S_AT_FLAGS];
-    pkt->port = s_get_u16 (p + S_AT_PORT);
+    pkt->port = (uint16_t) mesh_get_be (p + S_AT_PORT, 2);
     memcpy (pkt->id, p + S_AT_ID, MESH_ID_SIZE);
     memcpy (pkt->tag, p + S_AT_TAG, MESH_BEACON_TAG_SIZE);
-    pkt->incarnation = s_get_u64 (p + S_AT_INCARN);
+    pkt->incarnation = mesh_get_be (p + S_AT_INCARN, 8);
 
     bool have_host = false;
     bool have_name = false;
@@ -321,7 +291,7 @@ mesh_beacon_decode (mesh_beacon_packet_t *pkt, const void *data, size_t size)
             if (pkt->has_time || len != MESH_BEACON_TIME_SIZE)
                 rc = MESH_BEACON_MALFORMED;
             else
-                pkt->time_ms = s_get_u64 (value);
+                pkt->time_ms = mesh_get_be (value, 8);
             pkt->has_time = true;
         }
         else

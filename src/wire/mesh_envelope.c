@@ -34,6 +34,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "mesh_bytes.h"
 #include "mesh_envelope.h"
 
 //  The msgpack format bytes we read; names as in the msgpack spec
@@ -83,16 +84,6 @@ s_left (const reader_t *r)
     return (size_t) (r->end - r->p);
 }
 
-//  Big-endian load of 1, 2, 4 or 8 bytes (msgpack is big-endian)
-static inline uint64_t
-s_load (const uint8_t *p, size_t width)
-{
-    uint64_t value = 0;
-    for (size_t i = 0; i < width; i++)
-        value = (value << 8) | p [i];
-    return value;
-}
-
 //  Reads the width-byte length that follows a tag byte. The caller has
 //  checked the tag byte itself is there.
 static inline int
@@ -100,7 +91,7 @@ s_read_length (reader_t *r, size_t width, uint64_t *length)
 {
     if (s_left (r) - 1 < width)
         return MESH_ENV_TRUNCATED;
-    *length = s_load (r->p + 1, width);
+    *length = mesh_get_be (r->p + 1, width);
     r->p += 1 + width;
     return MESH_ENV_OK;
 }
@@ -133,7 +124,7 @@ s_read_uint_slow (reader_t *r, uint64_t *value)
     }
     if (s_left (r) - 1 < width)
         return MESH_ENV_TRUNCATED;
-    uint64_t v = s_load (r->p + 1, width);
+    uint64_t v = mesh_get_be (r->p + 1, width);
     if (is_signed && (v >> (8 * width - 1)))
         return MESH_ENV_BAD_TYPE;                   //  a negative number
     *value = v;
@@ -200,12 +191,12 @@ s_read_uint (reader_t *r, uint64_t *value)
     }
     //  sequence numbers and ids pass 127 at once: uint16/32 inline too
     if (r->end - r->p >= 5 && *r->p == MP_UINT32) {
-        *value = s_load (r->p + 1, 4);
+        *value = mesh_get_be (r->p + 1, 4);
         r->p += 5;
         return MESH_ENV_OK;
     }
     if (r->end - r->p >= 3 && *r->p == MP_UINT16) {
-        *value = s_load (r->p + 1, 2);
+        *value = mesh_get_be (r->p + 1, 2);
         r->p += 3;
         return MESH_ENV_OK;
     }
@@ -502,25 +493,17 @@ s_size (const mesh_envelope_t *env)
 //  packer chooses it (test_envelope checks byte equality with the packer).
 //  The caller sized the buffer with s_size, so none checks room.
 static inline uint8_t *
-s_put_be (uint8_t *p, uint64_t value, size_t width)
-{
-    for (size_t i = width; i-- > 0; value >>= 8)
-        p [i] = (uint8_t) value;
-    return p + width;
-}
-
-static inline uint8_t *
 s_put_uint (uint8_t *p, uint64_t value)
 {
     if (value <= MP_POSFIXINT_MAX) {
         *p = (uint8_t) value;
         return p + 1;
     }
-    if (value <= UINT8_MAX)  { *p = MP_UINT8;  return s_put_be (p + 1, value, 1); }
-    if (value <= UINT16_MAX) { *p = MP_UINT16; return s_put_be (p + 1, value, 2); }
-    if (value <= UINT32_MAX) { *p = MP_UINT32; return s_put_be (p + 1, value, 4); }
+    if (value <= UINT8_MAX)  { *p = MP_UINT8;  return mesh_put_be (p + 1, value, 1); }
+    if (value <= UINT16_MAX) { *p = MP_UINT16; return mesh_put_be (p + 1, value, 2); }
+    if (value <= UINT32_MAX) { *p = MP_UINT32; return mesh_put_be (p + 1, value, 4); }
     *p = MP_UINT64;
-    return s_put_be (p + 1, value, 8);
+    return mesh_put_be (p + 1, value, 8);
 }
 
 static inline uint8_t *
@@ -530,10 +513,10 @@ s_put_str (uint8_t *p, mesh_span_t span)
     if (len < 32)
         *p++ = (uint8_t) (MP_FIXSTR | len);
     else
-    if (len <= UINT8_MAX)  { *p = MP_STR8;  p = s_put_be (p + 1, len, 1); }
+    if (len <= UINT8_MAX)  { *p = MP_STR8;  p = mesh_put_be (p + 1, len, 1); }
     else
-    if (len <= UINT16_MAX) { *p = MP_STR16; p = s_put_be (p + 1, len, 2); }
-    else                   { *p = MP_STR32; p = s_put_be (p + 1, len, 4); }
+    if (len <= UINT16_MAX) { *p = MP_STR16; p = mesh_put_be (p + 1, len, 2); }
+    else                   { *p = MP_STR32; p = mesh_put_be (p + 1, len, 4); }
     if (len)
         memcpy (p, span.ptr, len);
     return p + len;
@@ -592,7 +575,7 @@ mesh_envelope_encode (const mesh_envelope_t *env, void *buf, size_t cap)
             *p++ = (uint8_t) (MP_FIXMAP | env->header_count);
         else {
             *p = MP_MAP16;
-            p = s_put_be (p + 1, env->header_count, 2);
+            p = mesh_put_be (p + 1, env->header_count, 2);
         }
         //  A key or value with a NULL ptr goes out as an empty str
         for (uint32_t i = 0; i < env->header_count; i++) {
@@ -602,10 +585,10 @@ mesh_envelope_encode (const mesh_envelope_t *env, void *buf, size_t cap)
     }
     if (env->body.ptr) {
         uint32_t len = env->body.len;
-        if (len <= UINT8_MAX)  { *p = MP_BIN8;  p = s_put_be (p + 1, len, 1); }
+        if (len <= UINT8_MAX)  { *p = MP_BIN8;  p = mesh_put_be (p + 1, len, 1); }
         else
-        if (len <= UINT16_MAX) { *p = MP_BIN16; p = s_put_be (p + 1, len, 2); }
-        else                   { *p = MP_BIN32; p = s_put_be (p + 1, len, 4); }
+        if (len <= UINT16_MAX) { *p = MP_BIN16; p = mesh_put_be (p + 1, len, 2); }
+        else                   { *p = MP_BIN32; p = mesh_put_be (p + 1, len, 4); }
         if (len)
             memcpy (p, env->body.ptr, len);
         p += len;

@@ -1,0 +1,519 @@
+"""meshbus.Node: one member of the mesh, and how Python drives it.
+
+Threading model (docs/python.md has the long version). The library runs
+its handlers inside mesh_node_dispatch(); the binding's handlers there
+(_glue.c) only queue what came. A Python thread that *drives* the node
+calls mesh_node_dispatch() with the GIL released, drains that queue and
+then runs the Python handlers itself, outside any library code. Threads
+drive the node whenever they wait on it: ``run()``, iterating a
+subscription, ``call()``, ``wait_peers()``, ``events()``, ``flush()``,
+``Future.result()``. One thread at a time dispatches (the pump lock);
+others waiting meanwhile sleep on a condition and are woken after each
+round, so a call made in one thread is completed by a ``run()`` in
+another. Waits are cut in slices of at most 100 ms so that Ctrl-C
+(KeyboardInterrupt) interrupts any blocking call.
+"""
+import collections
+import json
+import logging
+import os
+import threading
+import time
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
+
+from ._meshbus import ffi, lib
+from . import errors
+from .errors import Closed, Timeout, check
+from .types import Event, Peer, event_of, message_of
+from ._pubsub import PubSubMixin
+from ._reqrep import ReqRepMixin
+from ._pipeline import PipelineMixin
+from ._util import enc
+
+log = logging.getLogger("meshbus")
+
+_SLICE_MS = 100         # longest wait in C, so that Ctrl-C is seen
+_BATCH = 256            # queued items drained per crossing
+_STATES = {1: "CONNECTING", 2: "ALIVE", 3: "SUSPECT"}
+
+
+class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
+    """A meshbus node: finds its peers (beacon on loopback by default,
+    seeds, gossip) and talks to them directly. No broker.
+
+    >>> with meshbus.Node("billing") as node:
+    ...     node.publish("orders.eu.created", b"{...}")
+
+    Arguments (all optional): ``name`` (default: the start of the id);
+    ``cluster``: only nodes of the same cluster see each other; ``iface``:
+    beacon interfaces ("lo", the default, or "eth0,eth1"); ``port``: the
+    beacon's UDP port; ``seeds``: endpoints "tcp://host:port" to join
+    without broadcast; ``curve``: a key file from :func:`meshbus.keygen`
+    (CURVE on every link); ``trust``: a directory of trusted ``*.pub``
+    keys; ``secret``: a cluster secret file (or ``bytes``); ``headers``: a
+    dict of str announced to peers; ``bind``: "host" or "host:port" of the
+    inbox; ``node_id``: 32 hex chars instead of a random id;
+    ``suspect``/``gone``: liveness timeouts in seconds; ``hwm``: messages
+    queued per link. Arguments left out are read from the environment as
+    the meshbus tool reads its flags: MESHBUS_CLUSTER, MESHBUS_IFACE,
+    MESHBUS_PORT, MESHBUS_SEED (several: comma-separated), MESHBUS_CURVE,
+    MESHBUS_TRUST, MESHBUS_SECRET.
+
+    The node starts on ``start()``, on entering ``with``, or on first use.
+    """
+
+    def __init__(self, name: Optional[str] = None, *, cluster: Optional[str] = None,
+                 iface: Optional[str] = None, port: Optional[int] = None,
+                 seeds: Iterable[str] = (), curve: Optional[str] = None,
+                 trust: Optional[str] = None, secret=None,
+                 headers: Optional[Dict[str, str]] = None, bind: Optional[str] = None,
+                 node_id: Optional[str] = None, suspect: Optional[float] = None,
+                 gone: Optional[float] = None, hwm: Optional[int] = None):
+        self._node = ffi.NULL
+        self._q = ffi.NULL
+        env = os.environ.get
+        cluster = cluster if cluster is not None else env("MESHBUS_CLUSTER")
+        iface = iface if iface is not None else env("MESHBUS_IFACE")
+        port = port if port is not None else env("MESHBUS_PORT")
+        if not seeds and env("MESHBUS_SEED"):
+            seeds = env("MESHBUS_SEED").replace(",", " ").split()
+        curve = curve if curve is not None else env("MESHBUS_CURVE")
+        trust = trust if trust is not None else env("MESHBUS_TRUST")
+        secret = secret if secret is not None else env("MESHBUS_SECRET")
+        node = lib.mesh_node_new(enc(name, "name") if name is not None else ffi.NULL)
+        if node == ffi.NULL:
+            raise errors.last_error()
+        self._node = node
+        self._q = lib.pyq_new()
+        if self._q == ffi.NULL:
+            self._destroy()
+            raise MemoryError("meshbus: out of memory")
+        try:
+            self._configure(cluster, iface, port, seeds, curve, trust, secret, headers,
+                            bind, node_id, suspect, gone, hwm)
+        except BaseException:
+            self._destroy()
+            raise
+        self._id = ffi.string(lib.mesh_node_id(node)).decode()
+        self._name = ffi.string(lib.mesh_node_name(node)).decode("utf-8", "replace")
+        self._ps = lib.mesh_pubsub_new(node)
+        self._rr = lib.mesh_reqrep_new(node)
+        self._pl = lib.mesh_pipeline_new(node)
+        self._started = False
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self._pump_lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0
+        self._items = ffi.new("pyq_item_t[]", _BATCH)
+        self._backlog = collections.deque()     # (fn, arg) handlers to run
+        self._targets = {}                      # token -> Subscription, service, worker...
+        self._keep = []                         # C targets the library points at
+        self._next_token = 1
+        self._stop_run = 0
+        self._active = 0                        # handlers running now
+        self._active_cv = threading.Condition(threading.Lock())
+        self._tls = threading.local()
+        PubSubMixin._init(self)
+        ReqRepMixin._init(self)
+        PipelineMixin._init(self)
+
+    def _configure(self, cluster, iface, port, seeds, curve, trust, secret, headers,
+                   bind, node_id, suspect, gone, hwm):
+        node = self._node
+        if cluster is not None:
+            check(lib.mesh_node_set_cluster(node, enc(cluster, "cluster")))
+        if iface is not None:
+            check(lib.mesh_node_set_iface(node, enc(iface, "iface")))
+        if port is not None:
+            check(lib.mesh_node_set_beacon_port(node, int(port)))
+        if isinstance(seeds, str):
+            seeds = [seeds]
+        for seed in seeds:
+            check(lib.mesh_node_add_seed(node, enc(seed, "seed")))
+        if bind is not None:
+            host, _, bport = enc(bind, "bind").partition(b":")
+            check(lib.mesh_node_set_bind(node, host, int(bport or 0)))
+        for key, value in (headers or {}).items():
+            check(lib.mesh_node_set_header(node, enc(key, "header key"),
+                                           enc(value, "header value")))
+        if node_id is not None:
+            check(lib.mesh_node_set_id(node, enc(node_id, "node_id")))
+        if suspect is not None or gone is not None:
+            check(lib.mesh_node_set_timeouts(node, int((suspect or 1.0) * 1000),
+                                             int((gone or 3.0) * 1000)))
+        if hwm is not None:
+            check(lib.mesh_node_set_hwm(node, int(hwm)))
+        if curve is not None:
+            check(lib.mesh_node_set_curve(node, enc(str(curve), "curve")))
+        if trust is not None:
+            check(lib.mesh_node_set_trust(node, enc(str(trust), "trust")))
+        if isinstance(secret, (bytes, bytearray)):
+            check(lib.mesh_node_set_secret_bytes(node, bytes(secret), len(secret)))
+        elif secret is not None:
+            check(lib.mesh_node_set_secret(node, enc(str(secret), "secret")))
+
+    # ------------------------------------------------------------------
+    # Life cycle
+
+    def start(self) -> "Node":
+        """Bind the inbox, start discovery. Returns the node. Idempotent."""
+        with self._start_lock:
+            if self._closed:
+                raise Closed("node is closed")
+            if not self._started:
+                check(lib.mesh_node_start(self._node))
+                self._started = True
+        return self
+
+    def _live(self):
+        # every operation starts the node on first use, and fails once closed
+        # (the library asserts on a freed node: never reach it)
+        if not self._started or self._closed:
+            self.start()
+
+    def close(self) -> None:
+        """Say BYE to every peer, flush what is queued (up to the linger
+        time), and free the node. Requests and jobs not handled yet are
+        answered with an error / given back; handlers running in other
+        threads are waited for (called from a handler, the node is freed
+        when that handler returns). Safe to call twice."""
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._node == ffi.NULL:
+            return
+        lib.pyq_close(self._q, self._pl)
+        self._stop_run += 1
+        # peers see EXIT now; a thread inside dispatch comes out
+        lib.mesh_node_stop(self._node)
+        with self._cond:
+            self._cond.notify_all()
+        if getattr(self._tls, "in_handler", 0):
+            return      # the last handler to return frees the node
+        with self._active_cv:
+            while self._active:
+                self._active_cv.wait()
+        self._free()
+
+    def _free(self):
+        with self._pump_lock:
+            if self._node == ffi.NULL:
+                return
+            self._finish_backlog()
+            self._destroy()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _finish_backlog(self):
+        # what was drained but not handled: answer requests, give jobs back
+        while self._backlog:
+            fn, arg = self._backlog.popleft()
+            cancel = getattr(fn, "cancel", None)
+            if cancel:
+                cancel(arg)
+
+    def _destroy(self):
+        for name, destroy in (("_pl", lib.mesh_pipeline_destroy),
+                              ("_rr", lib.mesh_reqrep_destroy),
+                              ("_ps", lib.mesh_pubsub_destroy)):
+            obj = getattr(self, name, ffi.NULL)
+            if obj != ffi.NULL:
+                destroy(ffi.new(ffi.typeof(obj).cname + " *", obj))
+                setattr(self, name, ffi.NULL)
+        if self._node != ffi.NULL:
+            lib.mesh_node_destroy(ffi.new("mesh_node_t **", self._node))
+            self._node = ffi.NULL
+        if self._q != ffi.NULL:
+            lib.pyq_destroy(self._q)
+            self._q = ffi.NULL
+
+    def __enter__(self) -> "Node":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------
+    # Identity and peers
+
+    @property
+    def id(self) -> str:
+        """The node's id: 32 hex chars."""
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def endpoint(self) -> Optional[str]:
+        """The inbox endpoint "tcp://host:port" once started (for seeds)."""
+        self._live()
+        p = lib.mesh_node_endpoint(self._node)
+        return ffi.string(p).decode() if p != ffi.NULL else None
+
+    @property
+    def public_key(self) -> Optional[str]:
+        """The CURVE public key (Z85), or None without CURVE."""
+        self._live()
+        p = lib.mesh_node_public_key(self._node)
+        return ffi.string(p).decode() if p != ffi.NULL else None
+
+    def fileno(self) -> int:
+        """A file descriptor that is readable when the node has work: for
+        select/poll/asyncio (then call :meth:`process`). Do not read it."""
+        self._live()
+        return lib.mesh_node_fd(self._node)
+
+    def _peer_ids(self) -> List[str]:
+        strv = lib.mesh_node_peers(self._node)
+        ids = []
+        if strv != ffi.NULL:
+            i = 0
+            while strv[i] != ffi.NULL:
+                ids.append(ffi.string(strv[i]).decode())
+                i += 1
+            lib.mesh_strv_free(ffi.new("char ***", strv))
+        return ids
+
+    def _take_str(self, p) -> str:
+        if p == ffi.NULL:
+            return ""
+        try:
+            return ffi.string(p).decode("utf-8", "replace")
+        finally:
+            lib.free(p)
+
+    def peers(self) -> List[Peer]:
+        """The peers alive or suspect now."""
+        self._live()
+        out = []
+        for pid in self._peer_ids():
+            b = pid.encode()
+            state = _STATES.get(lib.mesh_node_peer_state(self._node, b))
+            if state is None:
+                continue        # left since the list was made
+            out.append(Peer(pid, self._take_str(lib.mesh_node_peer_name(self._node, b)),
+                            self._take_str(lib.mesh_node_peer_endpoint(self._node, b)),
+                            state, {}))
+        return out
+
+    def peer_header(self, peer: str, key: str) -> Optional[str]:
+        """The value of a header a peer announced, or None."""
+        self._live()
+        p = lib.mesh_node_peer_header(self._node, enc(peer, "peer"), enc(key, "key"))
+        return self._take_str(p) if p != ffi.NULL else None
+
+    def wait_peers(self, n: int = 1, timeout: Optional[float] = None) -> List[Peer]:
+        """Wait until at least n peers are alive; returns them. Raises
+        meshbus.Timeout."""
+        self._live()
+        if not self._drive(lambda: lib.mesh_node_peer_count(self._node) >= n, timeout):
+            raise Timeout("%d of %d peers after %ss" % (
+                lib.mesh_node_peer_count(self._node), n, timeout))
+        return self.peers()
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Iterate over events (peers entering and leaving, gaps, services
+        up and down, dead letters...). Stops after timeout seconds without
+        one (None: never)."""
+        self._live()
+        box = []
+
+        def ready():
+            ev = lib.mesh_node_event(self._node)
+            if ev != ffi.NULL:
+                box.append(event_of(ev))
+                lib.mesh_event_destroy(ffi.new("mesh_event_t **", ev))
+            return bool(box)
+
+        while True:
+            if not self._drive(ready, timeout):
+                return
+            yield box.pop()
+
+    def stats(self) -> dict:
+        """Every counter of the node and of each peer (as ``meshbus stats
+        --json``)."""
+        self._live()
+        p = lib.mesh_node_stats_json(self._node)
+        if p == ffi.NULL:
+            raise MemoryError("meshbus: out of memory")
+        return json.loads(self._take_str(p))
+
+    def counter(self, name: str, peer: Optional[str] = None) -> int:
+        """The value of one counter, of the node or of one peer."""
+        self._live()
+        return lib.mesh_node_counter(self._node, enc(peer, "peer") if peer else ffi.NULL,
+                                     enc(name, "name"))
+
+    # ------------------------------------------------------------------
+    # Driving the node
+
+    def run(self, timeout: Optional[float] = None) -> None:
+        """Handle messages, requests and jobs in this thread until
+        :meth:`stop` is called (from a handler or another thread), timeout
+        seconds pass, or the node is closed. Ctrl-C raises
+        KeyboardInterrupt here."""
+        self._live()
+        mark = self._stop_run
+        try:
+            self._drive(lambda: self._stop_run != mark or self._closed, timeout)
+        except Closed:
+            if not self._closed:
+                raise
+
+    def stop(self) -> None:
+        """Make every :meth:`run` return (the node stays up; close() ends it)."""
+        self._stop_run += 1
+        with self._cond:
+            self._cond.notify_all()
+
+    def run_in_thread(self) -> threading.Thread:
+        """Start a daemon thread that runs :meth:`run` (handlers then run in
+        it); :meth:`stop` or close() ends it."""
+        self._live()
+        thread = threading.Thread(target=self.run, name="meshbus-" + self.name, daemon=True)
+        thread.start()
+        return thread
+
+    def process(self, timeout: float = 0) -> int:
+        """Handle what is ready, waiting up to timeout seconds for something;
+        returns the number of items handled (for a select/poll loop on
+        :meth:`fileno`)."""
+        self._live()
+        return self._pump(int(timeout * 1000))
+
+    def _token(self, target) -> int:
+        token = self._next_token
+        self._next_token += 1
+        self._targets[token] = target
+        return token
+
+    def _target(self, token):
+        t = ffi.new("pyq_target_t *")
+        t.q = self._q
+        t.token = token
+        self._keep.append(t)    # the library may call it until the node is gone
+        return t
+
+    def _pump(self, wait_ms: int) -> int:
+        """One round: drain what is queued, else dispatch (waiting up to
+        wait_ms) and drain; then run handlers. Returns items handled."""
+        if not self._pump_lock.acquire(blocking=wait_ms != 0):
+            return 0
+        try:
+            if self._closed:
+                raise Closed("node is closed")
+            n = self._drain()
+            if not n:
+                rc = lib.mesh_node_dispatch(self._node, wait_ms)
+                if rc < 0 and lib.mesh_errno() == lib.MESH_ECLOSED:
+                    raise Closed("node is closed")
+                n = self._drain()
+        finally:
+            self._pump_lock.release()
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
+        self._run_backlog()
+        return n
+
+    def _drain(self) -> int:
+        items, total = self._items, 0
+        while True:
+            n = lib.pyq_drain(self._q, items, _BATCH)
+            if not n:
+                return total
+            try:
+                for i in range(n):
+                    self._route(items[i])
+            finally:
+                lib.pyq_release(items, n)
+            total += n
+            if n < _BATCH:
+                return total
+
+    def _route(self, it) -> None:
+        # with the pump lock held: only cheap moves, in arrival order
+        kind = it.kind
+        if kind == lib.PYQ_MSG:
+            sub = self._targets.get(it.token)
+            if sub is not None:
+                sub._put(message_of(it))
+        elif kind == lib.PYQ_OUTCOME:
+            self._outcome(it)
+        elif kind == lib.PYQ_REQ:
+            self._backlog.append((self._targets[it.token], (message_of(it), it.reply)))
+        elif kind == lib.PYQ_JOB:
+            self._backlog.append((self._targets[it.token], message_of(it)))
+        elif kind == lib.PYQ_GATHER:
+            self._targets[it.token].append(self._gathered(it))
+
+    def _run_backlog(self) -> None:
+        backlog = self._backlog
+        if not backlog:
+            return
+        # counted, so that close() never frees what a handler still holds
+        # (a deferred reply, a held job)
+        with self._active_cv:
+            self._active += 1
+        tls = self._tls
+        tls.in_handler = getattr(tls, "in_handler", 0) + 1
+        try:
+            while backlog:
+                try:
+                    fn, arg = backlog.popleft()
+                except IndexError:
+                    break
+                fn(arg)
+        finally:
+            tls.in_handler -= 1
+            with self._active_cv:
+                self._active -= 1
+                last = self._active == 0
+                self._active_cv.notify_all()
+            if last and self._closed and not tls.in_handler:
+                self._free()
+
+    def _drive(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """Drive the node until done() is true (returns True) or timeout
+        seconds pass (returns False). Raises Closed if the node closes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                self._run_backlog()
+                if done():
+                    return True
+                if self._closed:
+                    raise Closed("node is closed")
+                wait = _SLICE_MS
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait = min(wait, max(1, int(left * 1000)))
+                if self._pump_lock.acquire(blocking=False):
+                    self._pump_lock.release()
+                    self._pump(wait)
+                else:
+                    # another thread dispatches: it wakes us after its round
+                    with self._cond:
+                        self._waiters += 1
+                        try:
+                            self._cond.wait(wait / 1000)
+                        finally:
+                            self._waiters -= 1
+        finally:
+            # a thread still waiting must take over the dispatching now
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
