@@ -40,6 +40,7 @@
 #include <sys/wait.h>
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"     //  mesh_head_check
 
 #define WAIT_MS         10000       //  ceiling of every wait; valgrind is slow
 #define BEACON_MS       100         //  fast discovery in tests

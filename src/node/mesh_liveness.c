@@ -107,21 +107,24 @@ mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer)
                             | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED))
         return -1;
     void *pair = zmq_socket (self->ctx, ZMQ_PAIR);
-    int linger = 0;
+    //  no high-water mark on our end: the I/O thread's send of an event
+    //  never blocks on a keeper that is slow to read (events are few)
+    int linger = 0, hwm = 0;
     size_t len = sizeof peer->monitor_fd;
     if (!pair || zmq_setsockopt (pair, ZMQ_LINGER, &linger, sizeof linger)
+    ||  zmq_setsockopt (pair, ZMQ_RCVHWM, &hwm, sizeof hwm)
     ||  zmq_connect (pair, endpoint)
     ||  zmq_getsockopt (pair, ZMQ_FD, &peer->monitor_fd, &len)) {
+        zmq_socket_monitor (peer->dealer, NULL, 0);     //  first: see unwatch
         if (pair)
             zmq_close (pair);
-        zmq_socket_monitor (peer->dealer, NULL, 0);
         peer->monitor_fd = -1;
         return -1;
     }
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = peer };
     if (epoll_ctl (self->monitor_ep, EPOLL_CTL_ADD, peer->monitor_fd, &ev)) {
-        zmq_close (pair);
         zmq_socket_monitor (peer->dealer, NULL, 0);
+        zmq_close (pair);
         peer->monitor_fd = -1;
         return -1;
     }
@@ -131,6 +134,30 @@ mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer)
     //  EAGAIN once, so the first event wakes the keeper
     s_monitor_read (self, peer, mesh_mono_ms ());
     return 0;
+}
+
+void
+mesh_liveness_unwatch (mesh_peer_t *peer)
+{
+    //  The DEALER stops reporting before our end of its monitor closes:
+    //  libzmq's I/O thread sends monitor events with a blocking send, and
+    //  one sent to a monitor nobody reads any more (a DISCONNECTED while
+    //  the closed DEALER winds down) blocks that thread for good, and with
+    //  it every socket of the node: the inbox goes deaf, the node looks
+    //  dead to all its peers.
+    if (peer->monitor && peer->dealer)
+        zmq_socket_monitor (peer->dealer, NULL, 0);
+    //  out of the epoll set first: libzmq closes the fd later, in its
+    //  reaper thread, and an event must never name a freed peer
+    if (peer->monitor_fd >= 0 && peer->monitor_ep >= 0)
+        epoll_ctl (peer->monitor_ep, EPOLL_CTL_DEL, peer->monitor_fd, NULL);
+    if (peer->monitor)
+        zmq_close (peer->monitor);
+    peer->monitor = NULL;
+    peer->monitor_fd = peer->monitor_ep = -1;
+    //  a fresh link is open until its monitor says otherwise
+    peer->closed_since = 0;
+    peer->refused = false;
 }
 
 void

@@ -268,8 +268,15 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     //  probe is another connection, never the link
     if (mesh_security_on (self) && on_link)
         mesh_security_frame (self, peer, msg);
-    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted)
-        mesh_node_hello_to (self, peer, false);
+    //  A HELLO that asks for an answer comes first on a new link (or on a
+    //  seed's probe): from a peer we know as live, it means the peer had
+    //  dropped us and lost what we told it (mesh_node_relink)
+    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
+        if (peer->state == MESH_PEER_CONNECTING)
+            mesh_node_hello_to (self, peer, false);
+        else
+            mesh_node_relink (self, peer);
+    }
     peer->incarnation = msg->env.id;
     peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
     //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate

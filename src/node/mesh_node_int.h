@@ -256,6 +256,10 @@ int
 //  Our HELLO on a peer's link, after whatever waits there
 int
     mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
+//  A known peer opened a new link to us: a fresh link to it, our HELLO
+//  and our announcements on it
+void
+    mesh_node_relink (mesh_node_t *self, mesh_peer_t *peer);
 //  Hand the peer's waiting batch to its link now (0, or -1: lost, counted)
 int
     mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer);
@@ -371,6 +375,9 @@ void
 //  Watch a new link's socket monitor (0, or -1: no monitor, silence only)
 int
     mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer);
+//  Stop watching a link (before its DEALER closes)
+void
+    mesh_liveness_unwatch (mesh_peer_t *peer);
 //  Read the monitors that have events (the keeper, monitor_ep readable)
 void
     mesh_liveness_monitor_in (mesh_node_t *self);

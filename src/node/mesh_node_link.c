@@ -276,12 +276,22 @@ mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
     return 0;
 }
 
+static void
+    s_announce_to (mesh_node_t *self, mesh_peer_t *peer);
+
 //  Our HELLO then every announcement, in order, on a peer's link.
 static void
 s_greet (mesh_node_t *self, mesh_peer_t *peer)
 {
     if (mesh_node_hello_to (self, peer, true) == 0)
         peer->hello_sent = true;
+    s_announce_to (self, peer);
+}
+
+//  Every announcement, in order, on a peer's link
+static void
+s_announce_to (mesh_node_t *self, mesh_peer_t *peer)
+{
     for (zchunk_t *value = (zchunk_t *) zhashx_first (self->announce); value;
          value = (zchunk_t *) zhashx_next (self->announce)) {
         mesh_head_t head = { .kind = MESH_KIND_UPDATE,
@@ -323,6 +333,64 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
 //  ---------------------------------------------------------------------
 //  Peers
 
+//  A DEALER connected to a peer's inbox, or NULL with the counter to add
+static void *
+s_dealer (mesh_node_t *self, const char *endpoint, const uint8_t *key, const char **refused)
+{
+    void *dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!dealer) {
+        *refused = "peers.refused.no-socket";
+        return NULL;
+    }
+    //  libzmq's high-water mark counts frames, and a batch is many
+    //  messages: ours counts messages (mesh_batch.c), so libzmq's is off;
+    //  a short first reconnect: after a close, its refusal is how we
+    //  know the peer's process is gone (mesh_liveness.c)
+    int linger = 0, hwm = 0, ivl = MESH_RECONNECT_IVL, ivl_max = 2000;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
+    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
+        zmq_close (dealer);
+        *refused = "peers.refused.connect";
+        return NULL;
+    }
+    return dealer;
+}
+
+//  A known peer opened a new link to us (its HELLO asks for an answer):
+//  it had dropped us, after a cut, a freeze or a one-sided verdict. Our
+//  link to it may be a TCP connection it no longer reads, or one stuck
+//  behind retransmission backoff since the cut: replace it by a fresh
+//  connection (the peer's inbox hands our routing id over to it), then
+//  HELLO and every announcement, since it forgot those too.
+void
+mesh_node_relink (mesh_node_t *self, mesh_peer_t *peer)
+{
+    const char *refused = NULL;
+    void *dealer = s_dealer (self, peer->endpoint, peer->has_key? peer->key: NULL, &refused);
+    if (!dealer) {
+        mesh_counters_add (self->counters, "link.relink-failed", 1);
+        mesh_node_hello_to (self, peer, false);
+        return;
+    }
+    //  what libzmq held for the old link is lost with it, and counted;
+    //  what waits in our batch goes out on the new one
+    size_t held = mesh_flight_msgs (peer->flight);
+    if (held)
+        mesh_peer_count_n (self, peer, "send.dropped.link-closed", held);
+    mesh_liveness_unwatch (peer);
+    zmq_close (peer->dealer);
+    peer->dealer = dealer;
+    if (mesh_liveness_watch (self, peer))
+        mesh_counters_add (self->counters, "link.no-monitor", 1);
+    mesh_counters_add (self->counters, "link.relinked", 1);
+    mesh_node_hello_to (self, peer, false);
+    s_announce_to (self, peer);
+}
+
 mesh_peer_t *
 mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
                     const uint8_t *key, const char *source)
@@ -352,24 +420,10 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.no-key", 1);
         return NULL;
     }
-    void *dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    const char *refused = NULL;
+    void *dealer = s_dealer (self, endpoint, key, &refused);
     if (!dealer) {
-        mesh_counters_add (self->counters, "peers.refused.no-socket", 1);
-        return NULL;
-    }
-    //  libzmq's high-water mark counts frames, and a batch is many
-    //  messages: ours counts messages (mesh_batch.c), so libzmq's is off
-    //  a short first reconnect: after a close, its refusal is how we
-    //  know the peer's process is gone (mesh_liveness.c)
-    int linger = 0, hwm = 0, ivl = MESH_RECONNECT_IVL, ivl_max = 2000;
-    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
-    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
-        zmq_close (dealer);
-        mesh_counters_add (self->counters, "peers.refused.connect", 1);
+        mesh_counters_add (self->counters, refused, 1);
         return NULL;
     }
     peer = mesh_peer_new (id, endpoint, self->keeper_fd);

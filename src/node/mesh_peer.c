@@ -8,7 +8,6 @@
     ========================================================================= */
 
 #include "mesh_node_int.h"
-#include <sys/epoll.h>
 
 static void
 s_chunk_free (void **item)
@@ -48,12 +47,7 @@ mesh_peer_destroy (mesh_peer_t **self_p)
 {
     if (*self_p) {
         mesh_peer_t *self = *self_p;
-        //  out of the epoll set first: libzmq closes the fd later, in
-        //  its reaper thread, and an event must never name a freed peer
-        if (self->monitor_fd >= 0 && self->monitor_ep >= 0)
-            epoll_ctl (self->monitor_ep, EPOLL_CTL_DEL, self->monitor_fd, NULL);
-        if (self->monitor)
-            zmq_close (self->monitor);
+        mesh_liveness_unwatch (self);
         if (self->dealer)
             zmq_close (self->dealer);
         //  frames still in libzmq hold the flight until they are freed
