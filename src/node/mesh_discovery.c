@@ -332,6 +332,7 @@ s_liveness (mesh_node_t *self, int64_t now)
         mesh_counters_add (self->counters, "keeper.frozen", 1);
     zlistx_t *gone = zlistx_new ();
     zlistx_t *left = zlistx_new ();     //  said they leave, then fell silent
+    mesh_head_t ping = { .kind = MESH_KIND_PING };
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
         if (peer->state == MESH_PEER_CONNECTING) {
@@ -346,6 +347,17 @@ s_liveness (mesh_node_t *self, int64_t now)
         if (peer->frames_in != peer->seen_in || blind) {
             peer->seen_in = peer->frames_in;
             mesh_liveness_heard (self, peer, now);
+        }
+        //  a peer that judges us by silence alone hears from us often enough
+        if (peer->frames_out != peer->seen_out) {
+            peer->seen_out = peer->frames_out;
+            peer->last_spoke = now;
+        }
+        if (!peer->probes && now - peer->last_spoke >= (peer->heartbeat_ms > 0
+                                                       ? peer->heartbeat_ms: self->heartbeat_ms)) {
+            mesh_node_send_locked (self, peer, &ping, NULL, 0);
+            peer->seen_out = peer->frames_out;
+            peer->last_spoke = now;
         }
         if (peer->leaving_since
         &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)

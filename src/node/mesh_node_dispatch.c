@@ -279,7 +279,10 @@ s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
     }
     peer->incarnation = msg->env.id;
     peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
-    //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
+    //  HELLO's seq is the sender's suspect timeout. A peer that does not
+    //  say PROBES judges us by silence alone (a foreign peer written from
+    //  docs/protocol.md): it gets a frame at 4x that rate (s_liveness)
+    peer->probes = (msg->env.flags & MESH_FLAG_PROBES) != 0;
     if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
         peer->heartbeat_ms = (int) (msg->env.seq / 4);
     //  names are for people: keep printable bytes only

@@ -37,6 +37,7 @@
 #define MESH_FLAG_PROBE         0x0100  //  PING: answer with an ACK
 #define MESH_FLAG_ACK           0x0200  //  PING: answers probe `id`
 #define MESH_FLAG_INDIRECT      0x0400  //  PING: about peer `subject`, on the sender's behalf
+#define MESH_FLAG_PROBES        0x0008  //  HELLO: I answer probes and probe silent peers myself
 #define MESH_PROBE_HELPERS      3       //  peers asked to probe a silent peer for us
 #define MESH_RELAYS             4       //  indirect requests held per target
 #define MESH_CLOSED_BYE_MS      50      //  after a link closed: wait this long for a BYE
@@ -69,6 +70,7 @@ typedef struct {
     int64_t last_spoke;         //  mono ms of the last frame we noticed going out
     int64_t leaving_since;      //  mono ms its leaving beacon came, 0 = none
     int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
+    bool probes;                //  its HELLO said PROBES: it needs no frame every heartbeat_ms
     int64_t rtt_us;             //  smoothed probe round trip, -1 = not measured
     //  liveness (mesh_liveness.c)
     uint64_t probe_id;          //  our last probe's id

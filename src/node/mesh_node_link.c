@@ -244,7 +244,8 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
     count = mesh_security_hello_headers (self, pairs, count, storage);
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
-        .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES,
+        .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES
+               | MESH_FLAG_PROBES,
         .seq = (uint64_t) self->suspect_ms,     //  so peers heartbeat often enough
         .id = self->incarnation,
         .subject = self->name,
