@@ -267,16 +267,29 @@ mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only)
         s_gossip (self, to, only);
         if (only)
             return;
-        //  a peer entered: it gets our list, the others get it
-        zlistx_t *others = zlistx_new ();
-        for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-             p = (mesh_peer_t *) zhashx_next (self->peers))
-            if (p != to && p->state != MESH_PEER_CONNECTING)
-                zlistx_add_end (others, p);
-        for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (others); p;
-             p = (mesh_peer_t *) zlistx_next (others))
-            s_gossip (self, p, to);
-        zlistx_destroy (&others);
+        //  a peer entered: it gets our list, and MESH_GOSSIP_FANOUT random
+        //  others hear of it (an epidemic: each that meets it tells a few
+        //  more). Telling every peer cost each node N messages per ENTER,
+        //  N^3 for a mesh starting up: 16.6 million at 256 nodes. The
+        //  newcomer meets everyone on our list anyway, and its HELLO is
+        //  what introduces it.
+        size_t size = zhashx_size (self->peers);
+        mesh_peer_t *told [MESH_GOSSIP_FANOUT];
+        int ntold = 0;
+        for (int tries = 0; ntold < MESH_GOSSIP_FANOUT && size > 1 && tries < 4 * MESH_GOSSIP_FANOUT;
+             tries++) {
+            size_t pick = randombytes_uniform ((uint32_t) size), i = 0;
+            mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers);
+            for (; p && i < pick; i++)
+                p = (mesh_peer_t *) zhashx_next (self->peers);
+            bool dup = !p || p == to || p->state == MESH_PEER_CONNECTING;
+            for (int t = 0; t < ntold && !dup; t++)
+                dup = told [t] == p;
+            if (!dup)
+                told [ntold++] = p;
+        }
+        for (int t = 0; t < ntold; t++)
+            s_gossip (self, told [t], to);
     }
 }
 
@@ -333,6 +346,9 @@ s_liveness (mesh_node_t *self, int64_t now)
     zlistx_t *gone = zlistx_new ();
     zlistx_t *left = zlistx_new ();     //  said they leave, then fell silent
     mesh_head_t ping = { .kind = MESH_KIND_PING };
+    //  CONNECTING and leaving peers are judged every tick; when there are
+    //  none the keeper may sleep until mesh_liveness_tick's next deadline
+    bool pending = self->connecting > 0 || blind;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
         if (peer->state == MESH_PEER_CONNECTING) {
@@ -359,6 +375,7 @@ s_liveness (mesh_node_t *self, int64_t now)
             peer->seen_out = peer->frames_out;
             peer->last_spoke = now;
         }
+        pending |= peer->leaving_since != 0;
         if (peer->leaving_since
         &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)
             >= MESH_LEAVING_GRACE_MS)
@@ -372,7 +389,12 @@ s_liveness (mesh_node_t *self, int64_t now)
         mesh_node_remove_peer (self, peer, "bye");
     zlistx_destroy (&gone);
     zlistx_destroy (&left);
-    return mesh_liveness_tick (self, now);
+    int wait = mesh_liveness_tick (self, now);
+    //  foreign peers fed every heartbeat need their tick too
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer && !pending;
+         peer = (mesh_peer_t *) zhashx_next (self->peers))
+        pending = !peer->probes && peer->state != MESH_PEER_CONNECTING;
+    return pending && wait > self->tick_ms? self->tick_ms: wait;
 }
 
 static void
@@ -441,7 +463,9 @@ int
 mesh_discovery_tick (mesh_node_t *self)
 {
     int64_t now = mesh_mono_ms ();
-    int64_t next = now + self->tick_ms;
+    //  no fixed tick: each timer below says when it is due (an idle node's
+    //  keeper wakes ~4 times a second, for its next probe)
+    int64_t next = now + MESH_KEEPER_IDLE_MS;
     if (self->beacon && self->beacon_ivl > 0) {
         if (now >= self->next_beacon) {
             uint8_t buf [MESH_BEACON_MAX];
@@ -460,8 +484,7 @@ mesh_discovery_tick (mesh_node_t *self)
     if (self->stopping)
         return 0;
     if (now >= self->next_liveness) {
-        int wait = s_liveness (self, now);
-        self->next_liveness = now + (wait < self->tick_ms? wait: self->tick_ms);
+        self->next_liveness = now + s_liveness (self, now);
     }
     if (self->next_liveness < next)
         next = self->next_liveness;
@@ -486,5 +509,6 @@ mesh_discovery_tick (mesh_node_t *self)
     }
     now = mesh_mono_ms ();
     self->last_tick = now;
+    self->tick_due = next;      //  a keeper woken much later than this ran late
     return next > now? (int) (next - now): 0;
 }

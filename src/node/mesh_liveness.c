@@ -28,6 +28,7 @@
 
 #include "mesh_node_int.h"
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sodium.h>
 
 static int64_t
@@ -44,6 +45,19 @@ s_period (mesh_node_t *self)
     return self->heartbeat_ms > 10? self->heartbeat_ms: 10;
 }
 
+//  Something needs the liveness check by `at` (a closed link, a probe made
+//  for a rumor or for another node): an idle keeper sleeps until its next
+//  probe otherwise. Whoever runs this outside the keeper wakes it.
+static void
+s_check_by (mesh_node_t *self, int64_t at)
+{
+    if (at < self->next_liveness) {
+        self->next_liveness = at;
+        if (!pthread_equal (pthread_self (), self->keeper))
+            mesh_node_signal (self->keeper_fd);
+    }
+}
+
 //  ---------------------------------------------------------------------
 //  Link monitors
 
@@ -56,6 +70,7 @@ s_monitor_event (mesh_node_t *self, mesh_peer_t *peer, uint16_t event, int64_t n
         peer->closed_since = now;
         peer->refused = false;
         mesh_counters_add (self->counters, "link.closed", 1);
+        s_check_by (self, now + MESH_CLOSED_BYE_MS);
     }
     else
     if (event == ZMQ_EVENT_CONNECT_RETRIED && peer->closed_since)
@@ -189,6 +204,7 @@ s_probe (mesh_node_t *self, mesh_peer_t *peer, int64_t now)
     peer->indirect_sent = false;
     if (!peer->owed_since)
         peer->owed_since = now;
+    s_check_by (self, now + self->tick_ms);
     s_send_ping (self, peer, MESH_FLAG_PROBE, peer->probe_id, NULL);
     mesh_counters_add (self->counters, "probe.sent", 1);
 }
@@ -377,11 +393,27 @@ s_next_silent (mesh_node_t *self, int64_t now, int period)
     return NULL;
 }
 
+//  Is something waiting in the inbox that nobody read yet? The application
+//  owns the inbox while it waits in dispatch; when it was woken but not yet
+//  scheduled (a loaded machine), the answers that would clear a peer sit
+//  there. The inbox's fd (read to EAGAIN before anyone waits on it) says
+//  so without a libzmq call, which this thread may not make on it.
+static bool
+s_unread (mesh_node_t *self)
+{
+    struct pollfd fd = { .fd = self->inbox_fd, .events = POLLIN };
+    return self->inbox_fd >= 0 && poll (&fd, 1, 0) == 1;
+}
+
 int
 mesh_liveness_tick (mesh_node_t *self, int64_t now)
 {
     int period = s_period (self);
-    int64_t next = now + self->tick_ms;
+    //  an idle node (nobody owed an answer, no link closed) wakes only for
+    //  its next probe: ~4 times a second, not every tick
+    int64_t next = INT64_MAX;
+    bool busy = false;
+    int unread = -1;            //  inbox looked at: -1 not yet, 0 no (or held long enough), 1 yes
     //  acted on after the walk: helpers and rumors walk the table too
     zlistx_t *gone = zlistx_new ();
     zlistx_t *closed = zlistx_new ();
@@ -393,7 +425,7 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
     //  frozen: mesh_discovery.c) watched nobody meanwhile: that time is not
     //  held against the peers, and no verdict is taken before the inbox,
     //  where their answers may wait, has been read once more
-    int64_t late = self->last_tick? now - self->last_tick - self->tick_ms: 0;
+    int64_t late = self->tick_due? now - self->tick_due: 0;
     if (late > self->tick_ms)
         mesh_counters_add (self->counters, "keeper.late", 1);
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
@@ -401,6 +433,7 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         if (peer->state == MESH_PEER_CONNECTING)
             continue;
         if (peer->closed_since) {
+            busy = true;
             int64_t closed_for = now - peer->closed_since;
             bool verdict = closed_for >= MESH_CLOSED_GRACE_MS
                         || (peer->refused && closed_for >= MESH_CLOSED_BYE_MS);
@@ -421,6 +454,7 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         }
         if (!peer->owed_since)
             continue;
+        busy = true;
         if (late > self->tick_ms) {
             peer->owed_since = peer->owed_since + late < now? peer->owed_since + late: now;
             if (peer->hold_until < now + self->tick_ms)
@@ -432,6 +466,23 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         &&  s_mono_us () - peer->probe_sent_us >= (int64_t) period * 500)
             zlistx_add_end (indirect, peer);
         if (now < peer->hold_until)
+            continue;
+        //  a verdict is due: not while answers may wait unread, for up to
+        //  half a suspect timeout (a busy inbox must not hold verdicts
+        //  for ever)
+        if (owed >= self->suspect_ms && unread < 0) {
+            unread = s_unread (self);
+            if (!unread)
+                self->unread_since = 0;
+            else
+            if (!self->unread_since)
+                self->unread_since = now;
+            if (unread && now - self->unread_since < self->suspect_ms / 2)
+                mesh_counters_add (self->counters, "liveness.held-unread", 1);
+            else
+                unread = 0;
+        }
+        if (unread > 0 && owed >= self->suspect_ms)
             continue;
         if (owed >= self->gone_ms) {
             zlistx_add_end (gone, peer);
@@ -468,6 +519,8 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
             s_probe (self, peer, now);
         self->next_probe = now + period;
     }
+    if (busy && now + self->tick_ms < next)
+        next = now + self->tick_ms;
     if (self->next_probe < next)
         next = self->next_probe;
     for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (gone); peer;

@@ -626,11 +626,13 @@ mesh_node_keeper (void *arg)
     mesh_node_t *self = (mesh_node_t *) arg;
     pthread_mutex_lock (&self->lock);
     while (!self->stopping) {
-        int timeout = mesh_discovery_tick (self);
+        //  read first: answers to our probes may wait in the inbox, and
+        //  the liveness check must see them before it judges anyone
         int64_t now = mesh_mono_ms ();
         bool own_inbox = !s_app_active (self, now);
         if (own_inbox)
             s_keeper_drain (self);
+        int timeout = mesh_discovery_tick (self);
         bool queue_full = zlistx_size (self->queue) >= self->queue_max;
         if (!own_inbox && self->app_waiting == 0 && timeout > MESH_APP_ACTIVE_MS)
             timeout = MESH_APP_ACTIVE_MS;

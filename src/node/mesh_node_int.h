@@ -38,6 +38,8 @@
 #define MESH_FLAG_ACK           0x0200  //  PING: answers probe `id`
 #define MESH_FLAG_INDIRECT      0x0400  //  PING: about peer `subject`, on the sender's behalf
 #define MESH_FLAG_PROBES        0x0008  //  HELLO: I answer probes and probe silent peers myself
+#define MESH_KEEPER_IDLE_MS     1000    //  the longest a keeper sleeps
+#define MESH_GOSSIP_FANOUT      3       //  peers told of a newcomer (docs/protocol.md#gossip)
 #define MESH_PROBE_HELPERS      3       //  peers asked to probe a silent peer for us
 #define MESH_RELAYS             4       //  indirect requests held per target
 #define MESH_CLOSED_BYE_MS      50      //  after a link closed: wait this long for a BYE
@@ -169,7 +171,8 @@ struct _mesh_node_t {
     int64_t next_beacon, next_gossip, next_liveness;
     //  liveness (mesh_liveness.c)
     int beacon_cur;             //  beacon interval now: backs off while membership is stable
-    int64_t next_probe, last_tick;
+    int64_t next_probe, last_tick, tick_due;
+    int64_t unread_since;       //  verdicts held since: the inbox had unread frames
     uint64_t probe_seq;
     char (*order) [33];         //  round-robin probe order (shuffled table), order_len long
     size_t order_len, order_at;
