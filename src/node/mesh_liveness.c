@@ -16,9 +16,9 @@
       indirectly) for suspect_ms, EXIT after gone_ms; unanswered peers are
       probed every period until then;
     - on SUSPECT the node tells every peer (a RUMOR with how long it has
-      waited); each checks with a probe of its own and, without fresher
-      news of the peer, takes the same deadline, so the whole mesh reaches
-      its verdict together, not one node per probe cycle.
+      waited); each without fresher news of the peer probes it at once, on
+      its own clock, so the whole mesh looks at it now, not one node per
+      probe cycle, and no node's verdict rests on another's.
     A process that dies on a live host closes its TCP connections at once:
     the libzmq monitor of our link to it reports DISCONNECTED, then a
     refused reconnect, and the peer is EXIT "closed" within tens of ms.
@@ -337,12 +337,13 @@ mesh_liveness_rumor_in (mesh_node_t *self, mesh_peer_t *from, mesh_msg_t *msg)
     int64_t since = now - waited;
     if (peer->last_heard > since)
         return;                 //  we heard from it after the teller began to wait
-    //  take the teller's deadline, but give our own probe its chance first
-    if (!peer->owed_since || since < peer->owed_since)
-        peer->owed_since = since;
-    peer->hold_until = now + s_period (self) / 2;
+    //  Probe it now, on our own clock: taking the teller's deadline let
+    //  one starved node's doubt become everybody's verdict at once (256
+    //  nodes on 2 cores flapped for good); each node's own probes, direct
+    //  and indirect, must fail for gone_ms before it says EXIT
     peer->rumored = true;       //  the teller told everyone already
-    s_probe (self, peer, now);
+    if (!peer->owed_since)
+        s_probe (self, peer, now);
 }
 
 static void

@@ -79,7 +79,7 @@ typedef struct {
     int64_t probe_sent_us;      //  mono us it left, 0 = answered / none
     bool indirect_sent;         //  helpers were asked for the current probe
     int64_t owed_since;         //  mono ms of the first unanswered probe, 0 = none
-    int64_t hold_until;         //  rumor adopted: no verdict before our own probe had time
+    int64_t hold_until;         //  no verdict before then (our keeper ran late)
     bool rumored;               //  we told the mesh we suspect it
     struct { char hex [33]; uint64_t id; int64_t until; } relay [MESH_RELAYS];
     void *monitor;              //  PAIR reading the link's socket monitor
