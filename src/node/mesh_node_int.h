@@ -265,6 +265,9 @@ int
 //  and our announcements on it
 void
     mesh_node_relink (mesh_node_t *self, mesh_peer_t *peer);
+//  A HELLO came (mesh_node_link.c): docs/protocol.md#hello
+void
+    mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg);
 //  Hand the peer's waiting batch to its link now (0, or -1: lost, counted)
 int
     mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer);
