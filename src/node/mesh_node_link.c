@@ -390,7 +390,16 @@ mesh_node_relink (mesh_node_t *self, mesh_peer_t *peer)
     if (mesh_liveness_watch (self, peer))
         mesh_counters_add (self->counters, "link.no-monitor", 1);
     mesh_counters_add (self->counters, "link.relinked", 1);
-    mesh_node_hello_to (self, peer, false);
+    //  HELLO first on the new connection, before what waits in our batch:
+    //  with security on, the peer takes frames on a connection only after
+    //  a HELLO on it (mesh_security_frame), and drops the rest
+    if (mesh_node_send_hello (self, peer->dealer, false) == 0) {
+        peer->frames_out++;
+        peer->msgs_out++;
+        self->frames_out++;
+        self->msgs_out++;
+    }
+    mesh_node_flush (self, peer);
     s_announce_to (self, peer);
 }
 
