@@ -406,6 +406,28 @@ s_unread (mesh_node_t *self)
     return self->inbox_fd >= 0 && poll (&fd, 1, 0) == 1;
 }
 
+//  Are verdicts held because answers (or a BYE) may wait unread in the
+//  inbox? For up to half a suspect timeout: a busy inbox must not hold
+//  verdicts for ever. *unread caches the look for one tick: -1 not looked
+//  yet, 0 no (or held long enough), 1 yes.
+static bool
+s_held_unread (mesh_node_t *self, int64_t now, int *unread)
+{
+    if (*unread < 0) {
+        *unread = s_unread (self);
+        if (!*unread)
+            self->unread_since = 0;
+        else
+        if (!self->unread_since)
+            self->unread_since = now;
+        if (*unread && now - self->unread_since < self->suspect_ms / 2)
+            mesh_counters_add (self->counters, "liveness.held-unread", 1);
+        else
+            *unread = 0;
+    }
+    return *unread > 0;
+}
+
 int
 mesh_liveness_tick (mesh_node_t *self, int64_t now)
 {
@@ -438,6 +460,13 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
             int64_t closed_for = now - peer->closed_since;
             bool verdict = closed_for >= MESH_CLOSED_GRACE_MS
                         || (peer->refused && closed_for >= MESH_CLOSED_BYE_MS);
+            //  its BYE may wait unread in the inbox (the application not
+            //  scheduled yet): a peer that said goodbye left "bye"
+            if (closed_for >= MESH_CLOSED_BYE_MS && s_held_unread (self, now, &unread)) {
+                if (now + self->tick_ms < next)
+                    next = now + self->tick_ms;
+                continue;
+            }
             if (closed_for >= MESH_CLOSED_BYE_MS && peer->state == MESH_PEER_ALIVE) {
                 peer->state = MESH_PEER_SUSPECT;
                 mesh_counters_add (self->counters, "peers.suspected", 1);
@@ -471,19 +500,7 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         //  a verdict is due: not while answers may wait unread, for up to
         //  half a suspect timeout (a busy inbox must not hold verdicts
         //  for ever)
-        if (owed >= self->suspect_ms && unread < 0) {
-            unread = s_unread (self);
-            if (!unread)
-                self->unread_since = 0;
-            else
-            if (!self->unread_since)
-                self->unread_since = now;
-            if (unread && now - self->unread_since < self->suspect_ms / 2)
-                mesh_counters_add (self->counters, "liveness.held-unread", 1);
-            else
-                unread = 0;
-        }
-        if (unread > 0 && owed >= self->suspect_ms)
+        if (owed >= self->suspect_ms && s_held_unread (self, now, &unread))
             continue;
         if (owed >= self->gone_ms) {
             zlistx_add_end (gone, peer);

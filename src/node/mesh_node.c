@@ -439,7 +439,9 @@ mesh_node_stop (mesh_node_t *self)
     int linger = MESH_DEFAULT_LINGER;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
-        if (peer->state != MESH_PEER_CONNECTING)
+        //  a peer still CONNECTING here may count us ALIVE already: it
+        //  had our HELLO, and only a BYE tells it we left (not "closed")
+        if (peer->state != MESH_PEER_CONNECTING || peer->hello_sent)
             mesh_node_send_locked (self, peer, &bye, NULL, 0);
         mesh_node_flush (self, peer);
         zmq_setsockopt (peer->dealer, ZMQ_LINGER, &linger, sizeof linger);
