@@ -6,7 +6,8 @@ usage: test_python_peer.py tcp://HOST:PORT [--name NAME] [--timeout S] [--until-
 Joins the node listening at tcp://HOST:PORT, waits for a DIRECT message,
 prints it, sends it back with the subject "echo.<subject>", says BYE and
 exits 0. With --until-bye it stays until the node says BYE instead. It
-answers STATS_REQ with its own counters as JSON. Exit 1 on timeout.
+answers STATS_REQ with its own counters as JSON and the node's probes.
+Exit 1 on timeout, or when the node stays silent for GONE_MS.
 
 This is the example of docs/protocol.md, run by tests/test_node.c against
 a node and against the meshbus tool. Needs python3-zmq and python3-msgpack.
@@ -23,8 +24,10 @@ import zmq
 # Kinds and flags: include/meshbus.h. Envelope: docs/wire-envelope.md.
 HELLO, PING, BYE, UPDATE, PEERS, DIRECT, STATS_REQ, STATS_REP = range(1, 9)
 REPLY_WANTED, FRAMES = 0x1, 0x2
+PROBE, ACK = 0x100, 0x200           # PING flags: a probe, and its answer
 LINK = b"\x00"                      # routing id type byte of a peer's link
 SUSPECT_MS = 1000                   # silence after which we doubt the node
+GONE_MS = 3000                      # silence after which the node is gone
 
 
 def envelope(kind, flags=0, seq=0, id=0, subject=None, reply=None,
@@ -53,7 +56,8 @@ def main():
     link.setsockopt(zmq.LINGER, 1000)
     link.connect(opts.seed)
     # HELLO: id = incarnation, subject = name, reply = our inbox,
-    # seq = our suspect timeout (so the node pings us often enough)
+    # seq = our suspect timeout. Without the PROBES flag (0x20) the node
+    # sends us a frame at least every seq/4 ms: we judge it by silence.
     def hello_envelope(flags):
         return envelope(HELLO, flags, seq=SUSPECT_MS, id=incarnation,
                         subject=opts.name, reply="tcp://127.0.0.1:%d" % port,
@@ -62,6 +66,7 @@ def main():
     hello = hello_envelope(0)               # our answer to a HELLO that asks
     sent = time.monotonic()
     heartbeat = SUSPECT_MS / 4000
+    heard = time.monotonic()
     frames_in = frames_out = 1
     deadline = time.monotonic() + opts.timeout
     status = 1
@@ -71,6 +76,9 @@ def main():
             link.send(envelope(PING))       # any frame is a sign of life
             sent = time.monotonic()
             frames_out += 1
+        if time.monotonic() - heard >= GONE_MS / 1000:
+            print("the node went silent")
+            break
         if not inbox.poll(50):
             continue
         frames = inbox.recv_multipart()
@@ -83,8 +91,10 @@ def main():
         if flags & FRAMES:
             body = b"".join(body_frames)
         frames_in += 1
+        heard = time.monotonic()            # any frame is a sign of life
         if kind == HELLO:
-            # the node's HELLO: it pings us; we ping at its suspect/4 too.
+            # the node's HELLO: we ping at its suspect/4 (it may not need
+            # it: a node probes a silent peer, but any frame will do).
             # Always answer one that asks for a reply, even though we sent
             # ours first: it may be a node that lost us and needs it now.
             print("HELLO from %s (%s) at %s" % (subject, routing_id[1:].hex(), reply))
@@ -107,11 +117,14 @@ def main():
             link.send(envelope(STATS_REP, id=msg_id, ctype="application/json",
                                body=json.dumps(stats).encode()))
             frames_out += 1
+        elif kind == PING and flags & PROBE:
+            link.send(envelope(PING, ACK, id=msg_id))   # answer a probe at once
+            frames_out += 1
         elif kind == BYE:
             print("BYE from the node")
             status = 0 if opts.until_bye else 1
             break
-        # PING, UPDATE and PEERS need nothing from us here
+        # other PINGs, UPDATE, PEERS and kinds we do not know need nothing
     else:
         print("timed out")
     link.close()                            # lingers until BYE is sent

@@ -149,7 +149,12 @@ s_cut_mid_request (bool exit_on_cut)
                    "%llu; peers.exited %llu (the caller's own exit included)\n",
                    (unsigned long long) answered, (unsigned long long) running,
                    (unsigned long long) exited);
-    assert_true (answered + running >= 1);     //  the caller did retry
+    //  Within the timeouts, which of the first reply and the retry wins
+    //  after the heal is TCP's business (each link retransmits on its own
+    //  backoff): when the first reply wins, the caller leaves at once and
+    //  its retry, stuck behind its link's backoff, arrives after the server
+    //  saw it go (dropped, counted as dropped.unknown-sender). Either way
+    //  the command ran once, which is what is asserted above.
     if (exit_on_cut) {
         assert_true (exited >= 2);             //  the cut, then the caller's BYE
         assert_true (answered >= 1);            //  the reply came from the cache

@@ -52,6 +52,8 @@ extern "C" {
 #define MESH_FLAG_DELTAS        0x0008  //  HELLO: I read announcement deltas;
                                         //  UPDATE: the body is one (docs/protocol.md)
 #define MESH_FLAG_RESYNC        0x0010  //  UPDATE: send me this key's whole value
+#define MESH_FLAG_PROBES        0x0020  //  HELLO: I answer probes and probe silent
+                                        //  peers myself (docs/protocol.md)
 
 //  ---------------------------------------------------------------------
 //  Errors, log lines and clocks of a pattern

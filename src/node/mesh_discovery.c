@@ -10,16 +10,16 @@
       until a live peer answers from that endpoint;
     - gossip: a peer that enters gets our list of live peers, and the
       others hear of it, so one seed joins a whole mesh.
-    Liveness: any frame counts as a sign of life. The keeper looks every
-    MESH_KEEPER_TICK ms; a peer silent for suspect_ms is SUSPECT, for
-    gone_ms is EXIT. We PING every peer we have not sent anything to for
-    heartbeat_ms, so peers hear from us even when we never read.
+    Liveness: any frame counts as a sign of life; silent peers are probed
+    and judged by mesh_liveness.c (probes, indirect probes, rumors, closed
+    links); the keeper looks at least every MESH_KEEPER_TICK ms.
     Everything here runs in the keeper thread with node->lock held.
     ========================================================================= */
 
 #include "mesh_node_int.h"
 #include <netdb.h>
 #include <arpa/inet.h>
+#include <sodium.h>
 
 #define MESH_SEED_IVL_MIN   500     //  first retry of a seed, ms
 #define MESH_SEED_RECHECK   5000    //  ms between checks of a satisfied seed
@@ -65,6 +65,8 @@ mesh_discovery_start (mesh_node_t *self)
         self->tick_ms = 10;
     self->next_liveness = now + self->tick_ms;
     self->next_gossip = now + self->gossip_ms;
+    self->next_probe = now + self->heartbeat_ms;
+    self->beacon_cur = self->beacon_ivl;
     return 0;
 }
 
@@ -266,16 +268,29 @@ mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only)
         s_gossip (self, to, only);
         if (only)
             return;
-        //  a peer entered: it gets our list, the others get it
-        zlistx_t *others = zlistx_new ();
-        for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-             p = (mesh_peer_t *) zhashx_next (self->peers))
-            if (p != to && p->state != MESH_PEER_CONNECTING)
-                zlistx_add_end (others, p);
-        for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (others); p;
-             p = (mesh_peer_t *) zlistx_next (others))
-            s_gossip (self, p, to);
-        zlistx_destroy (&others);
+        //  a peer entered: it gets our list, and MESH_GOSSIP_FANOUT random
+        //  others hear of it (an epidemic: each that meets it tells a few
+        //  more). Telling every peer cost each node N messages per ENTER,
+        //  N^3 for a mesh starting up: 16.6 million at 256 nodes. The
+        //  newcomer meets everyone on our list anyway, and its HELLO is
+        //  what introduces it.
+        size_t size = zhashx_size (self->peers);
+        mesh_peer_t *told [MESH_GOSSIP_FANOUT];
+        int ntold = 0;
+        for (int tries = 0; ntold < MESH_GOSSIP_FANOUT && size > 1 && tries < 4 * MESH_GOSSIP_FANOUT;
+             tries++) {
+            size_t pick = randombytes_uniform ((uint32_t) size), i = 0;
+            mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers);
+            for (; p && i < pick; i++)
+                p = (mesh_peer_t *) zhashx_next (self->peers);
+            bool dup = !p || p == to || p->state == MESH_PEER_CONNECTING;
+            for (int t = 0; t < ntold && !dup; t++)
+                dup = told [t] == p;
+            if (!dup)
+                told [ntold++] = p;
+        }
+        for (int t = 0; t < ntold; t++)
+            s_gossip (self, told [t], to);
     }
 }
 
@@ -313,53 +328,59 @@ mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelo
     }
 }
 
-static void
+//  What frames tell (any frame is a sign of life), CONNECTING peers that
+//  never said HELLO, peers that said they leave; the probes and verdicts
+//  are mesh_liveness.c's. Returns ms to the next deadline.
+static int
 s_liveness (mesh_node_t *self, int64_t now)
 {
     //  While the keeper's queue is full nobody reads the inbox, so silence
     //  proves nothing: hold every peer's verdict until reading resumes.
     bool blind = zlistx_size (self->queue) >= self->queue_max;
+    //  A keeper that did not run for gone_ms (the process was stopped,
+    //  SIGSTOP, a debugger) has been declared gone by every peer: they
+    //  drop what it sends. It declares them gone too, and discovery
+    //  introduces both sides again (EXIT then ENTER on each side).
+    bool frozen = self->last_tick && now - self->last_tick >= self->gone_ms && !blind;
+    if (frozen)
+        mesh_counters_add (self->counters, "keeper.frozen", 1);
     zlistx_t *gone = zlistx_new ();
     zlistx_t *left = zlistx_new ();     //  said they leave, then fell silent
     mesh_head_t ping = { .kind = MESH_KIND_PING };
+    //  CONNECTING and leaving peers are judged every tick; when there are
+    //  none the keeper may sleep until mesh_liveness_tick's next deadline
+    bool pending = self->connecting > 0 || blind;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
-        if (peer->frames_in != peer->seen_in || blind) {
-            peer->seen_in = peer->frames_in;
-            peer->last_heard = now;
-        }
-        if (peer->frames_out != peer->seen_out) {
-            peer->seen_out = peer->frames_out;
-            peer->last_spoke = now;
-        }
         if (peer->state == MESH_PEER_CONNECTING) {
             if (now - peer->created > MESH_CONNECT_TIMEOUT)
                 zlistx_add_end (gone, peer);
             continue;
         }
-        int64_t silence = now - peer->last_heard;
-        if (silence >= self->gone_ms) {
+        if (frozen) {
             zlistx_add_end (gone, peer);
             continue;
         }
-        if (peer->leaving_since
-        &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)
-            >= MESH_LEAVING_GRACE_MS) {
-            zlistx_add_end (left, peer);
-            continue;
+        if (peer->frames_in != peer->seen_in || blind) {
+            peer->seen_in = peer->frames_in;
+            mesh_liveness_heard (self, peer, now);
         }
-        if (silence >= self->suspect_ms && peer->state == MESH_PEER_ALIVE) {
-            peer->state = MESH_PEER_SUSPECT;
-            mesh_counters_add (self->counters, "peers.suspected", 1);
-            mesh_node_raise (self, MESH_EVENT_SUSPECT, peer, "silent");
+        //  a peer that judges us by silence alone hears from us often enough
+        if (peer->frames_out != peer->seen_out) {
+            peer->seen_out = peer->frames_out;
+            peer->last_spoke = now;
         }
-        int heartbeat = peer->heartbeat_ms && peer->heartbeat_ms < self->heartbeat_ms
-                      ? peer->heartbeat_ms: self->heartbeat_ms;
-        if (now - peer->last_spoke >= heartbeat) {
+        if (!peer->probes && now - peer->last_spoke >= (peer->heartbeat_ms > 0
+                                                       ? peer->heartbeat_ms: self->heartbeat_ms)) {
             mesh_node_send_locked (self, peer, &ping, NULL, 0);
             peer->seen_out = peer->frames_out;
             peer->last_spoke = now;
         }
+        pending |= peer->leaving_since != 0;
+        if (peer->leaving_since
+        &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)
+            >= MESH_LEAVING_GRACE_MS)
+            zlistx_add_end (left, peer);
     }
     for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (gone); peer;
          peer = (mesh_peer_t *) zlistx_next (gone))
@@ -369,6 +390,12 @@ s_liveness (mesh_node_t *self, int64_t now)
         mesh_node_remove_peer (self, peer, "bye");
     zlistx_destroy (&gone);
     zlistx_destroy (&left);
+    int wait = mesh_liveness_tick (self, now);
+    //  foreign peers fed every heartbeat need their tick too
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer && !pending;
+         peer = (mesh_peer_t *) zhashx_next (self->peers))
+        pending = !peer->probes && peer->state != MESH_PEER_CONNECTING;
+    return pending && wait > self->tick_ms? self->tick_ms: wait;
 }
 
 static void
@@ -437,7 +464,9 @@ int
 mesh_discovery_tick (mesh_node_t *self)
 {
     int64_t now = mesh_mono_ms ();
-    int64_t next = now + self->tick_ms;
+    //  no fixed tick: each timer below says when it is due (an idle node's
+    //  keeper wakes ~4 times a second, for its next probe)
+    int64_t next = now + MESH_KEEPER_IDLE_MS;
     if (self->beacon && self->beacon_ivl > 0) {
         if (now >= self->next_beacon) {
             uint8_t buf [MESH_BEACON_MAX];
@@ -446,7 +475,7 @@ mesh_discovery_tick (mesh_node_t *self)
                 mesh_counters_add (self->counters, "beacon.sent", 1);
             else
                 mesh_counters_add (self->counters, "beacon.send-failed", 1);
-            self->next_beacon = now + self->beacon_ivl;
+            self->next_beacon = now + mesh_liveness_beacon_delay (self);
         }
         if (self->next_beacon < next)
             next = self->next_beacon;
@@ -456,16 +485,21 @@ mesh_discovery_tick (mesh_node_t *self)
     if (self->stopping)
         return 0;
     if (now >= self->next_liveness) {
-        s_liveness (self, now);
-        self->next_liveness = now + self->tick_ms;
+        self->next_liveness = now + s_liveness (self, now);
     }
     if (self->next_liveness < next)
         next = self->next_liveness;
     if (now >= self->next_gossip) {
+        //  anti-entropy: our list to one live peer a round, not to all
+        //  (N lists of N peers every round made gossip cost N^2)
+        size_t size = zhashx_size (self->peers), i = 0;
+        size_t pick = size? randombytes_uniform ((uint32_t) size): 0;
         for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-             p = (mesh_peer_t *) zhashx_next (self->peers))
-            if (p->state != MESH_PEER_CONNECTING)
+             p = (mesh_peer_t *) zhashx_next (self->peers), i++)
+            if (i >= pick && p->state != MESH_PEER_CONNECTING) {
                 s_gossip (self, p, NULL);
+                break;
+            }
         self->next_gossip = now + self->gossip_ms;
     }
     for (size_t i = 0; i < self->seed_count && !self->stopping; i++) {
@@ -475,5 +509,7 @@ mesh_discovery_tick (mesh_node_t *self)
             next = self->seed_tab [i].next_try;
     }
     now = mesh_mono_ms ();
+    self->last_tick = now;
+    self->tick_due = next;      //  a keeper woken much later than this ran late
     return next > now? (int) (next - now): 0;
 }

@@ -18,6 +18,7 @@
 
 #include "mesh_node_int.h"
 #include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -93,6 +94,7 @@ mesh_node_new (const char *name)
     zhashx_set_destructor (self->peer_stats, (zhashx_destructor_fn *) zstr_free);
     self->app_fd = -1;
     self->keeper_fd = -1;
+    self->monitor_ep = -1;
     return self;
 }
 
@@ -138,6 +140,7 @@ mesh_node_destroy (mesh_node_t **self_p)
         close (self->app_fd);
     if (self->keeper_fd >= 0)
         close (self->keeper_fd);
+    free (self->order);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -357,11 +360,14 @@ mesh_node_start (mesh_node_t *self)
         setrlimit (RLIMIT_NOFILE, &rl);
     }
     self->ctx = zmq_ctx_new ();
-    zmq_ctx_set (self->ctx, ZMQ_MAX_SOCKETS, (int) self->max_peers + 64
+    //  a link is three sockets: the DEALER, its monitor and our reader
+    zmq_ctx_set (self->ctx, ZMQ_MAX_SOCKETS, 3 * (int) self->max_peers + 64
                  + (int) zlistx_size (self->seeds));
     zmq_ctx_set (self->ctx, ZMQ_BLOCKY, 0);
     self->app_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->keeper_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    //  the links' monitors: the keeper waits on one fd for all of them
+    self->monitor_ep = epoll_create1 (EPOLL_CLOEXEC);
 
     //  the ZAP handler must be bound before the inbox accepts anyone
     if (mesh_security_start (self))
@@ -411,6 +417,9 @@ failed:
     mesh_security_stop (self);
     zmq_ctx_term (self->ctx);
     self->ctx = NULL;
+    if (self->monitor_ep >= 0)
+        close (self->monitor_ep);
+    self->monitor_ep = -1;
     self->stopping = true;      //  a node that failed to start cannot be reused
     return -1;
 }
@@ -430,7 +439,9 @@ mesh_node_stop (mesh_node_t *self)
     int linger = MESH_DEFAULT_LINGER;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers)) {
-        if (peer->state != MESH_PEER_CONNECTING)
+        //  a peer still CONNECTING here may count us ALIVE already: it
+        //  had our HELLO, and only a BYE tells it we left (not "closed")
+        if (peer->state != MESH_PEER_CONNECTING || peer->hello_sent)
             mesh_node_send_locked (self, peer, &bye, NULL, 0);
         mesh_node_flush (self, peer);
         zmq_setsockopt (peer->dealer, ZMQ_LINGER, &linger, sizeof linger);
@@ -450,6 +461,9 @@ mesh_node_stop (mesh_node_t *self)
     zmq_close (self->inbox);
     self->inbox = NULL;
     mesh_security_stop (self);
+    if (self->monitor_ep >= 0)
+        close (self->monitor_ep);
+    self->monitor_ep = -1;
     void *ctx = self->ctx;
     self->ctx = NULL;
     self->started = false;

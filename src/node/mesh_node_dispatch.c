@@ -1,6 +1,7 @@
 /*  =========================================================================
     mesh_node_dispatch - what comes in to a node: reading the inbox, the
-    core kinds (HELLO, UPDATE, BYE, PEERS, STATS), delivery to handlers,
+    core kinds (UPDATE, BYE, PEERS, STATS; HELLO is mesh_node_link.c's),
+    delivery to handlers,
     events and peer hooks, the keeper thread and mesh_node_dispatch
 
     Threading (why there is no actor): every socket is touched only with
@@ -28,7 +29,6 @@
 
 #include "mesh_node_int.h"
 #include <poll.h>
-#include <sodium.h>
 
 #define MESH_DISPATCH_BATCH 4096    //  messages per dispatch call before returning
 
@@ -63,6 +63,8 @@ mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *det
         return;
     mesh_node_log (self, "%s %s %s %s", mesh_event_name (event), event->peer_name,
                    event->endpoint, event->detail);
+    if (type == MESH_EVENT_ENTER || type == MESH_EVENT_EXIT)
+        mesh_liveness_changed (self);
     if (zlistx_size (self->raw_events) >= self->event_max) {
         mesh_counters_add (self->counters, "events.dropped", 1);
         mesh_event_destroy (&event);
@@ -215,105 +217,6 @@ s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
 }
 
 static void
-s_on_hello (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
-{
-    if (memcmp (id, self->id, MESH_ID_SIZE) == 0) {
-        mesh_counters_add (self->counters, "hello.ignored.self", 1);
-        return;
-    }
-    //  The advertised endpoint; a wildcard host means "the address you see"
-    char endpoint [128], host [128];
-    int port;
-    if (mesh_parse_endpoint (msg->reply, host, sizeof host, &port)) {
-        mesh_counters_add (self->counters, "malformed.hello-endpoint", 1);
-        return;
-    }
-    if (strcmp (host, "0.0.0.0") == 0) {
-        const char *seen = zmq_msg_gets (&msg->frames [0], "Peer-Address");
-        if (!seen || strlen (seen) > 64) {
-            mesh_counters_add (self->counters, "malformed.hello-endpoint", 1);
-            return;
-        }
-        snprintf (host, sizeof host, "%s", seen);
-    }
-    snprintf (endpoint, sizeof endpoint, "tcp://%s:%d", host, port);
-    uint8_t key [MESH_KEY_SIZE];
-    bool has_key = false;
-    if (!mesh_security_hello (self, id, msg, key, &has_key))
-        return;
-    char hex [33];
-    mesh_hex (id, MESH_ID_SIZE, hex);
-    mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
-    if (peer && has_key && peer->has_key && sodium_memcmp (peer->key, key, MESH_KEY_SIZE)) {
-        //  Another key claims this id. The one we linked to proved its key
-        //  in the handshake of our link, so the newcomer is not believed.
-        mesh_counters_add (self->counters, "hello.refused.key-mismatch", 1);
-        mesh_security_warn (self, 3, "a HELLO with another key claims to be %s: refused", hex);
-        return;
-    }
-    if (peer && peer->incarnation && peer->incarnation != msg->env.id) {
-        mesh_node_remove_peer (self, peer, "restarted");
-        peer = NULL;
-    }
-    bool greeted = false;
-    if (!peer) {
-        peer = mesh_node_add_peer (self, id, endpoint, has_key? key: NULL, "hello");
-        if (!peer)
-            return;
-        greeted = true;
-    }
-    //  the connection it came on speaks for the peer from now on; a seed's
-    //  probe is another connection, never the link
-    if (mesh_security_on (self) && on_link)
-        mesh_security_frame (self, peer, msg);
-    //  a known peer asking again has made a new link to us: it dropped us
-    //  (gone while we were frozen, or it never heard our answer) and our
-    //  announcements with us, so they go again with our HELLO; else it
-    //  would count us ALIVE without our subscriptions, services or queues
-    //  (only to a peer we count ALIVE already: one still CONNECTING here
-    //  had our announcements with our own greeting a moment ago)
-    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
-        if (peer->state == MESH_PEER_CONNECTING)
-            mesh_node_hello_to (self, peer, false);
-        else
-            mesh_node_greet (self, peer, false);
-    }
-    peer->incarnation = msg->env.id;
-    peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
-    peer->deltas = (msg->env.flags & MESH_FLAG_DELTAS) != 0;
-    //  HELLO's seq is the sender's suspect timeout: speak at 4x that rate
-    if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
-        peer->heartbeat_ms = (int) (msg->env.seq / 4);
-    //  names are for people: keep printable bytes only
-    size_t j = 0;
-    for (size_t i = 0; msg->subject [i] && j < sizeof peer->name - 1; i++)
-        if ((unsigned char) msg->subject [i] >= 0x20 && msg->subject [i] != 0x7f)
-            peer->name [j++] = msg->subject [i];
-    if (j)
-        peer->name [j] = 0;
-    zhashx_purge (peer->headers);
-    for (uint32_t i = 0; i < msg->env.header_count; i++) {
-        char hkey [MESH_MAX_HEADER_KEY + 1];
-        size_t klen = msg->env.header_key [i].len;
-        memcpy (hkey, msg->env.header_key [i].ptr, klen);
-        hkey [klen] = 0;
-        if (strncmp (hkey, "meshbus.", 8) == 0)
-            continue;           //  reserved: security fields, not the application's
-        zhashx_update (peer->headers, hkey, strndup ((const char *) msg->env.header_value [i].ptr,
-                                                    msg->env.header_value [i].len));
-    }
-    if (peer->state == MESH_PEER_CONNECTING) {
-        peer->state = MESH_PEER_ALIVE;
-        self->connecting--;
-        self->view_changed = mesh_mono_ms ();
-        mesh_counters_add (self->counters, "peers.entered", 1);
-        __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
-        mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
-        mesh_discovery_gossip_to (self, peer, NULL);
-    }
-}
-
-static void
 s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 {
     char *json = mesh_node_stats_json_locked (self);
@@ -337,7 +240,7 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
     }
     const uint8_t *id = rid + 1;
     if (msg->env.kind == MESH_KIND_HELLO) {
-        s_on_hello (self, id, rid [0] == MESH_ROUTING_LINK, msg);
+        mesh_node_hello_in (self, id, rid [0] == MESH_ROUTING_LINK, msg);
         return NULL;
     }
     //  Messages come in runs from one sender: the last id's hex is kept
@@ -370,11 +273,9 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them
         peer->bytes_in += zmq_msg_size (&msg->frames [i]);
     self->frames_in++;
-    if (peer->state == MESH_PEER_SUSPECT) {
-        peer->state = MESH_PEER_ALIVE;
-        peer->last_heard = mesh_mono_ms ();
-        mesh_node_raise (self, MESH_EVENT_BACK, peer, NULL);
-    }
+    //  a closed link stays suspect until it is back (mesh_liveness.c)
+    if (peer->state == MESH_PEER_SUSPECT && !peer->closed_since)
+        mesh_liveness_heard (self, peer, mesh_mono_ms ());
     return peer;
 }
 
@@ -386,6 +287,10 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 {
     switch (msg->env.kind) {
         case MESH_KIND_PING:
+            mesh_liveness_ping_in (self, peer, msg);
+            return false;
+        case MESH_KIND_RUMOR:
+            mesh_liveness_rumor_in (self, peer, msg);
             return false;
         case MESH_KIND_BYE:
             mesh_node_remove_peer (self, peer, "bye");
@@ -611,11 +516,13 @@ mesh_node_keeper (void *arg)
     mesh_node_t *self = (mesh_node_t *) arg;
     pthread_mutex_lock (&self->lock);
     while (!self->stopping) {
-        int timeout = mesh_discovery_tick (self);
+        //  read first: answers to our probes may wait in the inbox, and
+        //  the liveness check must see them before it judges anyone
         int64_t now = mesh_mono_ms ();
         bool own_inbox = !s_app_active (self, now);
         if (own_inbox)
             s_keeper_drain (self);
+        int timeout = mesh_discovery_tick (self);
         bool queue_full = zlistx_size (self->queue) >= self->queue_max;
         if (!own_inbox && self->app_waiting == 0 && timeout > MESH_APP_ACTIVE_MS)
             timeout = MESH_APP_ACTIVE_MS;
@@ -626,14 +533,15 @@ mesh_node_keeper (void *arg)
         //  EAGAIN (inbox_idle), so its fd signals anything new.
         bool watch = !own_inbox && self->dispatching == 0 && self->app_waiting == 0
                   && self->inbox_idle;
-        struct pollfd fds [3] = {
+        struct pollfd fds [4] = {
             { .fd = self->keeper_fd, .events = POLLIN },
             { .fd = self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1,
               .events = POLLIN },
             { .fd = (own_inbox && !queue_full) || watch? self->inbox_fd: -1, .events = POLLIN },
+            { .fd = self->monitor_ep, .events = POLLIN },
         };
         pthread_mutex_unlock (&self->lock);
-        poll (fds, 3, timeout);
+        poll (fds, 4, timeout);
         pthread_mutex_lock (&self->lock);
         //  a link whose last frame left libzmq while a batch waited for it
         //  wrote keeper_fd: nobody else may send on it soon
@@ -653,6 +561,8 @@ mesh_node_keeper (void *arg)
         }
         if (!self->stopping && (fds [1].revents & POLLIN))
             mesh_discovery_beacon_in (self);
+        if (!self->stopping && (fds [3].revents & POLLIN))
+            mesh_liveness_monitor_in (self);
     }
     pthread_mutex_unlock (&self->lock);
     return NULL;

@@ -32,6 +32,19 @@
 #define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
 #define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
 #define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
+//  Liveness (mesh_liveness.c, docs/protocol.md#failure-detection)
+#define MESH_KIND_RUMOR         9       //  core: "I suspect this peer" (subject = its id)
+#define MESH_FLAG_PROBE         0x0100  //  PING: answer with an ACK
+#define MESH_FLAG_ACK           0x0200  //  PING: answers probe `id`
+#define MESH_FLAG_INDIRECT      0x0400  //  PING: about peer `subject`, on the sender's behalf
+#define MESH_KEEPER_IDLE_MS     1000    //  the longest a keeper sleeps
+#define MESH_GOSSIP_FANOUT      3       //  peers told of a newcomer (docs/protocol.md#gossip)
+#define MESH_PROBE_HELPERS      3       //  peers asked to probe a silent peer for us
+#define MESH_RELAYS             4       //  indirect requests held per target
+#define MESH_CLOSED_BYE_MS      50      //  after a link closed: wait this long for a BYE
+#define MESH_CLOSED_GRACE_MS    1000    //  a closed link not back by then: EXIT "closed"
+#define MESH_BEACON_BACKOFF     8       //  stable membership: beacons slow to 8x the interval
+#define MESH_RECONNECT_IVL      20      //  ms, first reconnect (and refusal) after a close
 //  Frames libzmq reads ahead into the inbox, per sending peer, for an
 //  application slower than the network. Frames, not messages: a batch
 //  frame is up to ~12 KiB, so this bounds a slow receiver at ~120 MB per
@@ -61,7 +74,20 @@ typedef struct {
     int64_t last_spoke;         //  mono ms of the last frame we noticed going out
     int64_t leaving_since;      //  mono ms its leaving beacon came, 0 = none
     int heartbeat_ms;           //  how often it needs to hear from us (its suspect/4)
+    bool probes;                //  its HELLO said PROBES: it needs no frame every heartbeat_ms
     int64_t rtt_us;             //  smoothed probe round trip, -1 = not measured
+    //  liveness (mesh_liveness.c)
+    uint64_t probe_id;          //  our last probe's id
+    int64_t probe_sent_us;      //  mono us it left, 0 = answered / none
+    bool indirect_sent;         //  helpers were asked for the current probe
+    int64_t owed_since;         //  mono ms of the first unanswered probe, 0 = none
+    int64_t hold_until;         //  no verdict before then (our keeper ran late)
+    bool rumored;               //  we told the mesh we suspect it
+    struct { char hex [33]; uint64_t id; int64_t until; } relay [MESH_RELAYS];
+    void *monitor;              //  PAIR reading the link's socket monitor
+    int monitor_fd, monitor_ep; //  its ZMQ_FD, and the node's epoll set holding it
+    int64_t closed_since;       //  mono ms the link closed (monitor), 0 = open
+    bool refused;               //  and a reconnect was refused since
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
     uint64_t msgs_in, msgs_out; //  messages: a batch frame holds several
     uint64_t seen_in, seen_out; //  frames_in/out at the last keeper check
@@ -148,6 +174,14 @@ struct _mesh_node_t {
     mesh_beacon_t *beacon;
     uint8_t tag [MESH_BEACON_TAG_SIZE];
     int64_t next_beacon, next_gossip, next_liveness;
+    //  liveness (mesh_liveness.c)
+    int beacon_cur;             //  beacon interval now: backs off while membership is stable
+    int64_t next_probe, last_tick, tick_due;
+    int64_t unread_since;       //  verdicts held since: the inbox had unread frames
+    uint64_t probe_seq;
+    char (*order) [33];         //  round-robin probe order (shuffled table), order_len long
+    size_t order_len, order_at;
+    int monitor_ep;             //  epoll set of the links' monitor fds
     zhashx_t *peers;            //  hex id -> mesh_peer_t *
     //  Last peer sent to and received from: messages come in runs per peer,
     //  and a 32-byte compare is cheaper than a hash lookup (~110
@@ -235,11 +269,13 @@ int
 //  Our HELLO on a peer's link, after whatever waits there
 int
     mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
-//  Our HELLO then every announcement of ours on a peer's link: to a new
-//  peer, and to a known one that asks for our HELLO again (it may have
-//  dropped us and our announcements while we still count it ALIVE)
+//  A known peer opened a new link to us: a fresh link to it, our HELLO
+//  and our announcements on it
 void
-    mesh_node_greet (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted);
+    mesh_node_relink (mesh_node_t *self, mesh_peer_t *peer);
+//  A HELLO came (mesh_node_link.c): docs/protocol.md#hello
+void
+    mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg);
 //  Hand the peer's waiting batch to its link now (0, or -1: lost, counted)
 int
     mesh_node_flush (mesh_node_t *self, mesh_peer_t *peer);
@@ -360,6 +396,33 @@ void
     mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
 void
     mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
+
+//  mesh_liveness.c, lock held
+//  Watch a new link's socket monitor (0, or -1: no monitor, silence only)
+int
+    mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer);
+//  Stop watching a link (before its DEALER closes)
+void
+    mesh_liveness_unwatch (mesh_peer_t *peer);
+//  Read the monitors that have events (the keeper, monitor_ep readable)
+void
+    mesh_liveness_monitor_in (mesh_node_t *self);
+//  Probes, verdicts, closed links. Returns ms to its next deadline.
+int
+    mesh_liveness_tick (mesh_node_t *self, int64_t now);
+//  Evidence from frames, seen by the keeper's check (frames_in moved)
+void
+    mesh_liveness_heard (mesh_node_t *self, mesh_peer_t *peer, int64_t now);
+void
+    mesh_liveness_ping_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
+void
+    mesh_liveness_rumor_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
+//  Membership changed (ENTER, EXIT): beacons back to their interval
+void
+    mesh_liveness_changed (mesh_node_t *self);
+//  The next beacon's delay, backing off while nothing changes
+int
+    mesh_liveness_beacon_delay (mesh_node_t *self);
 
 //  Destroy the patterns still plugged in (mesh_plugin.c), first thing in
 //  mesh_node_destroy

@@ -1,6 +1,7 @@
 /*  =========================================================================
     mesh_node_link - a node's links: building and sending frames, HELLO and
-    announcements on a new link, adding and removing peers
+    announcements on a new link, adding and removing peers, the HELLOs that
+    come in, and relinking a peer that had dropped us
 
     One DEALER per peer (see mesh_node.c). A send runs on the caller's
     thread and never waits: mesh_node_send encodes outside node->lock
@@ -13,6 +14,7 @@
     ========================================================================= */
 
 #include "mesh_node_int.h"
+#include <sodium.h>
 
 //  ---------------------------------------------------------------------
 //  Sending
@@ -245,7 +247,7 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
         .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES
-               | MESH_FLAG_DELTAS,
+               | MESH_FLAG_DELTAS | MESH_FLAG_PROBES,
         .seq = (uint64_t) self->suspect_ms,     //  so peers heartbeat often enough
         .id = self->incarnation,
         .subject = self->name,
@@ -278,10 +280,10 @@ mesh_node_hello_to (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
 }
 
 //  Our HELLO then every announcement, in order, on a peer's link.
-void
-mesh_node_greet (mesh_node_t *self, mesh_peer_t *peer, bool reply_wanted)
+static void
+s_greet (mesh_node_t *self, mesh_peer_t *peer)
 {
-    if (mesh_node_hello_to (self, peer, reply_wanted) == 0)
+    if (mesh_node_hello_to (self, peer, true) == 0)
         peer->hello_sent = true;
     mesh_node_announce_greet (self, peer);
 }
@@ -319,6 +321,73 @@ mesh_node_wait_writable (mesh_node_t *self, const char *peer, int timeout_ms)
 //  ---------------------------------------------------------------------
 //  Peers
 
+//  A DEALER connected to a peer's inbox, or NULL with the counter to add
+static void *
+s_dealer (mesh_node_t *self, const char *endpoint, const uint8_t *key, const char **refused)
+{
+    void *dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!dealer) {
+        *refused = "peers.refused.no-socket";
+        return NULL;
+    }
+    //  libzmq's high-water mark counts frames, and a batch is many
+    //  messages: ours counts messages (mesh_batch.c), so libzmq's is off;
+    //  a short first reconnect: after a close, its refusal is how we
+    //  know the peer's process is gone (mesh_liveness.c)
+    int linger = 0, hwm = 0, ivl = MESH_RECONNECT_IVL, ivl_max = 2000;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
+    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
+        zmq_close (dealer);
+        *refused = "peers.refused.connect";
+        return NULL;
+    }
+    return dealer;
+}
+
+//  A known peer opened a new link to us (its HELLO asks for an answer):
+//  it had dropped us, after a cut, a freeze or a one-sided verdict. Our
+//  link to it may be a TCP connection it no longer reads, or one stuck
+//  behind retransmission backoff since the cut: replace it by a fresh
+//  connection (the peer's inbox hands our routing id over to it), then
+//  HELLO and every announcement, since it forgot those too.
+void
+mesh_node_relink (mesh_node_t *self, mesh_peer_t *peer)
+{
+    const char *refused = NULL;
+    void *dealer = s_dealer (self, peer->endpoint, peer->has_key? peer->key: NULL, &refused);
+    if (!dealer) {
+        mesh_counters_add (self->counters, "link.relink-failed", 1);
+        mesh_node_hello_to (self, peer, false);
+        return;
+    }
+    //  what libzmq held for the old link is lost with it, and counted;
+    //  what waits in our batch goes out on the new one
+    size_t held = mesh_flight_msgs (peer->flight);
+    if (held)
+        mesh_peer_count_n (self, peer, "send.dropped.link-closed", held);
+    mesh_liveness_unwatch (peer);
+    zmq_close (peer->dealer);
+    peer->dealer = dealer;
+    if (mesh_liveness_watch (self, peer))
+        mesh_counters_add (self->counters, "link.no-monitor", 1);
+    mesh_counters_add (self->counters, "link.relinked", 1);
+    //  HELLO first on the new connection, before what waits in our batch:
+    //  with security on, the peer takes frames on a connection only after
+    //  a HELLO on it (mesh_security_frame), and drops the rest
+    if (mesh_node_send_hello (self, peer->dealer, false) == 0) {
+        peer->frames_out++;
+        peer->msgs_out++;
+        self->frames_out++;
+        self->msgs_out++;
+    }
+    mesh_node_flush (self, peer);
+    mesh_node_announce_greet (self, peer);
+}
+
 mesh_peer_t *
 mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
                     const uint8_t *key, const char *source)
@@ -348,22 +417,10 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.no-key", 1);
         return NULL;
     }
-    void *dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    const char *refused = NULL;
+    void *dealer = s_dealer (self, endpoint, key, &refused);
     if (!dealer) {
-        mesh_counters_add (self->counters, "peers.refused.no-socket", 1);
-        return NULL;
-    }
-    //  libzmq's high-water mark counts frames, and a batch is many
-    //  messages: ours counts messages (mesh_batch.c), so libzmq's is off
-    int linger = 0, hwm = 0, ivl = 100, ivl_max = 2000;
-    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
-    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
-        zmq_close (dealer);
-        mesh_counters_add (self->counters, "peers.refused.connect", 1);
+        mesh_counters_add (self->counters, refused, 1);
         return NULL;
     }
     peer = mesh_peer_new (id, endpoint, self->keeper_fd);
@@ -374,6 +431,8 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     }
     peer->dealer = dealer;
     peer->serial = ++self->peer_serial;
+    if (mesh_liveness_watch (self, peer))
+        mesh_counters_add (self->counters, "link.no-monitor", 1);
     mesh_departed_restore (self->departed, peer);
     if (key) {
         peer->has_key = true;
@@ -384,7 +443,7 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
     self->view_changed = mesh_mono_ms ();
     mesh_counters_add (self->counters, "peers.discovered", 1);
     mesh_node_log (self, "link to %s at %s (from %s)", hex, endpoint, source);
-    mesh_node_greet (self, peer, true);
+    s_greet (self, peer);
     return peer;
 }
 
@@ -418,4 +477,105 @@ mesh_node_remove_peer (mesh_node_t *self, mesh_peer_t *peer, const char *reason)
     self->hot_send = self->hot_recv = NULL;
     zhashx_delete (self->peers, peer->hex);
     __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
+}
+
+//  A HELLO, on a link (on_link) or on a seed's probe: a new peer, a
+//  restart, a peer that dropped us, or news of its name and headers
+void
+mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg_t *msg)
+{
+    if (memcmp (id, self->id, MESH_ID_SIZE) == 0) {
+        mesh_counters_add (self->counters, "hello.ignored.self", 1);
+        return;
+    }
+    //  The advertised endpoint; a wildcard host means "the address you see"
+    char endpoint [128], host [128];
+    int port;
+    if (mesh_parse_endpoint (msg->reply, host, sizeof host, &port)) {
+        mesh_counters_add (self->counters, "malformed.hello-endpoint", 1);
+        return;
+    }
+    if (strcmp (host, "0.0.0.0") == 0) {
+        const char *seen = zmq_msg_gets (&msg->frames [0], "Peer-Address");
+        if (!seen || strlen (seen) > 64) {
+            mesh_counters_add (self->counters, "malformed.hello-endpoint", 1);
+            return;
+        }
+        snprintf (host, sizeof host, "%s", seen);
+    }
+    snprintf (endpoint, sizeof endpoint, "tcp://%s:%d", host, port);
+    uint8_t key [MESH_KEY_SIZE];
+    bool has_key = false;
+    if (!mesh_security_hello (self, id, msg, key, &has_key))
+        return;
+    char hex [33];
+    mesh_hex (id, MESH_ID_SIZE, hex);
+    mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    if (peer && has_key && peer->has_key && sodium_memcmp (peer->key, key, MESH_KEY_SIZE)) {
+        //  Another key claims this id. The one we linked to proved its key
+        //  in the handshake of our link, so the newcomer is not believed.
+        mesh_counters_add (self->counters, "hello.refused.key-mismatch", 1);
+        mesh_security_warn (self, 3, "a HELLO with another key claims to be %s: refused", hex);
+        return;
+    }
+    if (peer && peer->incarnation && peer->incarnation != msg->env.id) {
+        mesh_node_remove_peer (self, peer, "restarted");
+        peer = NULL;
+    }
+    bool greeted = false;
+    if (!peer) {
+        peer = mesh_node_add_peer (self, id, endpoint, has_key? key: NULL, "hello");
+        if (!peer)
+            return;
+        greeted = true;
+    }
+    //  the connection it came on speaks for the peer from now on; a seed's
+    //  probe is another connection, never the link
+    if (mesh_security_on (self) && on_link)
+        mesh_security_frame (self, peer, msg);
+    //  A HELLO that asks for an answer comes first on a new link (or on a
+    //  seed's probe): from a peer we know as live, it means the peer had
+    //  dropped us and lost what we told it (mesh_node_relink)
+    if ((msg->env.flags & MESH_FLAG_REPLY_WANTED) && !greeted) {
+        if (peer->state == MESH_PEER_CONNECTING)
+            mesh_node_hello_to (self, peer, false);
+        else
+            mesh_node_relink (self, peer);
+    }
+    peer->incarnation = msg->env.id;
+    peer->batches = (msg->env.flags & MESH_FLAG_BATCHES) != 0;
+    peer->deltas = (msg->env.flags & MESH_FLAG_DELTAS) != 0;
+    //  HELLO's seq is the sender's suspect timeout. A peer that does not
+    //  say PROBES judges us by silence alone (a foreign peer written from
+    //  docs/protocol.md): it gets a frame at 4x that rate (s_liveness)
+    peer->probes = (msg->env.flags & MESH_FLAG_PROBES) != 0;
+    if (msg->env.seq >= 50 && msg->env.seq <= 3600000)
+        peer->heartbeat_ms = (int) (msg->env.seq / 4);
+    //  names are for people: keep printable bytes only
+    size_t j = 0;
+    for (size_t i = 0; msg->subject [i] && j < sizeof peer->name - 1; i++)
+        if ((unsigned char) msg->subject [i] >= 0x20 && msg->subject [i] != 0x7f)
+            peer->name [j++] = msg->subject [i];
+    if (j)
+        peer->name [j] = 0;
+    zhashx_purge (peer->headers);
+    for (uint32_t i = 0; i < msg->env.header_count; i++) {
+        char hkey [MESH_MAX_HEADER_KEY + 1];
+        size_t klen = msg->env.header_key [i].len;
+        memcpy (hkey, msg->env.header_key [i].ptr, klen);
+        hkey [klen] = 0;
+        if (strncmp (hkey, "meshbus.", 8) == 0)
+            continue;           //  reserved: security fields, not the application's
+        zhashx_update (peer->headers, hkey, strndup ((const char *) msg->env.header_value [i].ptr,
+                                                    msg->env.header_value [i].len));
+    }
+    if (peer->state == MESH_PEER_CONNECTING) {
+        peer->state = MESH_PEER_ALIVE;
+        self->connecting--;
+        self->view_changed = mesh_mono_ms ();
+        mesh_counters_add (self->counters, "peers.entered", 1);
+        __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
+        mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
+        mesh_discovery_gossip_to (self, peer, NULL);
+    }
 }

@@ -38,6 +38,7 @@ mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
     self->state = MESH_PEER_CONNECTING;
     self->in_fd = -1;
     self->rtt_us = -1;
+    self->monitor_fd = self->monitor_ep = -1;
     zmq_msg_init (&self->in_pin);
     self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
     self->headers = zhashx_new ();
@@ -55,6 +56,7 @@ mesh_peer_destroy (mesh_peer_t **self_p)
 {
     if (*self_p) {
         mesh_peer_t *self = *self_p;
+        mesh_liveness_unwatch (self);
         if (self->dealer)
             zmq_close (self->dealer);
         //  frames still in libzmq hold the flight until they are freed

@@ -141,6 +141,22 @@ teardown() {
 
 sysctl_ns() { ip netns exec "$1" sysctl -qw "${@:2}" >/dev/null 2>&1 || true; }
 
+#   The kernel's ARP table is one for all namespaces, and its limits
+#   (gc_thresh*) can only be set from the root namespace: N hosts that all
+#   talk need N*(N-1) entries, and past gc_thresh3 (1024 by default: 33
+#   hosts) new entries fail ("neighbor table overflow") and hosts silently
+#   stop reaching each other. Raise the limits for this lab (and others
+#   running), never lower them.
+neigh_room() {
+    local need=$(( $1 * $1 + 1024 )) k cur
+    for k in 1:4 2:2 3:1; do
+        cur=$(sysctl -n "net.ipv4.neigh.default.gc_thresh${k%%:*}" 2>/dev/null) || return 0
+        (( cur < need / ${k##*:} )) \
+            && sysctl -qw "net.ipv4.neigh.default.gc_thresh${k%%:*}=$(( need / ${k##*:} ))" >/dev/null 2>&1
+    done
+    return 0
+}
+
 cmd_up() {
     local n=${1:-} i ns t
     [[ $n =~ ^[0-9]+$ ]] && (( n >= 1 && n <= MAXHOSTS )) || die "usage: lab.sh up N (1..$MAXHOSTS)"
@@ -149,6 +165,7 @@ cmd_up() {
     teardown
     trap 'log "setup failed; rolling back"; teardown; exit 1' ERR INT TERM
     mkdir -p "$STATE"
+    neigh_room "$n"
     ip netns add "$SW" || die "'ip netns add' failed (needs CAP_SYS_ADMIN and a writable /run/netns)"
     ip -n "$SW" link set lo up
     sysctl_ns "$SW" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
