@@ -165,9 +165,27 @@ def scenario_subscribe(peer, tools):
     check([e.body for e in got] == lines, "burst bodies differ")
     check([e.seq for e in got] == list(range(1, len(lines) + 1)), "burst seqs")
     check(tools.wait(pub) == 0, "meshbus pub - failed: %r" % (tools.output(pub),))
+
+    # last value: a publisher that already published, then our new
+    # subscription with the L flag, announced as a new version
+    del got[:]
+    pub = tools.start("pub3", "pub", "py.last.x", "-", "--no-wait", "--linger", "5",
+                      stdin=b"v1\nv2\nv3\n")
+    peer.run_until(lambda: "no subscribers" in tools.output(pub)[1], BOUND_S,
+                   "pub3 to publish to nobody")
+    peer.announce("pubsub", rp.announcement([["sub", 0, "-", "", "py.ticks.*"],
+                                             ["sub", 0, "L", "", "py.last.*"]]))
+    peer.run_until(lambda: got, BOUND_S, "the last value")
+    env = got[0]
+    check(env.subject == "py.last.x" and env.body == b"v3" and env.seq == 0
+          and env.flags & (rp.PUB_REPLAYED | rp.PUB_LAST_VALUE)
+          == rp.PUB_REPLAYED | rp.PUB_LAST_VALUE,
+          "last value: %r %r seq %d flags %#x" % (env.subject, env.body, env.seq, env.flags))
+    check(tools.stop(pub) == 0, "meshbus pub --linger failed: %r" % (tools.output(pub),))
+    check(len(got) == 1, "more than the last value: %r" % [e.body for e in got])
     print("subscribe: 5 messages + 5 replayed + POS; burst of %d (%d batch frames, "
-          "%d messages in them)" % (len(lines), peer.counts.get("frames.batch", 0),
-                                    peer.counts.get("messages.batched", 0)))
+          "%d messages in them); a last value" % (len(lines), peer.counts.get("frames.batch", 0),
+                                                  peer.counts.get("messages.batched", 0)))
     peer.announce("pubsub", b"")
 
 
@@ -258,6 +276,21 @@ def scenario_publish(peer, tools):
                   "GAP_LOST %s 1" % peer.hex):
         check(err.count(event) == (2 if event.startswith("GAP ") else 1),
               "sub's stderr should say %r:\n%s" % (event, err))
+    # a durable subscriber tells us its position (DACK) as it moves
+    dacks = []
+    peer.on(rp.DACK, lambda r, env: dacks.append(env))
+    sub = tools.start("sub2", "sub", "py.dur.#", "--durable", "billing", "--count", "4",
+                      "--timeout", str(BOUND_S))
+    remote, records = wait_announced(peer, "sub2", "pubsub")
+    check(records == [[b"sub", b"0", b"-", b"billing", b"py.dur.#"]], "durable %r" % records)
+    for n in range(3):
+        third = pubsub.publish(remote, "py.dur.x", b"d%d" % n)
+    peer.run_until(lambda: dacks and dacks[-1].id == third, BOUND_S, "DACK of id %d" % third)
+    check(dacks[-1].subject == "billing", "DACK subject %r" % dacks[-1].subject)
+    pubsub.publish(remote, "py.dur.x", b"d3")
+    check(tools.wait(sub) == 0, "durable sub failed: %r" % (tools.output(sub),))
+    check(tools.output(sub)[0] == b"py.dur.x\td0\npy.dur.x\td1\npy.dur.x\td2\npy.dur.x\td3\n",
+          "durable sub printed %r" % tools.output(sub)[0])
     print("publish: %d bodies exact (empty, every byte value, %d bytes framed), "
           "a gap replayed (id %d), a tail gap lost (id %d)" % (len(bodies), len(BIG), lost, tail))
 
@@ -294,6 +327,8 @@ def scenario_call(peer, tools):
     env = call(up, "py.upper", text)
     check(env.flags == 0 and env.body == text.upper(), "py.upper replied %#x %r"
           % (env.flags, env.body[:40]))
+    check(env.subject is None and env.reply is None and env.seq == 0 and env.deadline == 0,
+          "REP fields not used should be nil / 0: %r" % (env[:8],))
     # the same request id again (a retry): the cached reply, no second run
     env = call(up, "py.upper", text, request_id=env.id, attempt=2)
     check(env.flags == 0 and env.body == text.upper(), "retry's reply")
@@ -458,12 +493,20 @@ def scenario_work(peer, tools):
     check(batches, "no JOBS frame: a full window acked at once should bring one")
     # a job nacked at every delivery ends in the dead letters
     policy["always"].add(b"doomed")
+    outbox = os.path.join(tools.folder, "outbox")
     push = tools.start("pusher2", "push", "py.jobs", "doomed", "--max-deliveries", "2",
-                       "--backoff-ms", "50", "--timeout", str(BOUND_S), "--quiet")
+                       "--backoff-ms", "50", "--timeout", str(BOUND_S), "--quiet",
+                       "--durable", outbox)
     status = run(push)
     out, err = tools.output(push)
-    check(status == 1 and "DEAD_LETTER" in err, "dead letter: %d %s" % (status, err))
+    check(status == 1 and "DEAD_LETTER py.jobs" in err, "dead letter: %d %s" % (status, err))
     check(seen[b"doomed"] == [1, 2], "doomed deliveries %r" % seen[b"doomed"])
+    # the NACK's reason header is the dead letter's reason
+    dlq = tools.start("dlq", "dlq", "list", "py.jobs", "--durable", outbox)
+    check(tools.wait(dlq) == 0, "dlq list: %r" % (tools.output(dlq),))
+    rows = [line.split(b"\t") for line in tools.output(dlq)[0].splitlines()]
+    check(len(rows) == 1 and rows[0][1] == b"2" and rows[0][2] == b"nack: py failed it (delivery 2 of 2)"
+          and rows[0][3] == b"doomed", "dlq list printed %r" % rows)
     print("work: %d jobs acked (%d JOBS frames of %s), a nack redelivered as delivery 2, "
           "a returned job (deliveries %r), a dead letter"
           % (len(lines), len(batches), batches, seen[b"job 05"]))
