@@ -63,7 +63,10 @@ class Tools:
         cmd = [self.tool] + list(args) + [
             "--name", name, "--cluster", self.cluster, "--no-beacon",
             "--bind", "127.0.0.1", "--seed", self.peer.endpoint]
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err,
+        # the flags say it all: no seeds, keys or cluster from the caller's
+        # environment (tests/run.sh sets MESHBUS_CURVE for other programs)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MESHBUS_")}
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env,
                                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
         if stdin is not None:
             proc.stdin.write(stdin)
