@@ -181,9 +181,9 @@ def parse_announcement(value):
     if lines[0] != b"@1":
         return None
     records = []
-    for line in lines[1:4097]:
-        if not line:
-            continue                    # the LF that ends the last record
+    # every line ends with LF: what follows the last one must be nothing
+    # (a last record without its LF is malformed, like an empty line)
+    for line in lines[1:-1][:131072]:
         try:
             fields = [_unescape(f) for f in line.split(b"\t")]
         except ValueError:

@@ -388,8 +388,9 @@ def scenario_serve(peer, tools):
             peer.send(remote, rp.REP, id=env.id, flags=rp.REP_UNKNOWN_SERVICE,
                       body=("unknown service %s at %s" % (env.subject, peer.name)).encode())
     peer.on(rp.REQ, on_req)
+    # the last record without its LF is malformed: py.nolf is not offered
     peer.announce("reqrep", rp.announcement([["svc", "py.rev"], ["svc", "py.broken"],
-                                             ["svc", "py.withdrawn"]]))
+                                             ["svc", "py.withdrawn"], ["svc", "py.nolf"]])[:-1])
     body_file = os.path.join(tools.folder, "request")
 
     def call(service, body, *flags):
@@ -416,8 +417,8 @@ def scenario_serve(peer, tools):
     status, out, err = call("py.withdrawn", b"x")
     check(status == 1 and "remote error: unknown service py.withdrawn at %s" % peer.name
           in err, "unknown service: %d %s" % (status, err))
-    status, out, err = call("py.absent", b"x")
-    check(status == 1 and "no responders for py.absent" in err, "no responders: %d %s"
+    status, out, err = call("py.nolf", b"x")
+    check(status == 1 and "no responders for py.nolf" in err, "no responders: %d %s"
           % (status, err))
     print("serve: %d requests answered, reply bytes exact, remote errors as documented"
           % len(requests))
