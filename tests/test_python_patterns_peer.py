@@ -430,13 +430,16 @@ def scenario_serve(peer, tools):
 def scenario_work(peer, tools):
     held, seen, batches = [], {}, []   # jobs not acked yet; body -> deliveries
     prefetch = 4
-    policy = {"hold": prefetch, "nack": {b"job 03"}, "untried": {b"job 05"}, "always": set()}
+    policy = {"hold": prefetch, "nack": {b"job 03"}, "untried": {b"job 05"}, "always": set(),
+              "queue": "py.jobs", "most": prefetch}
 
     def take(remote, queue, origin, job_id, delivery, body, ack_now):
-        check(queue == "py.jobs" and job_id > 0 and 1 <= delivery <= 1000, "job fields")
+        check(queue == policy["queue"] and job_id > 0 and 1 <= delivery <= 1000, "job fields")
         check(len(origin) == 32 and int(origin, 16) >= 0, "origin %r" % origin)
         seen.setdefault(body, []).append(delivery)
         held.append((remote, origin, job_id, body))
+        check(len(held) <= policy["most"], "%d jobs in flight, the window is %d"
+              % (len(held), policy["most"]))
 
     def on_job(remote, env):
         take(remote, env.subject, env.reply, env.id, env.seq, env.body or b"",
@@ -466,15 +469,15 @@ def scenario_work(peer, tools):
         acks = {}
         for remote, origin, job_id, body in held:
             if body in policy["always"] or (body in policy["nack"] and len(seen[body]) == 1):
-                peer.send(remote, rp.NACK, subject="py.jobs", reply=origin,
+                peer.send(remote, rp.NACK, subject=policy["queue"], reply=origin,
                           headers={"reason": "py failed it"}, body=rp.struct.pack("<Q", job_id))
             elif body in policy["untried"] and len(seen[body]) == 1:
-                peer.send(remote, rp.NACK, subject="py.jobs", reply=origin,
+                peer.send(remote, rp.NACK, subject=policy["queue"], reply=origin,
                           flags=rp.NACK_UNTRIED, body=rp.struct.pack("<Q", job_id))
             else:
                 acks.setdefault((remote.id, origin), (remote, []))[1].append(job_id)
         for (_, origin), (remote, ids) in acks.items():
-            peer.send(remote, rp.ACK, subject="py.jobs", reply=origin,
+            peer.send(remote, rp.ACK, subject=policy["queue"], reply=origin,
                       body=b"".join(rp.struct.pack("<Q", i) for i in ids))
         del held[:]
 
@@ -509,10 +512,25 @@ def scenario_work(peer, tools):
     dlq = tools.start("dlq", "dlq", "list", "py.jobs", "--durable", outbox)
     check(tools.wait(dlq) == 0, "dlq list: %r" % (tools.output(dlq),))
     rows = [line.split(b"\t") for line in tools.output(dlq)[0].splitlines()]
-    check(len(rows) == 1 and rows[0][1] == b"2" and rows[0][2] == b"nack: py failed it (delivery 2 of 2)"
+    check(len(rows) == 1 and rows[0][1] == b"2"
+          and rows[0][2] == b"nack: py failed it (delivery 2 of 2)"
           and rows[0][3] == b"doomed", "dlq list printed %r" % rows)
+
+    # CREDIT: a window of 2 instead of the announced 6, once the producer
+    # works with us on that queue (it sent the first window's jobs)
+    policy.update(queue="py.credit", hold=6, most=6)
+    peer.announce("pipeline", rp.announcement([["inc", peer.incarnation, "jobs"],
+                                               ["queue", "py.credit", 6]]))
+    push = tools.start("pusher3", "push", "py.credit", "c", "--count", "12", "--timeout",
+                       str(BOUND_S), "--quiet")
+    peer.run_until(lambda: len(held) == 6, BOUND_S, "the first window of py.credit")
+    peer.send(held[0][0], rp.CREDIT, subject="py.credit", id=2)
+    policy["most"] = 2                  # checked at every job taken from now on
+    status = run(push)
+    check(status == 0, "push py.credit: %d %r" % (status, tools.output(push)))
+    check(len(seen[b"c"]) == 12, "py.credit: %d jobs" % len(seen[b"c"]))
     print("work: %d jobs acked (%d JOBS frames of %s), a nack redelivered as delivery 2, "
-          "a returned job (deliveries %r), a dead letter"
+          "a returned job (deliveries %r), a dead letter, a CREDIT of 2 honoured"
           % (len(lines), len(batches), batches, seen[b"job 05"]))
     peer.announce("pipeline", b"")
 
