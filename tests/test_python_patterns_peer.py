@@ -11,15 +11,19 @@ this run), and checks what crosses the wire field by field:
 
   1. subscribe: what `meshbus pub` publishes arrives (subject, body with
      every byte value, headers, content type, seq 1..N, ids), a replay
-     asked by REPLAY_REQ comes back flagged, POS tells the stream's end;
+     asked by REPLAY_REQ comes back flagged, POS tells the stream's end,
+     a burst keeps its order, a last-value subscription gets the last;
   2. publish to `meshbus sub --json`: exactly the bodies sent (empty,
      every byte value, framed), a gap it replays, a tail gap it loses;
+     a durable `meshbus sub` acknowledges its position (DACK);
   3. call `meshbus serve --exec`: the reply, a retried id answered from
-     the cache, a cast, a remote failure, an unknown service;
+     the cache, a cast, a remote failure, an unknown service, malformed
+     and expired requests left unanswered;
   4. serve what `meshbus call` calls: reply bytes exact, a remote error,
-     an unknown service, no responders;
+     an unknown service, no responders (a record without its LF);
   5. work what `meshbus push` pushes: JOB and JOBS, ACK, NACK (redelivered
-     with its delivery count), returned untried, a dead letter.
+     with its delivery count), returned untried, a dead letter with the
+     NACK's reason, a CREDIT that narrows the window.
 
 Exit 0 pass, 1 fail, 77 skip (no tool, or no python3-zmq / msgpack).
 Every wait has a bound against hangs; nothing is timed.
