@@ -21,7 +21,7 @@ import time
 import msgpack
 import zmq
 
-# Kinds and flags: include/meshbus.h. Envelope: docs/wire-envelope.md.
+# Kinds, flags and the envelope: docs/wire-envelope.md ("Kinds").
 HELLO, PING, BYE, UPDATE, PEERS, DIRECT, STATS_REQ, STATS_REP = range(1, 9)
 REPLY_WANTED, FRAMES = 0x1, 0x2
 PROBE, ACK = 0x100, 0x200           # PING flags: a probe, and its answer
