@@ -1,0 +1,98 @@
+/*  =========================================================================
+    bench_mesh - the meshbus side every benchmark shares: nodes in a
+    cluster and beacon port of the run's own, each with its pattern and,
+    when it serves, a thread of its own looping mesh_node_dispatch (as a
+    separate process would), and the waits until they met
+
+    Nodes come from bench_node_hook when the host set one (`meshbus bench`
+    applies its flags there: CURVE, --hwm, --cluster...), else from
+    bench_node_default.
+    ========================================================================= */
+
+#ifndef MESHBUS_BENCH_MESH_H_INCLUDED
+#define MESHBUS_BENCH_MESH_H_INCLUDED
+
+#include "bench_raw.h"
+#include "meshbus.h"
+
+//  Where the run's nodes meet: a cluster and beacon port of their own, so
+//  other nodes on this host (tests, users) neither join nor slow them
+typedef struct {
+    char cluster [64];
+    int port;
+    int hwm;                    //  0: the default
+    int beacon_ms;              //  0: the default
+} bench_where_t;
+
+//  "bench-TAG-PID" and a port from the pid and salt (so that two
+//  benchmarks of one process do not share a port)
+void
+    bench_where (bench_where_t *where, const char *tag, int salt);
+
+extern mesh_node_t *(*bench_node_hook) (const char *name, const bench_where_t *where);
+
+//  A started node; NULL after saying why
+mesh_node_t *
+    bench_node (const char *name, const bench_where_t *where);
+mesh_node_t *
+    bench_node_default (const char *name, const bench_where_t *where);
+//  Throw away the node's events (nobody reads them in a benchmark)
+void
+    bench_drain (mesh_node_t *node);
+
+//  A node, its pattern (at most one of them is set) and, once run, the
+//  thread that dispatches it
+typedef struct {
+    mesh_node_t *node;
+    mesh_pubsub_t *pubsub;
+    mesh_reqrep_t *rr;
+    mesh_pipeline_t *pl;
+    pthread_t thread;
+    bool running;
+    volatile bool stop;
+} bench_peer_t;
+
+//  A node and the pattern named ("pubsub", "reqrep", "pipeline" or NULL);
+//  0, or 1 after saying why
+int
+    bench_peer_open (bench_peer_t *peer, const char *name, const char *pattern,
+                     const bench_where_t *where);
+//  Its thread: mesh_node_dispatch (100 ms) and events drained, until halted
+int
+    bench_peer_run (bench_peer_t *peer);
+void
+    bench_peer_halt (bench_peer_t *peer);
+//  Halt, then pattern and node destroyed
+void
+    bench_peer_close (bench_peer_t *peer);
+
+//  count peers named "PREFIX-1".. with the pattern named
+typedef struct {
+    bench_peer_t *peers;
+    size_t count;
+} bench_group_t;
+
+int
+    bench_group_open (bench_group_t *group, size_t count, const char *prefix,
+                      const char *pattern, const bench_where_t *where);
+int
+    bench_group_run (bench_group_t *group);
+//  Every thread halted first (none dispatches while another node goes)
+void
+    bench_group_close (bench_group_t *group);
+
+//  Dispatch nodes (5 ms each, events drained) until met (arg) says yes,
+//  for at most ms; 0, or 1 after saying "bench: WHAT within N s"
+int
+    bench_meet (mesh_node_t **nodes, size_t count, bool (*met) (void *arg), void *arg,
+                int ms, const char *what);
+
+//  Remove a directory the benchmark made, and all in it
+void
+    bench_rmtree (const char *dir);
+
+//  Resident memory of this process, KiB
+long
+    bench_rss_kb (void);
+
+#endif
