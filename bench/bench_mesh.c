@@ -172,6 +172,38 @@ bench_meet (mesh_node_t **nodes, size_t count, bool (*met) (void *arg), void *ar
     return 0;
 }
 
+static bool
+s_pair_alive (void *arg)
+{
+    mesh_node_t **pair = (mesh_node_t **) arg;
+    return mesh_node_peer_state (pair [0], mesh_node_id (pair [1])) == MESH_PEER_ALIVE
+        && mesh_node_peer_state (pair [1], mesh_node_id (pair [0])) == MESH_PEER_ALIVE;
+}
+
+int
+bench_pair_meet (mesh_node_t *a, mesh_node_t *b, int ms)
+{
+    mesh_node_t *pair [] = { a, b };
+    return bench_meet (pair, 2, s_pair_alive, pair, ms, "the two nodes did not meet");
+}
+
+int
+bench_mesh_open (bench_mesh_t *mesh, const char *label, const bench_where_t *where,
+                 const char *pattern, const char *name, const char *prefix, size_t count)
+{
+    mesh->label = label;
+    mesh->where = *where;
+    return bench_peer_open (&mesh->main, name, pattern, &mesh->where)
+        || bench_group_open (&mesh->group, count, prefix, pattern, &mesh->where);
+}
+
+void
+bench_mesh_close (bench_mesh_t *mesh)
+{
+    bench_group_close (&mesh->group);
+    bench_peer_close (&mesh->main);
+}
+
 static int
 s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -87,6 +87,27 @@ int
     bench_meet (mesh_node_t **nodes, size_t count, bool (*met) (void *arg), void *arg,
                 int ms, const char *what);
 
+//  Dispatch a and b until each sees the other alive, for at most ms
+int
+    bench_pair_meet (mesh_node_t *a, mesh_node_t *b, int ms);
+
+//  A mesh of its own: one node that this thread drives (a publisher, a
+//  caller) and count nodes dispatching in threads of their own, all with
+//  the pattern named, in cluster "bench-TAG-PID"
+typedef struct {
+    const char *label;
+    bench_where_t where;
+    bench_peer_t main;
+    bench_group_t group;
+} bench_mesh_t;
+
+//  Nodes "NAME" and "PREFIX-1".., not yet run; 0, or 1 after saying why
+int
+    bench_mesh_open (bench_mesh_t *mesh, const char *label, const bench_where_t *where,
+                     const char *pattern, const char *name, const char *prefix, size_t count);
+void
+    bench_mesh_close (bench_mesh_t *mesh);
+
 //  Remove a directory the benchmark made, and all in it
 void
     bench_rmtree (const char *dir);

@@ -49,14 +49,6 @@ s_on_reply (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         mesh->bad_replies++;
 }
 
-static bool
-s_met (void *arg)
-{
-    rtt_mesh_t *mesh = (rtt_mesh_t *) arg;
-    return mesh_node_peer_state (mesh->a.node, mesh->b_id) == MESH_PEER_ALIVE
-        && mesh_node_peer_state (mesh->b.node, mesh_node_id (mesh->a.node)) == MESH_PEER_ALIVE;
-}
-
 static int
 s_mesh_start (rtt_mesh_t *mesh)
 {
@@ -68,8 +60,7 @@ s_mesh_start (rtt_mesh_t *mesh)
     snprintf (mesh->b_id, sizeof mesh->b_id, "%s", mesh_node_id (mesh->b.node));
     mesh_node_on_kind (mesh->a.node, MESH_KIND_DIRECT, s_on_reply, mesh);
     mesh_node_on_kind (mesh->b.node, MESH_KIND_DIRECT, s_on_echo, mesh);
-    mesh_node_t *nodes [] = { mesh->a.node, mesh->b.node };
-    if (bench_meet (nodes, 2, s_met, mesh, RTT_MEET_MS, "the two nodes did not meet"))
+    if (bench_pair_meet (mesh->a.node, mesh->b.node, RTT_MEET_MS))
         return 1;
     return bench_peer_run (&mesh->b);
 }
