@@ -80,8 +80,7 @@ s_raw_round (size_t size, long count)
             bench_fail ("raw: %ld of %ld messages arrived", sink.got - 1, count);
     }
     free (body);
-    zmq_close (dealer);
-    zmq_ctx_term (ctx);
+    bench_raw_end (&dealer, &ctx);
     bench_raw_reader_stop (&router);
     return rate;
 }
@@ -170,29 +169,14 @@ int
 main (int argc, char **argv)
 {
     bench_host.prog = "bench_link";
-    size_t size = DEFAULT_SIZE;
-    long count = DEFAULT_COUNT;
-    int rounds = DEFAULT_ROUNDS;
+    size_t size = DEFAULT_SIZE, count = DEFAULT_COUNT, rounds = DEFAULT_ROUNDS;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--size") == 0 && i + 1 < argc)
-            size = (size_t) atol (argv [++i]);
-        else if (strcmp (argv [i], "--count") == 0 && i + 1 < argc)
-            count = atol (argv [++i]);
-        else if (strcmp (argv [i], "--rounds") == 0 && i + 1 < argc)
-            rounds = atoi (argv [++i]);
-        else if (strcmp (argv [i], "--json") == 0)
-            json = true;
-        else {
-            fprintf (stderr, "usage: bench_link [--size B] [--count N] [--rounds R] [--json]\n");
-            return 2;
-        }
-    }
-    if (count < 1 || rounds < 1 || rounds > MAX_ROUNDS || size > 16 * 1024 * 1024) {
-        fprintf (stderr, "bench_link: need count >= 1, 1 <= rounds <= %d, size <= 16 MiB\n",
-                 MAX_ROUNDS);
+    const bench_arg_t flags [] = {
+        BENCH_NUM ("size", &size, 0, 16 * 1024 * 1024), BENCH_NUM ("count", &count, 1, 1000000000),
+        BENCH_NUM ("rounds", &rounds, 1, MAX_ROUNDS), BENCH_FLAG ("json", &json), BENCH_ARGS_END
+    };
+    if (bench_args (argc, argv, flags, "bench_link [--size B] [--count N] [--rounds R] [--json]"))
         return 2;
-    }
     mesh_pair_t pair = { 0 };
     if (s_mesh_start (&pair)) {
         s_mesh_stop (&pair);
@@ -202,30 +186,30 @@ main (int argc, char **argv)
     long retries = 0, total_retries = 0;
     int rc = 0;
     //  one unmeasured meshbus round warms the link and the allocator
-    s_mesh_round (&pair, size, count / 10 + 1, &retries);
-    for (int r = 0; r < rounds && rc == 0; r++) {
-        raw [r] = s_raw_round (size, count);
-        mesh [r] = s_mesh_round (&pair, size, count, &retries);
+    s_mesh_round (&pair, size, (long) count / 10 + 1, &retries);
+    for (size_t r = 0; r < rounds && rc == 0; r++) {
+        raw [r] = s_raw_round (size, (long) count);
+        mesh [r] = s_mesh_round (&pair, size, (long) count, &retries);
         total_retries += retries;
         if (raw [r] <= 0 || mesh [r] <= 0)
             rc = 1;
         ratio [r] = mesh [r] / raw [r];
         if (!json && rc == 0)
-            printf ("round %d: raw %.0f msg/s, meshbus %.0f msg/s, ratio %.2f\n",
+            printf ("round %zu: raw %.0f msg/s, meshbus %.0f msg/s, ratio %.2f\n",
                     r + 1, raw [r], mesh [r], ratio [r]);
     }
     s_mesh_stop (&pair);
     if (rc)
         return rc;
-    double raw_med = bench_stat (raw, (size_t) rounds).med;
-    double mesh_med = bench_stat (mesh, (size_t) rounds).med;
-    double ratio_med = bench_stat (ratio, (size_t) rounds).med;
+    double raw_med = bench_stat (raw, rounds).med;
+    double mesh_med = bench_stat (mesh, rounds).med;
+    double ratio_med = bench_stat (ratio, rounds).med;
     if (json)
-        printf ("{\"bench\":\"link-throughput\",\"size\":%zu,\"count\":%ld,\"rounds\":%d,"
+        printf ("{\"bench\":\"link-throughput\",\"size\":%zu,\"count\":%zu,\"rounds\":%zu,"
                 "\"meshbus\":%.0f,\"raw\":%.0f,\"ratio\":%.3f,\"eagain_retries\":%ld}\n",
                 size, count, rounds, mesh_med, raw_med, ratio_med, total_retries);
     else
-        printf ("one-way stream, %zu B x %ld, median of %d rounds:\n"
+        printf ("one-way stream, %zu B x %zu, median of %zu rounds:\n"
                 "  raw libzmq %.0f msg/s, meshbus %.0f msg/s, ratio %.2f "
                 "(median of per-round ratios; higher is better), %ld EAGAIN retries\n",
                 size, count, rounds, raw_med, mesh_med, ratio_med, total_retries);

@@ -49,6 +49,15 @@ bench_drain (mesh_node_t *node)
         mesh_event_destroy (&event);
 }
 
+void
+bench_tally (bench_tally_t *tally, size_t size)
+{
+    if (size == tally->size)
+        tally->good++;
+    else
+        tally->bad++;
+}
+
 //  ---------------------------------------------------------------------
 
 int
@@ -87,10 +96,7 @@ s_peer_loop (void *arg)
 int
 bench_peer_run (bench_peer_t *peer)
 {
-    if (pthread_create (&peer->thread, NULL, s_peer_loop, peer))
-        return bench_fail ("bench: cannot start a node's thread");
-    peer->running = true;
-    return 0;
+    return bench_thread (&peer->thread, &peer->running, s_peer_loop, peer, "a node's thread");
 }
 
 void

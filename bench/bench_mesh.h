@@ -40,6 +40,17 @@ mesh_node_t *
 void
     bench_drain (mesh_node_t *node);
 
+//  Replies or jobs that came back: of the right size, and of another.
+//  Written by the one thread that dispatches the receiving node.
+typedef struct {
+    size_t size;
+    volatile uint64_t good;
+    uint64_t bad;
+} bench_tally_t;
+
+void
+    bench_tally (bench_tally_t *tally, size_t size);
+
 //  A node, its pattern (at most one of them is set) and, once run, the
 //  thread that dispatches it
 typedef struct {

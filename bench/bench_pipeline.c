@@ -102,10 +102,7 @@ s_raw_round (void *arg, size_t count)
 static void
 s_raw_stop (pl_raw_t *raw)
 {
-    if (raw->push)
-        zmq_close (raw->push);
-    if (raw->ctx)
-        zmq_ctx_term (raw->ctx);
+    bench_raw_end (&raw->push, &raw->ctx);
     bench_raw_reader_stop (&raw->pull);
 }
 
@@ -114,8 +111,7 @@ s_raw_stop (pl_raw_t *raw)
 
 typedef struct {
     bench_peer_t producer, worker;
-    volatile uint64_t done;
-    uint64_t bad;
+    bench_tally_t jobs;         //  the worker's handler counts them
     size_t size;
     const char *buf;
 } pl_mesh_t;
@@ -124,11 +120,7 @@ static int
 s_on_job (mesh_pipeline_t *pl, const mesh_msg_t *job, void *arg)
 {
     (void) pl;
-    pl_mesh_t *mesh = (pl_mesh_t *) arg;
-    if (mesh_msg_size (job) == mesh->size)
-        mesh->done++;
-    else
-        mesh->bad++;
+    bench_tally (&((pl_mesh_t *) arg)->jobs, mesh_msg_size (job));
     return MESH_JOB_ACK;
 }
 
@@ -141,7 +133,7 @@ s_all_acked (void *arg)
 static int
 s_mesh_start (pl_mesh_t *mesh, const char *buf, size_t size)
 {
-    mesh->size = size;
+    mesh->size = mesh->jobs.size = size;
     mesh->buf = buf;
     bench_where_t where;
     bench_where (&where, "pl", 4241);
@@ -261,7 +253,7 @@ bench_pipeline (size_t size, size_t count, bool json)
         rc = 1;
     if (rc == 0 && !(sync = s_durable (&mesh, MESH_STORE_SYNC, sync_jobs, base, NULL, 0)))
         rc = 1;
-    uint64_t bad = mesh.bad;
+    uint64_t bad = mesh.jobs.bad;
     bench_peer_close (&mesh.worker);
     bench_peer_close (&mesh.producer);
     free (buf);

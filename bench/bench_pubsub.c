@@ -128,6 +128,21 @@ s_done (const ps_side_t *side)
     return last;
 }
 
+//  The slow joiner: warm (arg) publishes one warm-up, until every
+//  subscriber got one; 0, or 1 after saying "bench: WHY within N s"
+static int
+s_warm (ps_side_t *side, void (*warm) (void *arg), void *arg, const char *why)
+{
+    side->buf [0] = PS_MARK_WARM;
+    uint64_t deadline = bench_now_ns () + PS_WARM_MS * 1000000ull;
+    while (!s_all_warm (side)) {
+        if (bench_now_ns () > deadline || bench_interrupted ())
+            return bench_fail ("bench: %s within %d s", why, PS_WARM_MS / 1000);
+        warm (arg);
+    }
+    return 0;
+}
+
 //  After the publishes: wait for every subscriber, dispatching node (the
 //  publisher's application loop, as a real one would run it) when given.
 //  The round's ns, or 0 after saying why.
@@ -170,6 +185,14 @@ s_raw_frame (bench_raw_reader_t *reader, zmq_msg_t *frame)
     s_received ((ps_count_t *) reader->arg, zmq_msg_data (frame), zmq_msg_size (frame));
 }
 
+static void
+s_raw_warm (void *arg)
+{
+    ps_raw_t *raw = (ps_raw_t *) arg;
+    zmq_send (raw->pub, raw->side.buf, raw->side.size, ZMQ_DONTWAIT);
+    usleep (1000);
+}
+
 static int
 s_raw_start (ps_raw_t *raw, size_t subs, size_t size, int hwm)
 {
@@ -208,17 +231,7 @@ s_raw_start (ps_raw_t *raw, size_t subs, size_t size, int hwm)
         if (bench_raw_reader_run (sub, s_raw_frame, &raw->side.counts [i]))
             return 1;
     }
-    //  The slow joiner: publish warm-ups until every SUB got one
-    raw->side.buf [0] = PS_MARK_WARM;
-    uint64_t deadline = bench_now_ns () + PS_WARM_MS * 1000000ull;
-    while (!s_all_warm (&raw->side)) {
-        if (bench_now_ns () > deadline || bench_interrupted ())
-            return bench_fail ("bench: raw subscribers did not join within %d s",
-                               PS_WARM_MS / 1000);
-        zmq_send (raw->pub, raw->side.buf, size, ZMQ_DONTWAIT);
-        usleep (1000);
-    }
-    return 0;
+    return s_warm (&raw->side, s_raw_warm, raw, "raw subscribers did not join");
 }
 
 static uint64_t
@@ -236,10 +249,7 @@ s_raw_round (void *arg, size_t count)
 static void
 s_raw_stop (ps_raw_t *raw)
 {
-    if (raw->pub)
-        zmq_close (raw->pub);
-    if (raw->ctx)
-        zmq_ctx_term (raw->ctx);
+    bench_raw_end (&raw->pub, &raw->ctx);
     for (size_t i = 0; raw->subs && i < raw->side.subs; i++)
         bench_raw_reader_stop (&raw->subs [i]);
     free (raw->subs);
@@ -247,6 +257,13 @@ s_raw_stop (ps_raw_t *raw)
 
 //  ---------------------------------------------------------------------
 //  meshbus: a publisher node, S subscriber nodes dispatching in threads
+
+static void
+s_mesh_msg (mesh_pubsub_t *pubsub, const mesh_msg_t *msg, void *arg)
+{
+    (void) pubsub;
+    s_received ((ps_count_t *) arg, mesh_msg_body (msg), mesh_msg_size (msg));
+}
 
 typedef struct {
     ps_side_t side;
@@ -256,10 +273,12 @@ typedef struct {
 } ps_mesh_t;
 
 static void
-s_mesh_msg (mesh_pubsub_t *pubsub, const mesh_msg_t *msg, void *arg)
+s_mesh_warm (void *arg)
 {
-    (void) pubsub;
-    s_received ((ps_count_t *) arg, mesh_msg_body (msg), mesh_msg_size (msg));
+    ps_mesh_t *mesh = (ps_mesh_t *) arg;
+    mesh_publish (mesh->pub.pubsub, PS_SUBJECT, mesh->side.buf, mesh->side.size);
+    mesh_node_dispatch (mesh->pub.node, 1);
+    bench_drain (mesh->pub.node);
 }
 
 static int
@@ -285,17 +304,7 @@ s_mesh_start (ps_mesh_t *mesh, size_t subs, size_t size, int hwm)
                            mesh_pubsub_subscribers (mesh->pub.pubsub, PS_SUBJECT), subs,
                            PS_WARM_MS / 1000);
     //  Seen is not yet linked both ways: publish warm-ups until each got one
-    mesh->side.buf [0] = PS_MARK_WARM;
-    uint64_t deadline = bench_now_ns () + PS_WARM_MS * 1000000ull;
-    while (!s_all_warm (&mesh->side)) {
-        if (bench_now_ns () > deadline || bench_interrupted ())
-            return bench_fail ("bench: meshbus subscribers got nothing within %d s",
-                               PS_WARM_MS / 1000);
-        mesh_publish (mesh->pub.pubsub, PS_SUBJECT, mesh->side.buf, size);
-        mesh_node_dispatch (mesh->pub.node, 1);
-        bench_drain (mesh->pub.node);
-    }
-    return 0;
+    return s_warm (&mesh->side, s_mesh_warm, mesh, "meshbus subscribers got nothing");
 }
 
 static uint64_t

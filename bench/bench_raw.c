@@ -33,24 +33,30 @@ bench_interrupted (void)
     return bench_host.interrupted && bench_host.interrupted ();
 }
 
-void
-bench_progress (const char *fmt, ...)
+int
+bench_args (int argc, char **argv, const bench_arg_t *args, const char *usage)
 {
-    if (!bench_host.progress)
-        return;
-    char line [160];
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (line, sizeof line, fmt, args);
-    va_end (args);
-    bench_host.progress (line);
-}
-
-void
-bench_progress_end (void)
-{
-    if (bench_host.progress)
-        bench_host.progress (NULL);
+    for (int i = 1; i < argc; i++) {
+        const bench_arg_t *arg = args;
+        while (arg->name && !(strncmp (argv [i], "--", 2) == 0
+                              && strcmp (argv [i] + 2, arg->name) == 0))
+            arg++;
+        if (arg->name && !arg->value) {
+            *arg->flag = true;
+            continue;
+        }
+        char *end = NULL;
+        unsigned long long n = arg->name && i + 1 < argc? strtoull (argv [++i], &end, 10): 0;
+        if (!end || *end || end == argv [i] || n < arg->min || n > arg->max) {
+            if (end)
+                fprintf (stderr, "%s: --%s takes a whole number in %zu..%zu\n", bench_host.prog,
+                         arg->name, arg->min, arg->max);
+            fprintf (stderr, "usage: %s\n", usage);
+            return 2;
+        }
+        *arg->value = (size_t) n;
+    }
+    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -121,6 +127,26 @@ bench_raw_socket (void *ctx, int type, int hwm)
     return sock;
 }
 
+void
+bench_raw_end (void **sock, void **ctx)
+{
+    if (*sock)
+        zmq_close (*sock);
+    if (*ctx)
+        zmq_ctx_term (*ctx);
+    *sock = *ctx = NULL;
+}
+
+int
+bench_thread (pthread_t *thread, bool *running, void *(*fn) (void *), void *arg,
+              const char *what)
+{
+    if (pthread_create (thread, NULL, fn, arg))
+        return bench_fail ("bench: cannot start %s", what);
+    *running = true;
+    return 0;
+}
+
 int
 bench_raw_link (void *bound, void *connecting, char *endpoint, size_t size)
 {
@@ -159,10 +185,8 @@ bench_raw_reader_run (bench_raw_reader_t *reader,
 {
     reader->fn = fn;
     reader->arg = arg;
-    if (pthread_create (&reader->thread, NULL, s_reader_loop, reader))
-        return bench_fail ("bench: cannot start a raw reader thread");
-    reader->running = true;
-    return 0;
+    return bench_thread (&reader->thread, &reader->running, s_reader_loop, reader,
+                         "a raw reader thread");
 }
 
 void
@@ -247,13 +271,9 @@ bench_raw_window (bench_raw_rr_t *rr, size_t count, size_t window)
 void
 bench_raw_rr_stop (bench_raw_rr_t *rr)
 {
-    if (rr->dealer)
-        zmq_close (rr->dealer);
     for (size_t i = 0; i < rr->nservers; i++)
         bench_raw_reader_stop (&rr->servers [i]);
-    if (rr->ctx)
-        zmq_ctx_term (rr->ctx);
-    rr->ctx = rr->dealer = NULL;
+    bench_raw_end (&rr->dealer, &rr->ctx);
     rr->nservers = 0;
 }
 
@@ -293,6 +313,26 @@ bench_interleave (bench_op_fn *raw, void *raw_arg, bench_op_fn *mesh, void *mesh
 }
 
 int
+bench_duel (const char *label, size_t rounds, bench_round_fn *raw, void *raw_arg,
+            bench_round_fn *mesh, void *mesh_arg, size_t warm, size_t count,
+            double *raw_med, double *mesh_med)
+{
+    double *rates = (double *) calloc (2 * rounds, sizeof (double));
+    int rc = rates? 0: bench_fail ("bench: out of memory");
+    if (rc == 0 && (!raw (raw_arg, warm) || !mesh (mesh_arg, warm)))
+        rc = 1;
+    if (rc == 0)
+        rc = bench_alternate (label, rounds, false, raw, raw_arg, mesh, mesh_arg, count,
+                              rates, rates + rounds);
+    if (rc == 0) {
+        *raw_med = bench_stat (rates, rounds).med;
+        *mesh_med = bench_stat (rates + rounds, rounds).med;
+    }
+    free (rates);
+    return rc;
+}
+
+int
 bench_alternate (const char *label, size_t rounds, bool mesh_first,
                  bench_round_fn *raw, void *raw_arg, bench_round_fn *mesh, void *mesh_arg,
                  size_t count, double *raw_rate, double *mesh_rate)
@@ -301,14 +341,15 @@ bench_alternate (const char *label, size_t rounds, bool mesh_first,
     for (size_t r = 0; rc == 0 && r < rounds; r++)
         for (int turn = 0; turn < 2 && rc == 0; turn++) {
             bool on_mesh = (turn == 0) == (r % 2 == (mesh_first? 0: 1));
-            bench_progress ("%s: round %zu of %zu, %s", label, r + 1, rounds,
-                            on_mesh? "meshbus": "raw libzmq");
+            if (bench_host.progress)
+                bench_host.progress (label, r + 1, rounds, on_mesh? "meshbus": "raw libzmq");
             uint64_t took = on_mesh? mesh (mesh_arg, count): raw (raw_arg, count);
             if (!took)
                 rc = 1;
             else
                 (on_mesh? mesh_rate: raw_rate) [r] = count * 1e9 / (double) took;
         }
-    bench_progress_end ();
+    if (bench_host.progress)
+        bench_host.progress (NULL, 0, 0, NULL);
     return rc;
 }

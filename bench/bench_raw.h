@@ -32,8 +32,10 @@
 typedef struct {
     const char *prog;                   //  failure lines start "PROG: "
     bool (*interrupted) (void);         //  NULL: never
-    //  one live line of progress (NULL: the progress ends); NULL: none
-    void (*progress) (const char *line);
+    //  progress: round r (from 1) of rounds on side ("meshbus" or "raw
+    //  libzmq") of the benchmark label; label NULL: the progress ends.
+    //  NULL: no progress shown
+    void (*progress) (const char *label, size_t r, size_t rounds, const char *side);
     bool curve;                         //  the run is over CURVE: raw pays it too
 } bench_host_t;
 
@@ -44,10 +46,24 @@ int
     bench_fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 bool
     bench_interrupted (void);
-void
-    bench_progress (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-void
-    bench_progress_end (void);
+
+//  The flags of a bench program: --NAME N (a whole number within min..max
+//  into *value) or, with value NULL, --NAME alone (sets *flag)
+typedef struct {
+    const char *name;
+    size_t *value;
+    size_t min, max;
+    bool *flag;
+} bench_arg_t;
+
+#define BENCH_NUM(name, value, min, max)    { name, value, min, max, NULL }
+#define BENCH_FLAG(name, flag)              { name, NULL, 0, 0, flag }
+#define BENCH_ARGS_END                      { NULL, NULL, 0, 0, NULL }
+
+//  args ends with a NULL name. 0, or 2 after printing "usage: USAGE"
+//  and, for a number out of range, which one
+int
+    bench_args (int argc, char **argv, const bench_arg_t *args, const char *usage);
 
 //  ---------------------------------------------------------------------
 //  Clock and statistics
@@ -75,6 +91,13 @@ bench_stat_t
 //  A socket with linger 0 and, when hwm > 0, both high-water marks at hwm
 void *
     bench_raw_socket (void *ctx, int type, int hwm);
+//  Close sock (when set), then end ctx (when set); both set to NULL
+void
+    bench_raw_end (void **sock, void **ctx);
+//  Start fn (arg) in a thread; running set. 0, or 1 after saying why
+int
+    bench_thread (pthread_t *thread, bool *running, void *(*fn) (void *), void *arg,
+                  const char *what);
 //  Bind bound on tcp loopback (any port) and connect to it from
 //  connecting (NULL: none); the endpoint in endpoint. 0, or 1 after saying why
 int
@@ -150,5 +173,13 @@ int
     bench_alternate (const char *label, size_t rounds, bool mesh_first,
                      bench_round_fn *raw, void *raw_arg, bench_round_fn *mesh, void *mesh_arg,
                      size_t count, double *raw_rate, double *mesh_rate);
+
+//  A warm-up round of warm each, then bench_alternate; the medians of the
+//  rounds in *raw_med and *mesh_med (the two sides may be any two
+//  configurations: the scale programs set one pattern against many)
+int
+    bench_duel (const char *label, size_t rounds, bench_round_fn *raw, void *raw_arg,
+                bench_round_fn *mesh, void *mesh_arg, size_t warm, size_t count,
+                double *raw_med, double *mesh_med);
 
 #endif

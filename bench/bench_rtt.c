@@ -23,8 +23,7 @@
 
 typedef struct {
     bench_peer_t a, b;
-    volatile uint64_t replies;      //  A's handler counts them (A's thread only)
-    uint64_t bad_replies;
+    bench_tally_t replies;          //  A's handler counts them (A's thread only)
     char *buf;
     size_t size;
     char b_id [33];
@@ -42,11 +41,7 @@ static void
 s_on_reply (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
 {
     (void) node;
-    rtt_mesh_t *mesh = (rtt_mesh_t *) arg;
-    if (mesh_msg_size (msg) == mesh->size)
-        mesh->replies++;
-    else
-        mesh->bad_replies++;
+    bench_tally (&((rtt_mesh_t *) arg)->replies, mesh_msg_size (msg));
 }
 
 static int
@@ -69,12 +64,12 @@ static uint64_t
 s_mesh_round_trip (void *arg)
 {
     rtt_mesh_t *mesh = (rtt_mesh_t *) arg;
-    uint64_t want = mesh->replies + 1;
+    uint64_t want = mesh->replies.good + 1;
     uint64_t start = bench_now_ns ();
     if (mesh_node_whisper (mesh->a.node, mesh->b_id, NULL, mesh->buf, mesh->size))
         return 0;
-    while (mesh->replies < want) {
-        if (mesh_node_dispatch (mesh->a.node, RTT_REPLY_MS) <= 0 || mesh->bad_replies)
+    while (mesh->replies.good < want) {
+        if (mesh_node_dispatch (mesh->a.node, RTT_REPLY_MS) <= 0 || mesh->replies.bad)
             return 0;
     }
     return bench_now_ns () - start;
@@ -86,7 +81,7 @@ bench_rtt (size_t size, size_t count, bool json)
     count = count? count: RTT_DEFAULT_COUNT;
     char *buf = (char *) calloc (1, size? size: 1);
     bench_raw_rr_t raw = { .nservers = 0 };
-    rtt_mesh_t mesh = { .buf = buf, .size = size };
+    rtt_mesh_t mesh = { .buf = buf, .size = size, .replies = { .size = size } };
     uint64_t *raw_ns = (uint64_t *) calloc (count, sizeof (uint64_t));
     uint64_t *mesh_ns = (uint64_t *) calloc (count, sizeof (uint64_t));
     int rc = buf && raw_ns && mesh_ns? 0: bench_fail ("bench: out of memory");

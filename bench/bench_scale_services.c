@@ -24,12 +24,12 @@
     ========================================================================= */
 
 #include "bench_mesh.h"
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MEET_MS     20000
+#define BENCH_MAX_PROVIDERS 1000
 #define SEE_MS      180000      //  every service seen by the caller within this
 
 //  One mesh: its caller, provider nodes and the services a round calls
@@ -115,31 +115,18 @@ s_round (void *arg, size_t count)
 int
 main (int argc, char **argv)
 {
+    bench_host.prog = "bench_scale_services";
     size_t services = 10000, provs = 1, count = 20000;
-    int rounds = 5;
+    size_t rounds = 5;
     bool json = false;
-    static const struct option options [] = {
-        { "services", 1, NULL, 's' }, { "providers", 1, NULL, 'p' },
-        { "count", 1, NULL, 'c' }, { "rounds", 1, NULL, 'r' }, { "json", 0, NULL, 'j' },
-        { NULL, 0, NULL, 0 }
+    const bench_arg_t flags [] = {
+        BENCH_NUM ("services", &services, 1, 1000000), BENCH_NUM ("providers", &provs, 1, BENCH_MAX_PROVIDERS),
+        BENCH_NUM ("count", &count, 1, 100000000), BENCH_NUM ("rounds", &rounds, 1, 99),
+        BENCH_FLAG ("json", &json), BENCH_ARGS_END
     };
-    for (int opt; (opt = getopt_long (argc, argv, "", options, NULL)) != -1; ) {
-        switch (opt) {
-            case 's': services = strtoul (optarg, NULL, 10); break;
-            case 'p': provs = strtoul (optarg, NULL, 10); break;
-            case 'c': count = strtoul (optarg, NULL, 10); break;
-            case 'r': rounds = atoi (optarg); break;
-            case 'j': json = true; break;
-            default:
-                fprintf (stderr, "usage: bench_scale_services [--services N] [--providers P] "
-                         "[--count C] [--rounds R] [--json]\n");
-                return 2;
-        }
-    }
-    if (services < 1 || provs < 1 || count < 1 || rounds < 1 || rounds > 99) {
-        fprintf (stderr, "bench_scale_services: N, P, C >= 1, R in 1..99\n");
+    if (bench_args (argc, argv, flags, "bench_scale_services [--services N] [--providers P] "
+                    "[--count C] [--rounds R] [--json]"))
         return 2;
-    }
     char name [64];
     char **random_names = (char **) calloc (count, sizeof (char *));
     char **one_names = (char **) calloc (count, sizeof (char *));
@@ -150,7 +137,6 @@ main (int argc, char **argv)
         random_names [i] = strdup (name);
         one_names [i] = strdup ("svc.0.0");
     }
-    bench_host.prog = "bench_scale_services";
     side_t one = { .names = one_names }, many = { .names = random_names };
     double one_setup = s_side_start (&one, "one", 4000, 1, 1);
     long rss_before = bench_rss_kb ();
@@ -171,23 +157,20 @@ main (int argc, char **argv)
         bench_fail ("%zu of %zu services did not answer", all_failed, total);
         rc = 1;
     }
-    double one_rates [100], many_rates [100];
-    if (!rc && (!s_round (&one, count / 10 + 1) || !s_round (&many, count / 10 + 1)))
-        rc = 1;
+    //  a warm-up round each (caches, routes, links), then alternated rounds
+    double lo = 0, hi = 0;
     if (!rc)
-        rc = bench_alternate ("bench_scale_services", (size_t) rounds, false, s_round, &one,
-                              s_round, &many, count, one_rates, many_rates);
+        rc = bench_duel ("bench_scale_services", rounds, s_round, &one, s_round, &many, count / 10 + 1, count,
+                         &lo, &hi);
     if (!rc) {
-        double lo = bench_stat (one_rates, (size_t) rounds).med;
-        double hi = bench_stat (many_rates, (size_t) rounds).med;
         double per_svc = (double) (rss_after - rss_before) * 1024 / (double) total;
         if (json)
-            printf ("{\"services\": %zu, \"providers\": %zu, \"count\": %zu, \"rounds\": %d, "
+            printf ("{\"services\": %zu, \"providers\": %zu, \"count\": %zu, \"rounds\": %zu, "
                     "\"callable\": %zu, \"one\": %.0f, \"many\": %.0f, \"ratio\": %.3f, "
                     "\"setup_s\": %.3f, \"bytes_per_service\": %.0f}\n", services, provs,
                     count, rounds, total, lo, hi, hi / lo, many_setup, per_svc);
         else
-            printf ("request-reply, %zu provider(s) x %zu services, %zu calls, %d rounds\n"
+            printf ("request-reply, %zu provider(s) x %zu services, %zu calls, %zu rounds\n"
                     "  all %zu services answered a call\n"
                     "  1 service:            %10.0f calls/s (median)\n"
                     "  %zu services:     %10.0f calls/s (median), random ones\n"

@@ -26,7 +26,6 @@
     ========================================================================= */
 
 #include "bench_mesh.h"
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,32 +139,18 @@ s_round (void *arg, size_t count)
 int
 main (int argc, char **argv)
 {
+    bench_host.prog = "bench_scale_subs";
     size_t subs = 10000, nodes = 1, count = 200000, size = 100;
-    int rounds = 5;
+    size_t rounds = 5;
     bool json = false;
-    static const struct option options [] = {
-        { "subs", 1, NULL, 's' }, { "nodes", 1, NULL, 'n' }, { "count", 1, NULL, 'c' },
-        { "rounds", 1, NULL, 'r' }, { "size", 1, NULL, 'b' }, { "json", 0, NULL, 'j' },
-        { NULL, 0, NULL, 0 }
+    const bench_arg_t flags [] = {
+        BENCH_NUM ("subs", &subs, 1, 1000000), BENCH_NUM ("nodes", &nodes, 1, 1000),
+        BENCH_NUM ("count", &count, 1, 100000000), BENCH_NUM ("rounds", &rounds, 1, 99),
+        BENCH_NUM ("size", &size, 0, 16 * 1024 * 1024), BENCH_FLAG ("json", &json), BENCH_ARGS_END
     };
-    for (int opt; (opt = getopt_long (argc, argv, "", options, NULL)) != -1; ) {
-        switch (opt) {
-            case 's': subs = strtoul (optarg, NULL, 10); break;
-            case 'n': nodes = strtoul (optarg, NULL, 10); break;
-            case 'c': count = strtoul (optarg, NULL, 10); break;
-            case 'r': rounds = atoi (optarg); break;
-            case 'b': size = strtoul (optarg, NULL, 10); break;
-            case 'j': json = true; break;
-            default:
-                fprintf (stderr, "usage: bench_scale_subs [--subs S] [--nodes N] [--count C] "
-                         "[--rounds R] [--size B] [--json]\n");
-                return 2;
-        }
-    }
-    if (subs < 1 || nodes < 1 || count < 1 || rounds < 1 || rounds > 99) {
-        fprintf (stderr, "bench_scale_subs: S, N, C >= 1, R in 1..99\n");
+    if (bench_args (argc, argv, flags, "bench_scale_subs [--subs S] [--nodes N] [--count C] "
+                    "[--rounds R] [--size B] [--json]"))
         return 2;
-    }
     //  the same random subjects for both sides
     char **subjects = (char **) calloc (count, sizeof (char *));
     srand (7919);
@@ -175,7 +160,6 @@ main (int argc, char **argv)
         subjects [i] = strdup (subject);
     }
     char *body = (char *) calloc (1, size? size: 1);
-    bench_host.prog = "bench_scale_subs";
     side_t one = { .subjects = subjects, .body = body, .size = size };
     side_t many = one;
     sub_arg_t *args = (sub_arg_t *) calloc (2 * nodes, sizeof (sub_arg_t));
@@ -185,24 +169,20 @@ main (int argc, char **argv)
                                                          args + nodes);
     long rss_after = bench_rss_kb ();
     int rc = one_setup < 0 || many_setup < 0;
-    double one_rates [100], many_rates [100];
     //  a warm-up round each (caches, routes, links), then alternated rounds
-    if (!rc && (!s_round (&one, count / 10 + 1) || !s_round (&many, count / 10 + 1)))
-        rc = 1;
+    double lo = 0, hi = 0;
     if (!rc)
-        rc = bench_alternate ("bench_scale_subs", (size_t) rounds, false, s_round, &one,
-                              s_round, &many, count, one_rates, many_rates);
+        rc = bench_duel ("bench_scale_subs", rounds, s_round, &one, s_round, &many, count / 10 + 1, count,
+                         &lo, &hi);
     if (!rc) {
-        double lo = bench_stat (one_rates, (size_t) rounds).med;
-        double hi = bench_stat (many_rates, (size_t) rounds).med;
         double per_sub = (double) (rss_after - rss_before) * 1024 / (double) (subs * nodes);
         if (json)
             printf ("{\"subs\": %zu, \"nodes\": %zu, \"count\": %zu, \"size\": %zu, "
-                    "\"rounds\": %d, \"one\": %.0f, \"many\": %.0f, \"ratio\": %.3f, "
+                    "\"rounds\": %zu, \"one\": %.0f, \"many\": %.0f, \"ratio\": %.3f, "
                     "\"setup_s\": %.3f, \"bytes_per_sub\": %.0f}\n", subs, nodes, count, size,
                     rounds, lo, hi, hi / lo, many_setup, per_sub);
         else
-            printf ("pub-sub, %zu subscriber node(s), %zu B, %zu messages, %d rounds\n"
+            printf ("pub-sub, %zu subscriber node(s), %zu B, %zu messages, %zu rounds\n"
                     "  1 subscription a node:      %10.0f msg/s per node (median)\n"
                     "  %zu subscriptions a node: %10.0f msg/s per node (median)\n"
                     "  ratio many / one: %.3f\n"

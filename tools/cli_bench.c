@@ -45,11 +45,11 @@ s_node_new (const char *name, const bench_where_t *where)
 }
 
 static void
-s_progress (const char *line)
+s_progress (const char *label, size_t r, size_t rounds, const char *side)
 {
     static cli_progress_t progress;
     static bool on = false;
-    if (!line) {
+    if (!label) {
         if (on)
             cli_progress_end (&progress);
         on = false;
@@ -59,7 +59,7 @@ s_progress (const char *line)
         cli_progress_init (&progress, s_quiet);
     on = true;
     progress.shown = 0;                 //  every round shows
-    cli_progress_show (&progress, "%s", line);
+    cli_progress_show (&progress, "%s: round %zu of %zu, %s", label, r, rounds, side);
 }
 
 enum { B_SIZE = CLI_OPT (1), B_COUNT, B_SUBS, B_ROUNDS, B_KEYS, B_JSON, B_CURVE };
