@@ -10,7 +10,8 @@
 #                       [--big] [--only REGEX] [--out FILE] [--keep DIR]
 #
 #   --runs N     runs of each benchmark (default 5)
-#   --count C    messages / calls / jobs per round for every benchmark
+#   --count C    messages / calls / jobs per round for every benchmark but
+#                the handshake (200 clients)
 #                (default: each benchmark's own)
 #   --rounds R   rounds per run where a benchmark takes --rounds
 #   --scale S    subscriptions and services of the scale rows (default 10000)
@@ -23,13 +24,13 @@
 #   --keep DIR   keep every run's JSON in DIR (default: a temporary one)
 #
 #   Env: MESHBUS (default build/release/tools/meshbus), BENCH_DIR (default
-#   build/release/bench). Build them first: scons -Q -j2 --variant=release . bench
+#   build/release/bench). Build them first: scons -Q -j2 --variant=release bench build/release/tools/meshbus
 set -u
 cd "$(dirname "$0")/.." || exit 2
 MESHBUS=${MESHBUS:-build/release/tools/meshbus}
 BENCH_DIR=${BENCH_DIR:-build/release/bench}
 RUNS=5 COUNT='' ROUNDS='' SCALE=10000 BIG='' ONLY='.*' OUT='' KEEP=''
-usage () { sed -n '9,23s/^#//p' "$0" >&2; exit 2; }
+usage () { sed -n '9,24s/^#//p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs)   RUNS=${2:?}; shift ;;
@@ -49,7 +50,7 @@ for n in "$RUNS" "$SCALE" ${COUNT:+"$COUNT"} ${ROUNDS:+"$ROUNDS"}; do
 done
 for f in "$MESHBUS" "$BENCH_DIR/bench_link" "$BENCH_DIR/bench_scale_subs" \
          "$BENCH_DIR/bench_scale_services"; do
-    [ -x "$f" ] || { echo "bench/all.sh: no $f (scons -Q -j2 --variant=release . bench)" >&2; exit 2; }
+    [ -x "$f" ] || { echo "bench/all.sh: no $f (scons -Q -j2 --variant=release bench build/release/tools/meshbus)" >&2; exit 2; }
 done
 if [ -n "$KEEP" ]; then
     DIR=$KEEP
@@ -73,7 +74,7 @@ cmds () {
     echo "pl      $MESHBUS bench pipeline $C --json"
     echo "link    $MESHBUS bench link $C --json"
     echo "stream  $BENCH_DIR/bench_link $C $R --json"
-    echo "hs      $MESHBUS bench handshake ${COUNT:+--count $COUNT} --json"
+    echo "hs      $MESHBUS bench handshake --json"
     echo "subs    $BENCH_DIR/bench_scale_subs --subs $SCALE $C $R --json"
     echo "svcs    $BENCH_DIR/bench_scale_services --services $SCALE $C $R --json"
     if [ -n "$BIG" ]; then
