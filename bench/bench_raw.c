@@ -119,10 +119,8 @@ bench_raw_socket (void *ctx, int type, int hwm)
     int zero = 0;
     if (sock) {
         zmq_setsockopt (sock, ZMQ_LINGER, &zero, sizeof zero);
-        if (hwm > 0) {
+        if (hwm > 0)
             zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-            zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-        }
     }
     return sock;
 }
@@ -175,7 +173,9 @@ int
 bench_raw_reader_open (bench_raw_reader_t *reader, int type, int hwm)
 {
     reader->ctx = zmq_ctx_new ();
-    reader->sock = reader->ctx? bench_raw_socket (reader->ctx, type, hwm): NULL;
+    reader->sock = reader->ctx? bench_raw_socket (reader->ctx, type, 0): NULL;
+    if (reader->sock && hwm > 0)
+        zmq_setsockopt (reader->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     return reader->sock? 0: bench_fail ("bench: raw libzmq socket: %s", zmq_strerror (errno));
 }
 

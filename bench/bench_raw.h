@@ -88,7 +88,9 @@ bench_stat_t
 //  ---------------------------------------------------------------------
 //  Raw sockets
 
-//  A socket with linger 0 and, when hwm > 0, both high-water marks at hwm
+//  A socket with linger 0 and, when hwm > 0, its send high-water mark at
+//  hwm (the receiving side sets its own: bench_raw_reader_open); exactly
+//  the marks a user would set for the job, no more
 void *
     bench_raw_socket (void *ctx, int type, int hwm);
 //  Close sock (when set), then end ctx (when set); both set to NULL
@@ -114,7 +116,8 @@ struct _bench_raw_reader_t {
     void *arg;
 };
 
-//  Context and socket: set options, bind or connect, then run
+//  Context and socket (receive high-water mark hwm when > 0): set
+//  options, bind or connect, then run
 int
     bench_raw_reader_open (bench_raw_reader_t *reader, int type, int hwm);
 int
