@@ -117,7 +117,7 @@ s_mesh_start (mesh_pair_t *pair)
     mesh_node_on_kind (pair->b.node, MESH_KIND_DIRECT, s_on_direct, pair);
     if (bench_pair_meet (pair->a.node, pair->b.node, MEET_MS))
         return 1;
-    return bench_peer_run (&pair->b);
+    return bench_peer_run (&pair->b, false);
 }
 
 //  One round; returns msg/s or 0 on failure. *retries gets the EAGAINs.

@@ -88,14 +88,16 @@ s_peer_loop (void *arg)
     while (!peer->stop) {
         if (mesh_node_dispatch (peer->node, 100) < 0)
             break;
-        bench_drain (peer->node);
+        if (peer->drain)
+            bench_drain (peer->node);
     }
     return NULL;
 }
 
 int
-bench_peer_run (bench_peer_t *peer)
+bench_peer_run (bench_peer_t *peer, bool drain)
 {
+    peer->drain = drain;
     return bench_thread (&peer->thread, &peer->running, s_peer_loop, peer, "a node's thread");
 }
 
@@ -138,10 +140,10 @@ bench_group_open (bench_group_t *group, size_t count, const char *prefix,
 }
 
 int
-bench_group_run (bench_group_t *group)
+bench_group_run (bench_group_t *group, bool drain)
 {
     for (size_t i = 0; i < group->count; i++)
-        if (bench_peer_run (&group->peers [i]))
+        if (bench_peer_run (&group->peers [i], drain))
             return 1;
     return 0;
 }

@@ -60,6 +60,7 @@ typedef struct {
     mesh_pipeline_t *pl;
     pthread_t thread;
     bool running;
+    bool drain;                 //  its thread throws events away (bench_peer_run)
     volatile bool stop;
 } bench_peer_t;
 
@@ -68,9 +69,12 @@ typedef struct {
 int
     bench_peer_open (bench_peer_t *peer, const char *name, const char *pattern,
                      const bench_where_t *where);
-//  Its thread: mesh_node_dispatch (100 ms) and events drained, until halted
+//  Its thread: mesh_node_dispatch (100 ms) until halted, and when drain,
+//  events thrown away after each. The round-trip benchmarks do not drain:
+//  mesh_node_event takes the node's lock once per wake-up, a cost on the
+//  path they measure, and their few events do not pile up.
 int
-    bench_peer_run (bench_peer_t *peer);
+    bench_peer_run (bench_peer_t *peer, bool drain);
 void
     bench_peer_halt (bench_peer_t *peer);
 //  Halt, then pattern and node destroyed
@@ -87,7 +91,7 @@ int
     bench_group_open (bench_group_t *group, size_t count, const char *prefix,
                       const char *pattern, const bench_where_t *where);
 int
-    bench_group_run (bench_group_t *group);
+    bench_group_run (bench_group_t *group, bool drain);
 //  Every thread halted first (none dispatches while another node goes)
 void
     bench_group_close (bench_group_t *group);

@@ -142,7 +142,7 @@ s_mesh_start (pl_mesh_t *mesh, const char *buf, size_t size)
         return 1;
     if (mesh_work (mesh->worker.pl, PL_QUEUE, PL_PREFETCH, s_on_job, mesh))
         return bench_fail ("bench: %s", mesh_last_error ());
-    if (bench_peer_run (&mesh->worker))
+    if (bench_peer_run (&mesh->worker, true))
         return 1;
     //  one job through: the nodes met and the worker's queue is known
     if (!mesh_push (mesh->producer.pl, PL_QUEUE, mesh->buf, size))

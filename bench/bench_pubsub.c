@@ -297,7 +297,7 @@ s_mesh_start (ps_mesh_t *mesh, size_t subs, size_t size, int hwm)
         if (mesh_subscribe (mesh->subs.peers [i].pubsub, PS_PATTERN, &sub_opts, s_mesh_msg,
                             &mesh->side.counts [i]) < 0)
             return bench_fail ("bench: subscriber %zu: %s", i + 1, mesh_last_error ());
-    if (bench_group_run (&mesh->subs))
+    if (bench_group_run (&mesh->subs, true))
         return 1;
     if (mesh_pubsub_wait_subscribers (mesh->pub.pubsub, PS_SUBJECT, subs, PS_WARM_MS))
         return bench_fail ("bench: %zu of %zu subscribers were seen within %d s",

@@ -84,7 +84,7 @@ s_mesh_start (rb_mesh_t *mesh, const char *buf, size_t size, size_t servers)
     snprintf (what, sizeof what, "the caller did not learn the %zu servers", servers);
     if (bench_meet (nodes, 1 + servers, s_met, mesh, RB_MEET_MS, what))
         return 1;
-    return bench_group_run (&mesh->servers);
+    return bench_group_run (&mesh->servers, false);
 }
 
 static uint64_t

@@ -57,7 +57,7 @@ s_mesh_start (rtt_mesh_t *mesh)
     mesh_node_on_kind (mesh->b.node, MESH_KIND_DIRECT, s_on_echo, mesh);
     if (bench_pair_meet (mesh->a.node, mesh->b.node, RTT_MEET_MS))
         return 1;
-    return bench_peer_run (&mesh->b);
+    return bench_peer_run (&mesh->b, false);
 }
 
 static uint64_t

@@ -65,7 +65,7 @@ s_side_start (side_t *side, const char *label, int salt, size_t provs, size_t se
         bench_fail ("%s: the nodes did not meet", label);
         return -1;
     }
-    if (bench_group_run (group))
+    if (bench_group_run (group, true))
         return -1;
     uint64_t start = bench_now_ns ();
     for (size_t p = 0; p < provs; p++)

@@ -79,7 +79,7 @@ s_side_start (side_t *side, const char *label, int salt, size_t nodes, size_t su
         args [n] = (sub_arg_t) { side, n };
         mesh_subscribe (group->peers [n].pubsub, probe, NULL, s_on_msg, &args [n]);
     }
-    if (bench_group_run (group))
+    if (bench_group_run (group, true))
         return -1;
     if (mesh_pubsub_wait_subscribers (pub, probe, nodes, MEET_MS)) {
         bench_fail ("%s: the nodes did not meet", label);
