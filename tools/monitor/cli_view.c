@@ -37,6 +37,7 @@ struct _cli_view_t {
     size_t link_count;
     json_t *snapshot;               //  id -> stats of this refresh (owns them)
     json_t *previous;               //  id -> stats of the last one
+    json_t *seen;                   //  id -> {"incarnation", "next"}: pattern events shown
     int64_t refreshed_ms, previous_ms;    //  monotonic
     int64_t refreshed_wall;
     s_event_t events [VIEW_MAX_EVENTS];
@@ -115,6 +116,7 @@ cli_view_new (mesh_node_t *node)
     pthread_mutex_init (&self->lock, NULL);
     self->snapshot = json_object ();
     self->previous = json_object ();
+    self->seen = json_object ();
     return self;
 }
 
@@ -125,6 +127,7 @@ cli_view_destroy (cli_view_t **self_p)
         cli_view_t *self = *self_p;
         json_decref (self->snapshot);
         json_decref (self->previous);
+        json_decref (self->seen);
         free (self->nodes);
         free (self->links);
         pthread_mutex_destroy (&self->lock);
@@ -256,24 +259,60 @@ cli_view_event (cli_view_t *self, const mesh_event_t *event)
     pthread_mutex_unlock (&self->lock);
 }
 
-//  Counters that tell of loss inside a pattern become feed events
+//  The pattern events a node reports in its answers ("events": {"next",
+//  "recent"}, the last ones it posted: GAP, DEAD_LETTER...) go to the
+//  feed once each: seen keeps, per node, its incarnation and the next
+//  number not shown yet. Events a node posted faster than we asked (more
+//  than its ring holds between two refreshes) are said to be missed.
 static void
-s_counter_events (cli_view_t *self, const view_node_t *node, json_t *before)
+s_pattern_events (cli_view_t *self, const view_node_t *node)
 {
-    json_t *now = json_object_get (node->stats, "counters");
-    json_t *then = json_object_get (before, "counters");
-    const char *key;
-    json_t *value;
-    json_object_foreach (now, key, value) {
-        const char *type = strncmp (key, "pubsub.gaps", 11) == 0? "GAP"
-                         : strncmp (key, "pipeline.dead", 13) == 0? "DEAD_LETTER": NULL;
-        int64_t was = s_int (then, key, 0), is = s_int (now, key, 0);
-        if (type && is > was) {
-            char detail [160];
-            snprintf (detail, sizeof detail, "%s +%lld", key, (long long) (is - was));
-            s_push_event (self, type, node->id, node->name, detail);
-        }
+    json_t *events = json_object_get (node->stats, "events");
+    json_t *recent = json_object_get (events, "recent");
+    int64_t next = s_int (events, "next", -1);
+    if (!json_is_array (recent) || next < 0)
+        return;
+    int64_t incarnation = s_int (node->stats, "incarnation", 0);
+    json_t *seen = json_object_get (self->seen, node->id);
+    int64_t from = 0;
+    if (seen && s_int (seen, "incarnation", -1) == incarnation)
+        from = s_int (seen, "next", 0);
+    size_t i;
+    json_t *event;
+    int64_t first = -1;
+    json_array_foreach (recent, i, event) {
+        int64_t seq = s_int (event, "seq", -1);
+        if (seq < 0 || seq >= next)
+            continue;
+        if (first < 0 || seq < first)
+            first = seq;
+        if (seq < from)
+            continue;
+        const char *type = s_str (event, "type");
+        char detail [192], peer [80];
+        snprintf (peer, sizeof peer, "%s", *s_str (event, "peer_name")? s_str (event, "peer_name")
+                                                                     : s_str (event, "peer"));
+        if (streq_ (type, "DEAD_LETTER"))
+            snprintf (detail, sizeof detail, "queue %s, job %lld (last worker %s)",
+                      s_str (event, "detail"), (long long) s_int (event, "count", 0),
+                      *peer? peer: "-");
+        else
+        if (strncmp (type, "GAP", 3) == 0 || streq_ (type, "REPLAYED"))
+            snprintf (detail, sizeof detail, "%lld messages from %s",
+                      (long long) s_int (event, "count", 0), *peer? peer: "-");
+        else
+            snprintf (detail, sizeof detail, "%s %s", s_str (event, "detail"), peer);
+        s_push_event (self, type, node->id, node->name, detail);
     }
+    if (first > from && seen) {
+        char detail [64];
+        snprintf (detail, sizeof detail, "%lld events not seen", (long long) (first - from));
+        s_push_event (self, "MISSED", node->id, node->name, detail);
+    }
+    json_t *mark = json_object ();
+    json_object_set_new (mark, "incarnation", json_integer (incarnation));
+    json_object_set_new (mark, "next", json_integer (next));
+    json_object_set_new (self->seen, node->id, mark);
 }
 
 static void
@@ -411,9 +450,15 @@ cli_view_refresh (cli_view_t *self, int timeout_ms)
                                     elapsed);
             node->rate_out = s_rate (node->msgs_out, (uint64_t) s_int (before, "messages.out", 0),
                                      elapsed);
-            s_counter_events (self, node, before);
         }
+        s_pattern_events (self, node);
     }
+    //  marks of nodes no longer shown go (a mesh that churns must not grow it)
+    const char *seen_id;
+    json_t *mark, *tmp;
+    json_object_foreach_safe (self->seen, tmp, seen_id, mark)
+        if (!s_find (nodes, count, seen_id, NULL))
+            json_object_del (self->seen, seen_id);
     json_t *index = json_object ();
     size_t link_count = 0;
     for (size_t i = 0; i < count; i++)
@@ -471,6 +516,18 @@ const view_link_t *
 cli_view_link (cli_view_t *self, size_t index)
 {
     return index < self->link_count? &self->links [index]: NULL;
+}
+
+json_t *
+cli_view_previous (cli_view_t *self, size_t index)
+{
+    return index < self->count? json_object_get (self->previous, self->nodes [index].id): NULL;
+}
+
+double
+cli_view_elapsed_s (cli_view_t *self)
+{
+    return self->previous_ms? (self->refreshed_ms - self->previous_ms) / 1000.0: 0;
 }
 
 size_t
@@ -575,8 +632,18 @@ cli_view_node_json (cli_view_t *self, const char *id)
     json_object_foreach (json_object_get (stats, "counters"), key, value)
         json_object_set_new (rates, key, json_real (cli_view_counter_rate (self, index, key)));
     json_object_set_new (root, "rates", rates);
+    json_object_set_new (root, "patterns", cli_view_patterns (self, index));
     pthread_mutex_unlock (&self->lock);
     return s_dump (root);
+}
+
+uint64_t
+cli_view_events_next (cli_view_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    uint64_t next = self->next_seq;
+    pthread_mutex_unlock (&self->lock);
+    return next;
 }
 
 char *
