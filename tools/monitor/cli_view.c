@@ -646,25 +646,61 @@ cli_view_events_next (cli_view_t *self)
     return next;
 }
 
+static json_t *
+s_event_object (const s_event_t *event)
+{
+    json_t *o = json_object ();
+    json_object_set_new (o, "seq", json_integer ((json_int_t) event->seq));
+    json_object_set_new (o, "time_ms", json_integer (event->time_ms));
+    json_object_set_new (o, "type", json_string (event->type));
+    json_object_set_new (o, "node", json_string (event->id));
+    json_object_set_new (o, "name", json_string (event->name));
+    json_object_set_new (o, "detail", json_string (event->detail));
+    return o;
+}
+
+//  The first event kept that is numbered since or later (lock held)
+static uint64_t
+s_events_from (cli_view_t *self, uint64_t since)
+{
+    uint64_t first = self->next_seq > VIEW_MAX_EVENTS? self->next_seq - VIEW_MAX_EVENTS: 0;
+    return since > first? since: first;
+}
+
 char *
 cli_view_events_json (cli_view_t *self, uint64_t since)
 {
     json_t *root = json_object (), *list = json_array ();
     pthread_mutex_lock (&self->lock);
-    uint64_t first = self->next_seq > VIEW_MAX_EVENTS? self->next_seq - VIEW_MAX_EVENTS: 0;
-    for (uint64_t seq = since > first? since: first; seq < self->next_seq; seq++) {
-        const s_event_t *event = &self->events [seq % VIEW_MAX_EVENTS];
-        json_t *o = json_object ();
-        json_object_set_new (o, "seq", json_integer ((json_int_t) event->seq));
-        json_object_set_new (o, "time_ms", json_integer (event->time_ms));
-        json_object_set_new (o, "type", json_string (event->type));
-        json_object_set_new (o, "node", json_string (event->id));
-        json_object_set_new (o, "name", json_string (event->name));
-        json_object_set_new (o, "detail", json_string (event->detail));
-        json_array_append_new (list, o);
-    }
+    for (uint64_t seq = s_events_from (self, since); seq < self->next_seq; seq++)
+        json_array_append_new (list, s_event_object (&self->events [seq % VIEW_MAX_EVENTS]));
     json_object_set_new (root, "next", json_integer ((json_int_t) self->next_seq));
     pthread_mutex_unlock (&self->lock);
     json_object_set_new (root, "events", list);
     return s_dump (root);
+}
+
+char *
+cli_view_events_sse (cli_view_t *self, uint64_t *next)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out)
+        return NULL;
+    pthread_mutex_lock (&self->lock);
+    uint64_t seq = s_events_from (self, *next);
+    for (; seq < self->next_seq; seq++) {
+        json_t *o = s_event_object (&self->events [seq % VIEW_MAX_EVENTS]);
+        char *json = json_dumps (o, JSON_COMPACT);
+        json_decref (o);
+        //  one line of data: JSON escapes every line break a name could hold
+        if (json)
+            fprintf (out, "id: %llu\ndata: %s\n\n", (unsigned long long) seq, json);
+        free (json);
+    }
+    *next = seq;
+    pthread_mutex_unlock (&self->lock);
+    fclose (out);
+    return text;
 }

@@ -109,6 +109,10 @@ char *
 //  /api/events: {"next": N, "events": [...]} of events numbered >= since
 char *
     cli_view_events_json (cli_view_t *self, uint64_t since);
+//  /api/events as server-sent events: one "id: N" and "data: EVENT" per
+//  event numbered *next or later; *next is set past the last one
+char *
+    cli_view_events_sse (cli_view_t *self, uint64_t *next);
 //  The number the next event will have
 uint64_t
     cli_view_events_next (cli_view_t *self);
