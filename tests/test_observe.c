@@ -182,7 +182,8 @@ s_peer (int argc, char **argv)
         mesh_push (pl, "jobs.none", "waiting", 7);
     printf ("ready %s ok=%d failed=%d\n", mesh_node_id (node), ok, failed);
     fflush (stdout);
-    for (int round = 0; round < 6000; round++) {
+    uint64_t until = mesh_clock_ms () + 600000;
+    while (mesh_clock_ms () < until) {
         mesh_node_dispatch (node, 100);
         mesh_event_t *event;
         while ((event = mesh_node_event (node)))

@@ -36,7 +36,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 BOUND_S = 120
-SUBS = int(os.environ.get("OBSERVE_SUBS", "100000"))
+SUBS = int(os.environ.get("OBSERVE_SUBS", "99999"))      # + "peer.#": the most a node may hold
 BOUNDS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
             0.5, 1, 2.5, 5, 10]
 
@@ -272,7 +272,8 @@ def main():
                 break
             except (AssertionError, KeyError, IndexError) as e:
                 if time.monotonic() > deadline:
-                    raise AssertionError("tables never settled: %s" % e)
+                    raise AssertionError("tables never settled: %r (peer %s)" % (
+                        e, "running" if peer.poll() is None else "exited %s" % peer.poll()))
                 time.sleep(0.5)
         assert size < 1 << 20, "stats --json of %d subscriptions is %d bytes" % (SUBS, size)
 
