@@ -45,7 +45,7 @@ pids+=($!)
 "$tool" monitor --http 127.0.0.1:0 --interval 0.5 --name monitor $(as watcher) > "$dir/monitor.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do
-    grep -q "^monitor: http" "$dir/monitor.out" && break
+    grep -qs "^monitor: http" "$dir/monitor.out" && break
     sleep 0.2
 done
 base=$(awk '/^monitor: / { print $2 }' "$dir/monitor.out")
