@@ -230,7 +230,9 @@ def main():
         return p
 
     def run(args):
-        subprocess.run([tool] + args + common, check=True, capture_output=True, timeout=BOUND_S)
+        done = subprocess.run([tool] + args + common, capture_output=True, timeout=BOUND_S)
+        assert done.returncode == 0, "%s: exit %d: %s" % (args[:2], done.returncode,
+                                                          done.stderr.decode("utf-8", "replace"))
     try:
         monitor = start(["monitor", "--http", "127.0.0.1:0", "--interval", "0.5"],
                         stdout=subprocess.PIPE)
@@ -250,9 +252,9 @@ def main():
         assert ready[:1] == ["ready"] and ready[2:] == ["ok=20", "failed=5"], ready
         peer_id = ready[1]
         for subject in SUBJECTS:
-            run(["pub", subject, "hello", "--count", "2", "--wait-subscribers", "1"])
-        run(["pub", "many.7", "x", "--count", "3", "--wait-subscribers", "1"])
-        run(["pub", "many.3", "x", "--wait-subscribers", "1"])
+            run(["pub", subject, "hello", "--count", "2", "--wait-subscribers", "1", "--timeout", "60"])
+        run(["pub", "many.7", "x", "--count", "3", "--wait-subscribers", "1", "--timeout", "60"])
+        run(["pub", "many.3", "x", "--wait-subscribers", "1", "--timeout", "60"])
         run(["call", SERVICE, "hi"])
         run(["push", QUEUE, "job", "--timeout", "30"])
         stream.wait("3 DEAD_LETTER of the peer",
