@@ -60,6 +60,8 @@ SUBJECTS = [
     "odd.\u00e9t\u00e9.\u65e5\u672c.\u00fc".encode(),       # valid UTF-8
     b"odd." + b"\xff" * 251,                                 # 255 bytes: the limit
     b'odd."\\n\\"}',                                         # escapes spelled out
+    # overlong, surrogate, past U+10FFFF, a 4-byte character, a cut one
+    b"odd.\xc0\x80\xed\xa0\x80\xf4\x90\x80\x80\xf0\x9f\x98\x80\xe6\x97.z",
 ]
 SERVICE = b'svc.odd."\\%\xc3\xa9\xff'
 QUEUE = b'q.odd."\\\xfe'
