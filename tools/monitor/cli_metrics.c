@@ -234,6 +234,8 @@ s_rows (s_samples_t *s, const char *node_labels, json_t *table, const char *key,
     size_t i;
     json_t *row;
     json_array_foreach (table, i, row) {
+        if (i == MESH_STATS_TOP)
+            break;              //  what an honest node sends; a peer may send more
         char labels [3000];
         if (!s_row_labels (labels, sizeof labels, node_labels, row, key, label))
             continue;
@@ -257,7 +259,11 @@ s_latency (s_samples_t *s, const char *node_labels, json_t *reqrep)
     json_t *bounds = json_object_get (reqrep, "latency_bounds_us");
     size_t i;
     json_t *row;
+    if (json_array_size (bounds) > MESH_LATENCY_BUCKETS)
+        return;                 //  not ours: every node has the same bounds
     json_array_foreach (json_object_get (reqrep, "calls"), i, row) {
+        if (i == MESH_STATS_TOP)
+            break;
         char labels [3000], with_le [3100], value [32];
         json_t *buckets = json_object_get (row, "latency_buckets");
         json_t *calls = json_object_get (row, "calls");

@@ -104,6 +104,8 @@ cli_view_patterns (cli_view_t *self, size_t index)
         size_t i;
         json_t *row;
         json_array_foreach (table, i, row) {
+            if (i == MESH_STATS_TOP)
+                break;          //  what an honest node sends; a peer may send more
             json_t *key = json_object_get (row, t->key);
             if (!json_is_object (row) || !(json_is_string (key) || json_is_number (key)))
                 continue;

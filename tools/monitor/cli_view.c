@@ -18,6 +18,7 @@
 #include <time.h>
 
 #define streq_(a, b)    (strcmp ((a), (b)) == 0)
+#define VIEW_RECENT_EVENTS  32      //  pattern events a node's answer carries
 
 typedef struct {
     uint64_t seq;
@@ -281,6 +282,8 @@ s_pattern_events (cli_view_t *self, const view_node_t *node)
     json_t *event;
     int64_t first = -1;
     json_array_foreach (recent, i, event) {
+        if (i == 2 * VIEW_RECENT_EVENTS)
+            break;              //  a node sends 32; a peer may send more
         int64_t seq = s_int (event, "seq", -1);
         if (seq < 0 || seq >= next)
             continue;

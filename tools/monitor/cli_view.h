@@ -19,6 +19,7 @@
 #define CLI_VIEW_H_INCLUDED
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"         //  MESH_STATS_TOP, MESH_LATENCY_BUCKETS: what a node sends
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
