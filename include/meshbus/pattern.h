@@ -287,7 +287,10 @@ typedef struct {
                                         //  its figures for a STATS answer, or
                                         //  NULL; from the node's keeper thread,
                                         //  without the node's lock: it may take
-                                        //  its own (unregister waits for it)
+                                        //  its own (unregister waits for it),
+                                        //  but not wait long: the keeper keeps
+                                        //  the node alive (mesh_top.h's
+                                        //  mesh_stats_lock gives up, "busy")
 } mesh_pattern_t;
 
 //  A pattern plugged into a node

@@ -12,8 +12,32 @@
 #define MESH_TOP_H_INCLUDED
 
 #include "meshbus/pattern.h"
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#define MESH_STATS_LOCK_MS  200     //  a stats op waits this long for its pattern's lock
+
+//  Take a pattern's lock for its stats op, or give up after
+//  MESH_STATS_LOCK_MS: the op runs in the node's keeper thread, which also
+//  keeps the node alive to its peers (heartbeats, liveness), so it never
+//  waits long behind a pattern busy with a slow disk. 0, or -1 when the
+//  answer says "busy" instead of the tables.
+static inline int
+mesh_stats_lock (pthread_mutex_t *lock, mesh_stats_t *out)
+{
+    struct timespec until;
+    clock_gettime (CLOCK_REALTIME, &until);
+    until.tv_nsec += MESH_STATS_LOCK_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    if (pthread_mutex_timedlock (lock, &until) == 0)
+        return 0;
+    mesh_stats_uint (out, "busy", 1);
+    return -1;
+}
 
 typedef struct {
     uint64_t activity;

@@ -78,7 +78,8 @@ void
 pl_stats (void *arg, mesh_stats_t *out)
 {
     mesh_pipeline_t *self = (mesh_pipeline_t *) arg;
-    pthread_mutex_lock (&self->lock);
+    if (mesh_stats_lock (&self->lock, out))
+        return;
     s_write_queues (self, out);
     s_write_works (self, out);
     mesh_stats_uint (out, "held_for_later", zhashx_size (self->held));

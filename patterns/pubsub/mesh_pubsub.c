@@ -202,7 +202,8 @@ s_stats (void *arg, mesh_stats_t *out)
 {
     mesh_pubsub_t *self = (mesh_pubsub_t *) arg;
     mesh_top_t top = { .count = 0 };
-    pthread_mutex_lock (&self->lock);
+    if (mesh_stats_lock (&self->lock, out))
+        return;
     for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
          sub = (sub_t *) zlistx_next (self->subs))
         mesh_top_offer (&top, sub->received, (uint64_t) sub->id, sub);

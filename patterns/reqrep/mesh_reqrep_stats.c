@@ -133,7 +133,8 @@ mesh_rr_stats (void *arg, mesh_stats_t *out)
     for (size_t b = 0; b < MESH_LATENCY_BUCKETS; b++)
         mesh_stats_uint (out, NULL, s_bounds [b]);
     mesh_stats_close (out);
-    pthread_mutex_lock (&self->lock);
+    if (mesh_stats_lock (&self->lock, out))
+        return;
     s_write_services (self, out);
     s_write_calls (self, out);
     mesh_stats_uint (out, "pending", self->table.count);
