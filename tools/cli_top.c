@@ -33,15 +33,18 @@ typedef struct {
 
 static s_screen_t *s_cmp_screen;    //  for qsort's comparator
 
-//  Text from the network, made safe for a terminal: no control bytes
+//  Text from the network, made safe for a terminal: no control bytes;
+//  cut to cap - 1 bytes, never inside a UTF-8 character
 static void
 s_safe (char *out, size_t cap, const char *text)
 {
+    const unsigned char *t = (const unsigned char *) text;
     size_t n = 0;
-    for (const unsigned char *c = (const unsigned char *) text; *c && n + 1 < cap; c++)
-        out [n++] = *c < 0x20 || *c == 0x7f? '?': (char) *c;
-    while (n > 0 && n + 1 >= cap && ((unsigned char) out [n] & 0xC0) == 0x80)
-        n--;                        //  never end inside a UTF-8 character
+    for (; t [n] && n + 1 < cap; n++)
+        out [n] = t [n] < 0x20 || t [n] == 0x7f? '?': (char) t [n];
+    if (t [n])                      //  cut: back to where a character starts
+        while (n > 0 && (t [n] & 0xC0) == 0x80)
+            n--;
     out [n] = 0;
 }
 
