@@ -52,7 +52,8 @@ base=$(awk '/^monitor: / { print $2 }' "$dir/monitor.out")
 [ -n "$base" ] || fail "the monitor did not serve: $(cat "$dir/monitor.out")"
 ok=0
 for _ in $(seq 300); do
-    metrics=$(curl -s "${base}metrics")
+    metrics=$(/usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "${base}metrics" 2>/dev/null)
     if echo "$metrics" | grep -q 'meshbus_service_served_total{.*node_name="server",service="svc.secure"} 1' \
     && echo "$metrics" | grep -q 'meshbus_subscription_received_total{.*node_name="subscriber",subject="secure.#",subscription="1"} 3'; then
         ok=1
