@@ -18,8 +18,9 @@ subscriptions answered as the 50 most active plus a count of the rest);
 labels equal to the names, its values between two stats runs, and the
 latency histogram (_bucket cumulative, +Inf = _count = calls); top --once
 shows the pattern pane; a server-sent event client gets ENTER and the
-three DEAD_LETTER events of the peer's queue, and resumes after
-Last-Event-ID. Every wait has a functional bound; nothing is timed.
+three DEAD_LETTER events of the peer's queue, resumes after Last-Event-ID,
+and gets the GAP events of a subscriber frozen behind a publisher (loss
+made on purpose), which add up to that subscriber's pubsub.gaps. Every wait has a functional bound; nothing is timed.
 """
 import codecs
 import json
@@ -217,6 +218,57 @@ def scrape(base):
     return samples, types, text
 
 
+SLOW = ["--suspect-ms", "10000", "--gone-ms", "60000"]
+
+
+def gaps(tool, common, start, stream):
+    """Loss made on purpose (as tests/test_pubsub_scenarios.c does): a
+    subscriber frozen behind a publisher whose link holds 20 messages. The
+    subscriber's own GAP events reach the stream, with the publisher's
+    name, and add up to its pubsub.gaps counter."""
+    sub = start(["sub", "lossy.#", "--no-replay", "--name", "gap-sub"] + SLOW)
+    pub = start(["pub", "lossy.x", "-", "--wait-subscribers", "1", "--timeout", "60", "--hwm",
+                 "20", "--linger", "60", "--name", "gap-pub"] + SLOW, stdin=subprocess.PIPE)
+    pub.stdin.write(b"first\n")
+    pub.stdin.flush()
+    deadline = time.monotonic() + BOUND_S
+    while True:           # the first message went through: the subscriber is known
+        nodes, _ = stats(tool, common)
+        row = [r for r in nodes.values() if r.get("name") == "gap-sub"]
+        rows = row[0]["patterns"]["pubsub"]["subscriptions"] if row else []
+        if rows and rows[0]["received"] == 1:
+            break
+        assert time.monotonic() < deadline, "gap-sub never got its first message"
+        time.sleep(0.2)
+    sub_id = row[0]["id"]
+    os.kill(sub.pid, signal.SIGSTOP)
+    pub.stdin.write(b"x\n" * 3000)
+    pub.stdin.close()
+    while True:           # the publisher is done once it counted every publish
+        nodes, _ = stats(tool, common)
+        row = [r for r in nodes.values() if r.get("name") == "gap-pub"]
+        if row and row[0]["counters"].get("pubsub.published", 0) >= 3001:
+            break
+        assert time.monotonic() < deadline, "gap-pub did not publish its 3001"
+        time.sleep(0.2)
+    os.kill(sub.pid, signal.SIGCONT)
+    stream.wait("GAP of gap-sub", lambda ev: any(e["type"] == "GAP" and e["node"] == sub_id
+                                                 for e in ev))
+    while True:           # settled: every GAP the counter has is in the stream
+        nodes, _ = stats(tool, common)
+        counted = nodes[sub_id]["counters"].get("pubsub.gaps", 0)
+        shown_ = [e for e in stream.events if e["node"] == sub_id and e["type"] == "GAP"]
+        total = sum(int(e["detail"].split()[0]) for e in shown_)
+        if total == counted or any(e["node"] == sub_id and e["type"] == "MISSED"
+                                   for e in stream.events):
+            break
+        assert time.monotonic() < deadline, "GAP events sum %d, pubsub.gaps %d" % (total, counted)
+        time.sleep(0.2)
+    assert all("from gap-pub" in e["detail"] for e in shown_), shown_
+    print("forced loss: %d GAP events of gap-sub (%s...) sum to its pubsub.gaps, %d" %
+          (len(shown_), shown_[0]["detail"], counted))
+
+
 def main():
     tool, peer_program = sys.argv[1], sys.argv[2]
     cluster = "observe-patterns-%d-%d" % (os.getpid(), random.randrange(1 << 30))
@@ -328,6 +380,7 @@ def main():
         assert [e for e in polled if e["type"] == "DEAD_LETTER"] == \
             [e for e in stream.events if e["type"] == "DEAD_LETTER"], "long-poll and stream differ"
         print("Last-Event-ID resumes the stream; the long-poll gives the same events")
+        gaps(tool, common, start, stream)
         peer.stdin.close()
         assert peer.wait(timeout=BOUND_S) == 0
         return 0
