@@ -284,6 +284,7 @@ pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         if (job->where == PL_INFLIGHT)
             s_touch (&touched, job->queue);
         pl_job_unlink (self, job);
+        job->queue->done++;
         pl_job_finish (self, job);
         self->acked++;
     }
