@@ -327,6 +327,17 @@ def check_pubsub(run):
                     run.violate("pubsub", "%s: %s's stream out of order" % (s.key, p.key),
                                 a, b)
                     break
+            #   a replay fills a gap once: a plain or last-value subscriber
+            #   gets each message once (last values aside); a durable one
+            #   may get again what it had not acknowledged (counted)
+            seen = collections.Counter(o["id"] for o in msgs if not o["lv"])
+            twice = [i for i, n in seen.items() if n > 1]
+            if s.mode == "durable":
+                gaps_total["durable duplicates"] += len(twice)
+            elif twice:
+                run.violate("pubsub", "%s got %d messages of %s more than once (ids %s)"
+                            % (s.key, len(twice), p.key, sorted(twice)[:10]),
+                            *[o for o in msgs if o["id"] == twice[0]])
             e = ev.get(peer, collections.Counter())
             gaps_total["GAP"] += e["GAP"]
             gaps_total["REPLAYED"] += e["REPLAYED"]

@@ -175,12 +175,34 @@ class Soak:
                             rss = int(line.split()[1])
                         elif line.startswith("VmHWM:"):
                             hwm = int(line.split()[1])
-                fds = len(os.listdir("/proc/%d/fd" % pid))
+                fds = socks = 0
+                for fd in os.listdir("/proc/%d/fd" % pid):
+                    fds += 1
+                    try:
+                        socks += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+                    except OSError:
+                        pass
             except OSError:
                 continue
             self.res.write(json.dumps(dict(name=name, inc=p["inc"], ts=now, rss=rss, hwm=hwm,
-                                           fds=fds)) + "\n")
+                                           fds=fds, socks=socks)) + "\n")
         self.res.flush()
+
+    def tcp_states(self):
+        """TCP connections by state on each host (a connection its peer
+        closed and this side never did stays in CLOSE-WAIT)."""
+        states = {}
+        for h in range(1, HOSTS + 1) if self.lab else [0]:
+            cmd = ["ss", "-tanH"]
+            if self.lab:
+                cmd = ["ip", "netns", "exec", "%s-h%d" % (self.lab["prefix"], h)] + cmd
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            count = {}
+            for line in r.stdout.splitlines():
+                if line.split():
+                    count[line.split()[0]] = count.get(line.split()[0], 0) + 1
+            states["h%d" % h if self.lab else "loopback"] = count
+        return states
 
     def wait(self, seconds):
         end = time.time() + seconds
@@ -307,7 +329,14 @@ class Soak:
         for f in plan:
             if time.time() >= end:
                 break
-            self.inject(f)
+            try:
+                self.inject(f)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                #   a fault the lab could not make: recorded, the run goes on
+                self.record("fault-error", str(f["target"]), fault=f["kind"], error=str(e))
+                log("fault %s on %s failed: %s" % (f["kind"], f["target"], e))
+                if self.lab:
+                    self.lab_cmd("heal", "all", check=False)
             done += 1
             self.wait(f["gap"])
         log("faults injected: %d of %d planned" % (done, len(plan)))
@@ -329,6 +358,7 @@ class Soak:
             self.wait(0.1)
         self.wait(1.5)                                  # publishers' positions reach the tail
         self.sample(force=True)
+        self.record("tcp", "all", states=self.tcp_states())
         self.touch("stop")
         for name, p in self.procs.items():
             try:
