@@ -285,16 +285,18 @@ class Soak:
         elif kind == "disk-full":
             filler = os.path.join(self.outbox_mnt, "filler")
             self.record(kind, target, phase="begin")
-            with open(filler, "wb") as out:
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
                 chunk = b"\0" * (1 << 16)
                 for _ in range(1024):       # 64 MiB at most; the tmpfs is 16
                     try:
-                        out.write(chunk)
-                        out.flush()
-                    except OSError:
+                        os.write(fd, chunk)
+                    except OSError:         # ENOSPC: full
                         break
-            self.wait(f["dur"])
-            os.unlink(filler)
+                self.wait(f["dur"])
+            finally:
+                os.close(fd)
+                os.unlink(filler)
             self.record(kind, target, phase="end")
 
     # ------------------------------------------------------------------ run
