@@ -11,7 +11,9 @@ caller, publisher, subscriber (--mode plain | durable | lastvalue).
 The runner steers every process through files in the run directory:
 ``final`` (faults are over and healed: the verification window begins),
 ``drain`` (producers and publishers stop making new work; producers wait
-until their jobs are acked) and ``stop`` (close the node and exit 0).
+until their jobs are acked) and ``stop`` (close the node and exit 0);
+``burst`` while the outbox's disk is full (the durable producer pushes
+64 KiB jobs then, so that its outbox must grow).
 
 Written on the Python binding rather than the `meshbus` tool because a
 history needs what the tool does not print: the job id, the delivery
@@ -127,8 +129,11 @@ class Agent:
             for _ in range(size):
                 n += 1
                 key = "%s.%s.%d" % (a.name, a.inc, n)
+                #   while the runner fills the outbox's disk ("burst"), big
+                #   jobs: the outbox must grow, and the disk refuses it
+                body = key + "|" + "x" * (65536 if durable and self.flag("burst") else 8)
                 try:
-                    job = jobs.push(key)
+                    job = jobs.push(body)
                 except meshbus.Error as e:
                     self.h.log("push_failed", key=key, error=type(e).__name__, text=str(e))
                     self.pump(0.5)
@@ -142,7 +147,8 @@ class Agent:
     def worker(self):
         def make(queue):
             def handle(job):
-                self.h.log("run", queue=queue, key=job.body.decode(), job=job.id,
+                self.h.log("run", queue=queue, key=job.body.split(b"|", 1)[0].decode(),
+                           job=job.id,
                            producer=job.peer, deliveries=job.deliveries)
                 time.sleep(self.args.delay)
             return handle

@@ -210,7 +210,9 @@ def check_pipeline(run):
                 causes["the same worker process twice"] += 1
                 run.violate("pipeline", "%s ran job %s twice" % (wa.key, k), oa, ob)
                 continue
-            why = run.hurt(wa, ta, tb)
+            #   either worker: a job delivered just before a pause runs
+            #   after it, later than its redelivery ran elsewhere
+            why = run.hurt(wa, ta - 2 * GONE, tb) or run.hurt(wb, ta - 2 * GONE, tb)
             prod = run.inc_of(oa["producer"], ta)
             if why:
                 cause = "worker %s" % why

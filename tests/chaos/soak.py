@@ -285,6 +285,8 @@ class Soak:
         elif kind == "disk-full":
             filler = os.path.join(self.outbox_mnt, "filler")
             self.record(kind, target, phase="begin")
+            burst = os.path.join(self.run, "burst")
+            open(burst, "w").close()
             fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 chunk = b"\0" * (1 << 16)
@@ -297,6 +299,7 @@ class Soak:
             finally:
                 os.close(fd)
                 os.unlink(filler)
+                os.unlink(burst)
             self.record(kind, target, phase="end")
 
     # ------------------------------------------------------------------ run
