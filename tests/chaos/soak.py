@@ -151,11 +151,17 @@ class Soak:
         self.faults.flush()
 
     def check_alive(self):
+        """A process that exits by itself is recorded (a violation) and
+        started again a second later (so one that cannot start, e.g. on
+        an outbox it cannot open, is retried without a storm)."""
+        now = time.time()
         for name, p in self.procs.items():
             if p["state"] in ("running", "stopped") and p["popen"].poll() is not None:
                 self.record("unexpected-exit", name, code=p["popen"].returncode, inc=p["inc"])
-                log("%s.%d exited by itself (%s): restarted" % (name, p["inc"],
-                                                                p["popen"].returncode))
+                log("%s.%d exited by itself (%s): started again in 1 s" % (
+                    name, p["inc"], p["popen"].returncode))
+                p["state"], p["restart_at"] = "crashed", now + 1
+            elif p["state"] == "crashed" and now >= p["restart_at"]:
                 self.start(name)
 
     def sample(self, force=False):
@@ -263,6 +269,8 @@ class Soak:
             self.record(kind, target, phase="end", inc=self.procs[target]["inc"])
         elif kind.startswith("pause"):
             p = self.procs[target]
+            if p["state"] != "running":
+                return                  # crashed, waiting for its restart
             self.record(kind, target, inc=p["inc"], dur=f["dur"], phase="begin")
             self.signal(target, signal.SIGSTOP)
             p["state"] = "stopped"
