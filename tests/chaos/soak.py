@@ -8,8 +8,9 @@ namespace per host on a bridge); without root, or where namespaces cannot
 be made, every process runs on loopback and the network faults are left
 out (the reason is printed). The default is the suite's 60-second run;
 ``--minutes N`` for long soaks. The seed is printed first: ``--seed``
-(or MESHBUS_SOAK_SEED, for the suite's run) replays the same schedule of faults (the same kinds, targets, durations
-and order; what the processes do meanwhile depends on the machine).
+(or MESHBUS_SOAK_SEED, for the suite's run) replays the same schedule of
+faults (the same kinds, targets, durations and order; what the processes
+do meanwhile depends on the machine).
 
 Phases: warm-up, faults (one at a time, each undone before the next),
 heal (everything healed, continued and restarted), settle, "final"

@@ -75,6 +75,8 @@ if not seen_send:
 EOF
 }
 
+TRACED=openat,fdatasync,fsync,msync,pwrite64,pwritev,pwritev2,write,writev,sendto,sendmsg
+
 #   durable_push_flushes MODE...: a worker, then one traced durable push
 durable_push_flushes () {
     local mark="durable-flush-$$-$RANDOM"
@@ -82,13 +84,14 @@ durable_push_flushes () {
     #   the worker is announced (a call that waits stands for a sleep)
     mb peers --expect 1 --timeout 10 >/dev/null 2>&1
     timeout -k 3 "$T_BOUND" strace -f -y -s 4096 -o "$T_DIR/trace" \
-        -e trace=openat,fdatasync,fsync,msync,pwrite64,pwritev,pwritev2,write,writev,sendto,sendmsg \
+        -e "trace=$TRACED" \
         "$MB" push flush.q "$mark" --durable "$T_DIR/box$1" "${@:2}" --timeout 20 -q \
         --cluster "$CLUSTER" >"$T_DIR/push.out" 2>"$T_DIR/push.err"
     expect_rc $? 0 "the traced push" || return 1
     bg_wait worker
     expect_rc $? 0 "the worker" || return 1
-    grep -qx "$mark" "$T_DIR/worker.out" || { fail "the worker printed $(show "$T_DIR/worker.out")"; return 1; }
+    grep -qx "$mark" "$T_DIR/worker.out" \
+        || { fail "the worker printed $(show "$T_DIR/worker.out")"; return 1; }
     local why
     why=$(trace_says_flushed "$T_DIR/trace" "$mark") || { fail "$why"; return 1; }
 }
