@@ -439,6 +439,14 @@ def check_resources(run):
     run.figures["peak RSS"] = "%.1f MiB (%s)" % (peak[0] / 1024.0, peak[1])
 
 
+def mask(why):
+    """A violation's text with names, numbers and asides masked: its kind."""
+    why = re.sub(r"\b[A-Z]+\d\.\d+(\.\d+)?\b", "X", why)
+    for _ in range(3):
+        why = re.sub(r" ?\([^()]*\)", "", why)
+    return re.sub(r"\d+", "N", why)[:120]
+
+
 def main():
     run = Run(sys.argv[1])
     ops = collections.Counter(o["op"] for i in run.incs.values() for o in i.ops)
@@ -453,16 +461,23 @@ def main():
     props = ("pipeline", "durable", "reqrep", "pubsub", "membership", "resources")
     for k, v in run.figures.items():
         print("  %s: %s" % (k, json.dumps(v) if isinstance(v, dict) else v))
+    kinds = {}
     for prop in props:
         vs = run.violations.get(prop, [])
         print("%-11s %s" % (prop, "OK" if not vs else "%d VIOLATIONS" % len(vs)))
+        #   how many of each kind: the text with names and numbers masked
+        kind = collections.Counter(mask(why) for why, _ in vs)
+        kinds[prop] = dict(kind)
+        for k, n in kind.most_common():
+            print("  %5d x %s" % (n, k))
         for why, lines in vs[:EXCERPT]:
             print("    - " + why)
             for line in lines:
                 print("        " + json.dumps(line)[:400])
     with open(os.path.join(run.dir, "summary.json"), "w") as f:
         json.dump({"figures": run.figures,
-                   "violations": {p: len(run.violations.get(p, [])) for p in props}}, f,
+                   "violations": {p: len(run.violations.get(p, [])) for p in props},
+                   "violations by kind": kinds}, f,
                   indent=1)
     return 1 if any(run.violations.values()) else 0
 
