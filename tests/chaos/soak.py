@@ -69,7 +69,6 @@ class Soak:
         self.procs = {}         # name -> dict (role, host, inc, node_id, popen, state)
         self.lab = None
         self.outbox_mnt = None
-        self.tool_py = os.environ["PYTHONPATH"]
         self.cluster = "soak%d" % self.rng.randrange(10 ** 9)
         self.port = 20000 + self.rng.randrange(20000)
         self.last_sample = 0

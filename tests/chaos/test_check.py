@@ -4,7 +4,6 @@ no other. Without this, a soak whose checker had gone blind would pass.
 
     /usr/bin/python3 tests/chaos/test_check.py
 """
-import copy
 import json
 import os
 import shutil
