@@ -224,7 +224,9 @@ s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
 static mesh_peer_t *
 s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *msg)
 {
-    if (rid_size != MESH_ROUTING_ID_SIZE
+    //  17 bytes (a probe, a foreign peer), or 21 with a link's tag
+    if ((rid_size != MESH_ROUTING_ID_SIZE
+    &&   rid_size != MESH_ROUTING_ID_SIZE + MESH_ROUTING_TAG_SIZE)
     ||  (rid [0] != MESH_ROUTING_LINK && rid [0] != MESH_ROUTING_PROBE)) {
         mesh_counters_add (self->counters, "malformed.routing-id", 1);
         return NULL;
@@ -325,7 +327,7 @@ static void
 s_count_malformed (mesh_node_t *self, zmq_msg_t *rid, int rc)
 {
     mesh_peer_t *peer = NULL;
-    if (zmq_msg_size (rid) == MESH_ROUTING_ID_SIZE) {
+    if (zmq_msg_size (rid) >= MESH_ROUTING_ID_SIZE) {
         char hex [33];
         mesh_hex ((const uint8_t *) zmq_msg_data (rid) + 1, MESH_ID_SIZE, hex);
         peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
