@@ -41,7 +41,7 @@
 #define PYQ_SAME_CTYPE    4
 #define PYQ_SAME_NAME     8     //  internal: the sender_name copy is valid
 
-typedef struct {
+typedef struct _pyq_item_t {
     int kind;
     int token;                  //  which Python object it is for
     mesh_msg_t *msg;            //  owned: a copy of what the library lent
@@ -80,6 +80,10 @@ typedef struct {
     size_t head, count, cap;
     int closed;                 //  the node is closing: refuse new work
     int wake_fd;                //  -1, or an fd the waiting side wants written
+    //  The batch pyq_drain handed out last (drainer only): its messages
+    //  are freed by the next pyq_drain, not by a crossing of their own
+    struct _pyq_item_t *out;
+    size_t out_count;
 } pyq_t;
 
 //  What a handler registered with the library gets as its argument
@@ -87,6 +91,18 @@ typedef struct {
     pyq_t *q;
     int token;
 } pyq_target_t;
+
+//  Free the messages and texts of drained items (replies are Python's).
+//  Releasing twice is harmless.
+static void
+pyq_release (pyq_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mesh_msg_destroy (&items [i].msg);
+        free (items [i].error);
+        items [i].error = NULL;
+    }
+}
 
 static pyq_t *
 pyq_new (void)
@@ -120,6 +136,8 @@ pyq_destroy (pyq_t *q)
         return;
     for (size_t i = 0; i < q->count; i++)
         s_item_free (&q->items [(q->head + i) % q->cap]);
+    if (q->out)
+        pyq_release (q->out, q->out_count);
     free (q->items);
     pthread_mutex_destroy (&q->lock);
     free (q);
@@ -228,10 +246,16 @@ s_mark_same (pyq_last_t *last, pyq_item_t *it)
     it->same = same;
 }
 
-//  Move up to max items to out (in order). Returns how many.
+//  Move up to max items to out (in order). Returns how many. Frees what
+//  the batch before held (Python has made its objects of it by now); the
+//  messages of this batch stay valid until the next pyq_drain.
 static size_t
 pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
 {
+    if (q->out) {
+        pyq_release (q->out, q->out_count);
+        q->out = NULL;
+    }
     //  nearly always empty after a quiet dispatch: look without the lock
     if (!__atomic_load_n (&q->count, __ATOMIC_RELAXED))
         return 0;
@@ -245,6 +269,8 @@ pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
     pthread_mutex_unlock (&q->lock);
     for (size_t i = 0; i < n; i++)
         s_mark_same (&q->last, &out [i]);
+    q->out = out;
+    q->out_count = n;
     return n;
 }
 
@@ -268,16 +294,6 @@ pyq_pending (pyq_t *q)
     return __atomic_load_n (&q->count, __ATOMIC_RELAXED);
 }
 
-//  Free the messages and texts of drained items (replies are Python's)
-static void
-pyq_release (pyq_item_t *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        mesh_msg_destroy (&items [i].msg);
-        free (items [i].error);
-        items [i].error = NULL;
-    }
-}
 
 //  ---------------------------------------------------------------------
 //  Callbacks given to the library
@@ -542,14 +558,18 @@ s_now_ms (void)
 
 //  Launch a call and dispatch until its outcome, for up to wait_ms, or
 //  until something else is queued. Only for the thread that holds the
-//  binding's pump lock. Returns 1: out holds the outcome (pyq_release it);
-//  0: not yet, the outcome will be queued as PYQ_OUTCOME with id *call_id;
-//  -1: the call failed at once (mesh_errno).
+//  binding's pump lock. Returns 1: out holds the outcome, a reply; 2: out
+//  holds the outcome, a failure (out->err); 0: not yet, the outcome will
+//  be queued as PYQ_OUTCOME with id *call_id; -1: the call failed at once
+//  (mesh_errno). What out held from the call before is
+//  released first (so a call costs Python one crossing, not two); the
+//  last one is released by pyq_release when the node goes.
 static int
 pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
                const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
                pyq_item_t *out, uint64_t *call_id)
 {
+    pyq_release (out, 1);
     pyq_sync_t *s = (pyq_sync_t *) calloc (1, sizeof (pyq_sync_t));
     if (!s) {
         *call_id = pyq_call_async (rr, service, body, size, opts, q);
@@ -579,6 +599,6 @@ pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *servi
     *out = s->item;
     s_mark_same (&q->last, out);    //  the pump lock's holder owns q->last
     free (s);
-    return 1;
+    return out->err? 2: 1;
 }
 

@@ -71,10 +71,10 @@ class Subscription:
 
 
 class _AioService(_Service):
-    def __call__(self, arg):
+    def serve(self, msg, reply):
         if not inspect.iscoroutinefunction(self.handler):
-            return _Service.__call__(self, arg)
-        self.node._spawn(self._run(arg))
+            return _Service.serve(self, msg, reply)
+        self.node._spawn(self._run((msg, reply)))
 
     async def _run(self, arg):
         msg, reply = arg
