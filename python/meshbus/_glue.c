@@ -349,13 +349,14 @@ pyq_on_job (mesh_pipeline_t *pl, const mesh_msg_t *job, void *arg)
     return MESH_JOB_LATER;
 }
 
-static void
-pyq_on_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
-                const mesh_msg_t *reply, void *arg)
+//  The item of a call's outcome (kind PYQ_OUTCOME or PYQ_GATHER): a copy
+//  of the borrowed reply, or the error's text; a reply that cannot be
+//  copied becomes the failure "out of memory", never a lost outcome
+static pyq_item_t
+s_outcome_item (int kind, int token, uint64_t call_id, int err, const char *error,
+                const mesh_msg_t *reply)
 {
-    (void) rr;
-    pyq_t *q = (pyq_t *) arg;
-    pyq_item_t item = { .kind = PYQ_OUTCOME, .id = call_id, .err = err };
+    pyq_item_t item = { .kind = kind, .token = token, .id = call_id, .err = err };
     if (reply)
         item.msg = mesh_msg_dup (reply);
     if (reply && !item.msg) {
@@ -363,7 +364,17 @@ pyq_on_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
         error = "out of memory";
     }
     if (item.err)
-        item.error = strdup (error? error: mesh_strerror (err));
+        item.error = strdup (error? error: mesh_strerror (item.err));
+    return item;
+}
+
+static void
+pyq_on_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
+                const mesh_msg_t *reply, void *arg)
+{
+    (void) rr;
+    pyq_t *q = (pyq_t *) arg;
+    pyq_item_t item = s_outcome_item (PYQ_OUTCOME, 0, call_id, err, error, reply);
     if (!s_push (q, &item)) {
         mesh_msg_destroy (&item.msg);
         free (item.error);
@@ -376,16 +387,8 @@ pyq_on_gather (mesh_reqrep_t *rr, const char *provider, int err, const char *err
 {
     (void) rr;
     pyq_target_t *t = (pyq_target_t *) arg;
-    pyq_item_t item = { .kind = PYQ_GATHER, .token = t->token, .err = err };
+    pyq_item_t item = s_outcome_item (PYQ_GATHER, t->token, 0, err, error, reply);
     snprintf (item.provider, sizeof item.provider, "%s", provider? provider: "");
-    if (reply)
-        item.msg = mesh_msg_dup (reply);
-    if (reply && !item.msg) {
-        item.err = MESH_ESYS;
-        error = "out of memory";
-    }
-    if (item.err)
-        item.error = strdup (error? error: mesh_strerror (err));
     if (!s_push (t->q, &item)) {
         mesh_msg_destroy (&item.msg);
         free (item.error);
@@ -521,15 +524,7 @@ pyq_on_sync (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
 {
     (void) rr;
     pyq_sync_t *s = (pyq_sync_t *) arg;
-    pyq_item_t item = { .kind = PYQ_OUTCOME, .id = call_id, .err = err };
-    if (reply)
-        item.msg = mesh_msg_dup (reply);
-    if (reply && !item.msg) {
-        item.err = MESH_ESYS;
-        error = "out of memory";
-    }
-    if (item.err)
-        item.error = strdup (error? error: mesh_strerror (err));
+    pyq_item_t item = s_outcome_item (PYQ_OUTCOME, 0, call_id, err, error, reply);
     s_views (&item);
     pyq_t *q = s->q;
     pthread_mutex_lock (&q->lock);
