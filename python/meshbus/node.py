@@ -493,13 +493,17 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                         self._last = None       # see _route
                         raise
                     self._last = msg
-                    svc = self._targets[it.token]
+                    target = self._targets[it.token]
                     reply = it.reply
+                    # a target of the glue is called with (msg, reply);
+                    # a _Service has the shorter way
+                    svc = getattr(target, "serve", None) or \
+                        (lambda m, r, target=target: target((m, r)))
                     me = self._get_ident()
                     self._running.append(me)
                     if self._closed:
                         # _free answers it ("server closing")
-                        self._backlog.append((svc, (msg, reply)))
+                        self._backlog.append((target, (msg, reply)))
                         self._left(me)
                         svc = None
                 else:
@@ -523,7 +527,7 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 self._cond.notify_all()
         if svc is not None:
             try:
-                svc.serve(msg, reply)
+                svc(msg, reply)
             finally:
                 self._left(me)
         if self._backlog:
