@@ -417,11 +417,30 @@ pyq_work (mesh_pipeline_t *pl, const char *queue, int prefetch, pyq_target_t *t)
     return mesh_work (pl, queue, prefetch, pyq_on_job, t);
 }
 
+//  Serve now what this node just asked of its own services: the library
+//  serves such requests at its request-reply timer (every 10 ms) or in
+//  mesh_reqrep_recv, which serves them before it looks for an outcome and,
+//  with timeout 0, returns at once. Safe in any thread: the glue's request
+//  handler only queues. The binding's calls all have a callback, so no
+//  outcome waits in mesh_reqrep_recv's queue (one would be dropped here).
+static void
+s_serve_local (mesh_reqrep_t *rr)
+{
+    uint64_t call_id = 0;
+    int err = 0;
+    mesh_msg_t *stray = mesh_reqrep_recv (rr, 0, &call_id, &err);
+    mesh_msg_destroy (&stray);
+}
+
+//  local: this node serves something (the call may have gone to itself)
 static uint64_t
 pyq_call_async (mesh_reqrep_t *rr, const char *service, const void *body, size_t size,
-                const mesh_call_opts_t *opts, pyq_t *q)
+                const mesh_call_opts_t *opts, pyq_t *q, int local)
 {
-    return mesh_call_async (rr, service, body, size, opts, pyq_on_outcome, q);
+    uint64_t call_id = mesh_call_async (rr, service, body, size, opts, pyq_on_outcome, q);
+    if (call_id && local)
+        s_serve_local (rr);
+    return call_id;
 }
 
 static int
@@ -552,7 +571,7 @@ s_now_ms (void)
 }
 
 //  Launch a call and dispatch until its outcome, for up to wait_ms, or
-//  until something else is queued. Only for the thread that holds the
+//  until something else is queued (local: as pyq_call_async). Only for the thread that holds the
 //  binding's pump lock. Returns 1: out holds the outcome, a reply; 2: out
 //  holds the outcome, a failure (out->err); 0: not yet, the outcome will
 //  be queued as PYQ_OUTCOME with id *call_id; -1: the call failed at once
@@ -562,12 +581,12 @@ s_now_ms (void)
 static int
 pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
                const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
-               pyq_item_t *out, uint64_t *call_id)
+               pyq_item_t *out, uint64_t *call_id, int local)
 {
     pyq_release (out, 1);
     pyq_sync_t *s = (pyq_sync_t *) calloc (1, sizeof (pyq_sync_t));
     if (!s) {
-        *call_id = pyq_call_async (rr, service, body, size, opts, q);
+        *call_id = pyq_call_async (rr, service, body, size, opts, q, local);
         return *call_id? 0: -1;
     }
     s->q = q;
@@ -576,6 +595,8 @@ pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *servi
         free (s);           //  failed at once: the callback never runs
         return -1;
     }
+    if (local)
+        s_serve_local (rr);     //  queued for Python: the wait below ends at once
     int64_t until = s_now_ms () + wait_ms;
     while (__atomic_load_n (&s->state, __ATOMIC_ACQUIRE) != PYQ_SYNC_DONE) {
         if (pyq_pending (q))

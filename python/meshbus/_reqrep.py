@@ -345,7 +345,8 @@ class ReqRepMixin:
         at once."""
         s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
                                          content_type, wait)
-        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q,
+                                     bool(self._services))
         if call_id == 0:
             raise errors.last_error()
         self._register(call_id, slot)
@@ -393,8 +394,10 @@ class ReqRepMixin:
                 if self._closed:
                     raise Closed("node is closed")
                 it = self._sync_item
+                # a node that serves may be calling itself: the glue then
+                # serves the request at once (else at the library's timer)
                 rc = _call_wait(self._node, self._rr, self._q, s, body, len(body), opts,
-                                _SLICE_MS, it, self._sync_id)
+                                _SLICE_MS, it, self._sync_id, bool(self._services))
                 if rc == 1:
                     # the reply, marked against the last drained message
                     # as _route's (the next pyq_call_wait frees the item)
@@ -425,7 +428,8 @@ class ReqRepMixin:
                         self._cond.notify_all()
         else:
             # another thread dispatches: launch, and wait for its round
-            call_id = lib.pyq_call_async(self._rr, s, body, len(body), opts, self._q)
+            call_id = lib.pyq_call_async(self._rr, s, body, len(body), opts, self._q,
+                                         bool(self._services))
             if call_id == 0:
                 raise errors.last_error()
             slot = _Slot()

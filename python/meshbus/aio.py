@@ -194,6 +194,7 @@ class Node:
         target = self._sync._target(self._sync._token(svc))
         from .errors import check
         check(lib.pyq_serve(self._sync._rr, enc(service, "service"), target))
+        self._sync._services[service] = svc     # calls to it from this node: at once
 
     async def work(self, queue: str, handler: Callable, *, prefetch: int = 1) -> Worker:
         """Work a queue; handler may be a coroutine function (returning acks,
