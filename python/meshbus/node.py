@@ -474,61 +474,67 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         # with the pump lock held (released here): one crossing into C
         # drains the queue, or dispatches and drains (pyq_dispatch), and
         # frees the batch before. Handlers run after the lock is released.
-        svc = None
+        svc = me = None
         try:
-            if self._closed:
-                raise Closed("node is closed")
-            items = self._items
-            n = _dispatch(self._node, self._q, items, _BATCH, wait_ms)
-            if n == 1:
-                it = items[0]
-                if it.kind == _REQ and not self._backlog:
-                    # the round of a server: one request, served by this
-                    # thread with as little Python as can be in between
-                    # (a round trip waits for it). Listed in _running
-                    # before the check of _closed, as _run_backlog.
-                    try:
-                        msg = message_of(it, self._last)
-                    except BaseException:
-                        self._last = None       # see _route
-                        raise
-                    self._last = msg
-                    target = self._targets[it.token]
-                    reply = it.reply
-                    # a target of the glue is called with (msg, reply);
-                    # a _Service has the shorter way
-                    svc = getattr(target, "serve", None) or \
-                        (lambda m, r, target=target: target((m, r)))
-                    me = self._get_ident()
-                    self._running.append(me)
-                    if self._closed:
-                        # _free answers it ("server closing")
-                        self._backlog.append((target, (msg, reply)))
-                        self._left(me)
-                        svc = None
-                else:
-                    self._route(1)
-            elif n > 1:
-                self._route(n)
-                total = n
-                while n == _BATCH:
-                    n = lib.pyq_drain(self._q, items, _BATCH)
-                    self._route(n)
-                    total += n
-                n = total
-            elif n < 0:
-                if lib.mesh_errno() == _ECLOSED:
-                    raise Closed("node is closed")
-                n = 0
-        finally:
-            self._pump_lock.release()
-        if self._waiters:
-            with self._cond:
-                self._cond.notify_all()
-        if svc is not None:
             try:
-                svc(msg, reply)
+                if self._closed:
+                    raise Closed("node is closed")
+                items = self._items
+                n = _dispatch(self._node, self._q, items, _BATCH, wait_ms)
+                if n == 1:
+                    it = items[0]
+                    if it.kind == _REQ and not self._backlog:
+                        # the round of a server: one request, served by
+                        # this thread with as little Python as can be in
+                        # between (a round trip waits for it). Listed in
+                        # _running before the check of _closed, as
+                        # _run_backlog
+                        try:
+                            msg = message_of(it, self._last)
+                        except BaseException:
+                            self._last = None       # see _route
+                            raise
+                        self._last = msg
+                        target = self._targets[it.token]
+                        reply = it.reply
+                        # a target of the glue is called with (msg, reply);
+                        # a _Service has the shorter way
+                        svc = getattr(target, "serve", None) or \
+                            (lambda m, r, target=target: target((m, r)))
+                        me = self._get_ident()
+                        self._running.append(me)
+                        if self._closed:
+                            svc = None
+                            # _free answers it ("server closing")
+                            self._backlog.append((target, (msg, reply)))
+                    else:
+                        self._route(1)
+                elif n > 1:
+                    self._route(n)
+                    total = n
+                    while n == _BATCH:
+                        n = lib.pyq_drain(self._q, items, _BATCH)
+                        self._route(n)
+                        total += n
+                    n = total
+                elif n < 0:
+                    if lib.mesh_errno() == _ECLOSED:
+                        raise Closed("node is closed")
+                    n = 0
             finally:
+                self._pump_lock.release()
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
+            if svc is not None:
+                run, svc = svc, None
+                run(msg, reply)
+        finally:
+            if me is not None:
+                if svc is not None:
+                    # interrupted (Ctrl-C) before its handler ran: the next
+                    # round runs it, or _free answers it
+                    self._backlog.appendleft((target, (msg, reply)))
                 self._left(me)
         if self._backlog:
             self._run_backlog()
