@@ -49,10 +49,10 @@ mesh_discovery_start (mesh_node_t *self)
         //  validated by mesh_node_add_seed: "tcp://host:port" or "...#KEY"
         mesh_security_split (seed, tab->endpoint, sizeof tab->endpoint, tab->key, &tab->has_key);
         tab->backoff = MESH_SEED_IVL_MIN;
-        if (self->curve && !tab->has_key) {
+        if (mesh_security_curve (self->security) && !tab->has_key) {
             //  A CURVE client must know the server's key. Without one we
             //  try our own: right when the cluster shares one key pair.
-            memcpy (tab->key, self->public_key, MESH_KEY_SIZE);
+            memcpy (tab->key, mesh_security_public_key (self->security), MESH_KEY_SIZE);
             tab->has_key = true;
             mesh_node_log (self, "seed %s has no #KEY: trying our own public key", seed);
         }
@@ -84,8 +84,8 @@ s_beacon_packet (mesh_node_t *self, uint8_t flags, uint8_t *buf, size_t cap)
     snprintf (pkt.name, sizeof pkt.name, "%s", self->name);
     if (self->bind_host [0] && strcmp (self->bind_host, "0.0.0.0") && strcmp (self->bind_host, "*"))
         snprintf (pkt.host, sizeof pkt.host, "%s", self->bind_host);
-    mesh_security_beacon_fill (self, &pkt);
-    return mesh_security_beacon_encode (self, &pkt, buf, cap);
+    mesh_security_beacon_fill (self->security, &pkt, self->endpoint);
+    return mesh_security_beacon_encode (self->security, &pkt, buf, cap);
 }
 
 void
@@ -170,10 +170,10 @@ mesh_discovery_beacon_in (mesh_node_t *self)
             s_ignore (self, "self");
             continue;
         }
-        if (mesh_security_on (self) || pkt.has_key) {
+        if (mesh_security_on (self->security) || pkt.has_key) {
             //  before anything acts on it: a forged LEAVING must not
             //  evict a peer, a forged restart must not cut its link
-            const char *reason = mesh_security_beacon_check (self, &pkt, buf, (size_t) size, from);
+            const char *reason = mesh_security_beacon_check (self->security, &pkt, buf, (size_t) size, from);
             if (reason) {
                 s_ignore (self, reason);
                 continue;
@@ -198,7 +198,7 @@ mesh_discovery_beacon_in (mesh_node_t *self)
             }
             if (!peer->incarnation || peer->incarnation == pkt.incarnation)
                 continue;           //  known: beacons are not signs of life
-            if (self->curve && !self->has_secret)
+            if (mesh_security_curve (self->security) && !mesh_security_has_secret (self->security))
                 continue;           //  unsigned: only its HELLO can tell a restart
             mesh_node_remove_peer (self, peer, "restarted");
         }
@@ -317,9 +317,10 @@ mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelo
         }
         if (memcmp (id, self->id, MESH_ID_SIZE) == 0 || zhashx_lookup (self->peers, hex))
             continue;
-        if (has_key != self->curve || (has_key && !mesh_security_key_ok (self, curve_key))) {
+        bool curve = mesh_security_curve (self->security);
+        if (has_key != curve || (has_key && !mesh_security_key_ok (self->security, curve_key))) {
             //  a CURVE peer we cannot reach, or a key we do not trust
-            mesh_counters_add (self->counters, has_key && self->curve? "gossip.refused.untrusted"
+            mesh_counters_add (self->counters, has_key && curve? "gossip.refused.untrusted"
                                                                    : "gossip.refused.security", 1);
             continue;
         }
@@ -448,7 +449,7 @@ s_seed (mesh_node_t *self, mesh_seed_t *seed, int64_t now)
         zmq_setsockopt (seed->probe, ZMQ_ROUTING_ID, rid, sizeof rid);
         zmq_setsockopt (seed->probe, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt (seed->probe, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        mesh_security_client (self, seed->probe, seed->has_key? seed->key: NULL);
+        mesh_security_client (self->security, seed->probe, seed->has_key? seed->key: NULL);
         zmq_connect (seed->probe, resolved);
         snprintf (seed->resolved, sizeof seed->resolved, "%s", resolved);
     }
@@ -480,8 +481,8 @@ mesh_discovery_tick (mesh_node_t *self)
         if (self->next_beacon < next)
             next = self->next_beacon;
     }
-    if (mesh_security_on (self))
-        mesh_security_tick (self, now);
+    if (mesh_security_on (self->security))
+        mesh_node_security_tick (self, now);
     if (self->stopping)
         return 0;
     if (now >= self->next_liveness) {

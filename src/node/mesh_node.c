@@ -89,6 +89,8 @@ mesh_node_new (const char *name)
     zlistx_set_destructor (self->raw_events, (zlistx_destructor_fn *) mesh_event_destroy);
     zlistx_set_destructor (self->events, (zlistx_destructor_fn *) mesh_event_destroy);
     self->counters = mesh_counters_new ();
+    //  borrows the name and counters, which live as long as the node
+    self->security = mesh_security_new (self->name, self->counters);
     self->departed = mesh_departed_new ();
     self->peer_stats = zhashx_new ();
     zhashx_set_destructor (self->peer_stats, (zhashx_destructor_fn *) zstr_free);
@@ -131,11 +133,9 @@ mesh_node_destroy (mesh_node_t **self_p)
     zhashx_destroy (&self->announce_ver);
     zhashx_destroy (&self->peer_stats);
     zlistx_destroy (&self->seeds);
+    mesh_security_destroy (&self->security);
     mesh_counters_destroy (&self->counters);
     free (self->ifaces);
-    free (self->trust_dir);
-    sodium_memzero (self->secret_key, sizeof self->secret_key);
-    sodium_memzero (&self->secret, sizeof self->secret);
     if (self->app_fd >= 0)
         close (self->app_fd);
     if (self->keeper_fd >= 0)
@@ -297,6 +297,65 @@ mesh_node_set_max_peers (mesh_node_t *self, size_t max_peers)
     return 0;
 }
 
+//  Security's configuration: the node checks its state, security owns
+//  the keys (src/security/mesh_security.c)
+int
+mesh_node_set_curve_keys (mesh_node_t *self, const uint8_t *public_key, const uint8_t *secret_key)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_keys (self->security, public_key, secret_key);
+}
+
+int
+mesh_node_set_curve (mesh_node_t *self, const char *keyfile)
+{
+    assert (self);
+    if (!keyfile)
+        return mesh_fail (MESH_EINVAL, "no key file");
+    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
+    if (mesh_keys_load (keyfile, public_key, secret_key))
+        return -1;
+    int rc = mesh_node_set_curve_keys (self, public_key, secret_key);
+    sodium_memzero (secret_key, sizeof secret_key);
+    return rc;
+}
+
+int
+mesh_node_set_trust (mesh_node_t *self, const char *dir)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_trust (self->security, dir);
+}
+
+int
+mesh_node_set_secret_bytes (mesh_node_t *self, const void *secret, size_t size)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_secret_bytes (self->security, secret, size);
+}
+
+int
+mesh_node_set_secret (mesh_node_t *self, const char *file)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_secret_file (self->security, file);
+}
+
+const char *
+mesh_node_public_key (mesh_node_t *self)
+{
+    assert (self);
+    return mesh_security_public_z85 (self->security);
+}
+
 int
 mesh_node_set_hwm (mesh_node_t *self, int messages)
 {
@@ -370,7 +429,7 @@ mesh_node_start (mesh_node_t *self)
     self->monitor_ep = epoll_create1 (EPOLL_CLOEXEC);
 
     //  the ZAP handler must be bound before the inbox accepts anyone
-    if (mesh_security_start (self))
+    if (mesh_security_start (self->security, self->ctx))
         goto failed;
     if (mesh_discovery_start (self))
         goto failed;
@@ -386,7 +445,7 @@ mesh_node_start (mesh_node_t *self)
     zmq_setsockopt (self->inbox, ZMQ_ROUTER_HANDOVER, &on, sizeof on);
     zmq_setsockopt (self->inbox, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (self->inbox, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (mesh_security_inbox (self, self->inbox))
+    if (mesh_security_inbox (self->security, self->ctx, self->inbox, self->hex))
         goto failed;
     if (zmq_bind (self->inbox, bind) != 0) {
         mesh_fail (MESH_ESYS, "cannot bind inbox to %s: %s", bind, zmq_strerror (errno));
@@ -414,7 +473,7 @@ failed:
         zmq_close (self->inbox);
     self->inbox = NULL;
     mesh_discovery_stop (self);
-    mesh_security_stop (self);
+    mesh_security_stop (self->security);
     zmq_ctx_term (self->ctx);
     self->ctx = NULL;
     if (self->monitor_ep >= 0)
@@ -460,7 +519,7 @@ mesh_node_stop (mesh_node_t *self)
     self->connecting = 0;
     zmq_close (self->inbox);
     self->inbox = NULL;
-    mesh_security_stop (self);
+    mesh_security_stop (self->security);
     if (self->monitor_ep >= 0)
         close (self->monitor_ep);
     self->monitor_ep = -1;

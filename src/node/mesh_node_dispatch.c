@@ -261,13 +261,13 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
         //  a peer we removed (gone, restarted) or never met: it will be
         //  found again by beacon, seed or gossip; until then we drop
         mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
-        if (self->curve)
-            mesh_security_stranger (self, msg);
+        if (mesh_security_curve (self->security))
+            mesh_security_stranger (self->security, &msg->frames [0]);
         return NULL;
     }
     //  With CURVE or a secret, only the connection that proved the peer's
     //  key or HELLO speaks for it (one metadata lookup a frame)
-    if (mesh_security_on (self) && !mesh_security_frame (self, peer, msg))
+    if (mesh_security_on (self->security) && !mesh_node_security_frame (self, peer, msg))
         return NULL;
     peer->frames_in++;
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them

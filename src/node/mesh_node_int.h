@@ -17,10 +17,7 @@
 #include "mesh_counters.h"
 #include "mesh_event.h"
 #include "mesh_msg.h"
-#include "mesh_keys.h"
-#include "mesh_secret.h"
-#include "mesh_zap.h"
-#include "mesh_security_wire.h"
+#include "mesh_security.h"
 #include "mesh_batch.h"
 #include <czmq.h>
 #include <pthread.h>
@@ -95,16 +92,11 @@ typedef struct {
     zhashx_t *announce;         //  key -> zchunk_t *
     zhashx_t *announce_ver;     //  key -> uint64_t *, its version of each (0: none kept)
     mesh_counters_t *counters;
-    //  security: the CURVE key its links use, and the inbound connection
-    //  its key or HELLO was checked on (mesh_security_frame): a frame on
-    //  any other connection is checked again
+    //  security: the CURVE key its links use; the connection its key or
+    //  HELLO was checked on is security's (mesh_security_frame)
     bool has_key;
     uint8_t key [MESH_KEY_SIZE];
-    zmq_msg_t in_pin;           //  a frame of that connection: keeps its metadata alive
-    const char *in_tag;         //  a property value in that metadata; NULL = none yet
-    int in_fd;                  //  its fd and remote address, to cut it (-1 = none)
-    char in_addr [64];
-    int64_t next_rehello;       //  secret, no CURVE: when we may ask for a HELLO again
+    mesh_security_conn_t conn;
 } mesh_peer_t;
 
 #include "mesh_departed.h"
@@ -225,23 +217,7 @@ struct _mesh_node_t {
     size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
     uint64_t peer_serial;       //  the last mesh_peer_t.serial given
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
-    //  security (mesh_security.c); fixed after start, except what the
-    //  trust store holds
-    bool curve;
-    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
-    char public_z85 [MESH_KEY_Z85 + 1];
-    char *trust_dir;
-    mesh_trust_t *trust;        //  NULL without --trust
-    bool has_secret;
-    mesh_secret_t secret;
-    zhashx_t *beacon_times;     //  secret: hex id -> newest MAC'd beacon time (uint64_t *)
-    int64_t next_beacon_prune;
-    mesh_zap_t *zap;            //  runs whenever curve is on
-    void *monitor;              //  PAIR: inbox handshake events (curve)
-    int64_t next_trust_scan;
-    int64_t next_warn [8];      //  rate limit of security warnings, per kind
-    uint64_t zap_seen [3];      //  ZAP counters already added to ours
-    uint64_t trust_seen [2];    //  trust store skip counters already added
+    mesh_security_t *security;  //  CURVE, trust, ZAP, secret: its own state
     //  stats collection from peers
     zhashx_t *peer_stats;       //  hex id -> JSON string
     uint64_t stats_request;
@@ -322,65 +298,16 @@ char *
 void
     mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
-//  mesh_security.c, lock held
-#define MESH_RESERVED_HEADERS   2       //  meshbus.time, meshbus.mac in HELLO
-#define MESH_TRUST_SCAN_MS      1000    //  how often the trust directory is re-read
+//  mesh_node_security.c, lock held: security's verdicts applied to the
+//  peer table. A frame from a known peer with security on: true to take
+//  it; false: dropped (counted for the peer), maybe a HELLO asked for.
 bool
-    mesh_security_on (mesh_node_t *self);
-//  Before the inbox binds: ZAP handler, trust store. 0 or -1.
-int
-    mesh_security_start (mesh_node_t *self);
-//  Server options of the inbox (CURVE server, ZAP domain) and its monitor
-int
-    mesh_security_inbox (mesh_node_t *self, void *inbox);
-//  Client options of a link or probe to a server with that key. -1 when
-//  CURVE is on and no key is known (nothing to connect to safely).
-int
-    mesh_security_client (mesh_node_t *self, void *socket, const uint8_t *server_key);
-//  After every socket of the context is closed
+    mesh_node_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
+//  Every keeper tick with security on: security's tick; fds closed are
+//  forgotten, revoked keys' peers cut and removed (unlocks during the
+//  trust directory's rescan)
 void
-    mesh_security_stop (mesh_node_t *self);
-//  Reserved HELLO headers (time, MAC) appended to pairs from index count;
-//  storage holds their text. Returns the new count.
-size_t
-    mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count,
-                                 char storage [2][80]);
-//  Check a HELLO: the connection's key (CURVE) and MAC (secret). On
-//  success key/has_key say which key the sender proved. On failure the
-//  reason is counted and logged, the connection cut, and false returned.
-bool
-    mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
-                         uint8_t *key, bool *has_key);
-//  A frame from a known peer, with CURVE or a secret: true if it came on
-//  the checked connection, or is a HELLO (already checked), or (CURVE) came
-//  on a new connection with the peer's key; those become the checked one.
-//  Else it is counted and dropped: with CURVE the connection is cut; with
-//  a secret alone the peer is asked for a HELLO on its new connection.
-bool
-    mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
-//  A frame from no known peer: cut its connection if its key is refused.
-void
-    mesh_security_stranger (mesh_node_t *self, mesh_msg_t *msg);
-//  Every keeper tick: trust rescan and revocation, ZAP counters and log.
-void
-    mesh_security_tick (mesh_node_t *self, int64_t now);
-//  Beacon: fill our security TLVs / check a received packet. check returns
-//  NULL to accept, else the beacon.ignored.<reason> to count.
-void
-    mesh_security_beacon_fill (mesh_node_t *self, mesh_beacon_packet_t *pkt);
-size_t
-    mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
-                                 uint8_t *buf, size_t cap);
-const char *
-    mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
-                                const uint8_t *data, size_t size, const char *from);
-//  Is a peer's key acceptable to link to (own, trusted, or secret mode)?
-bool
-    mesh_security_key_ok (mesh_node_t *self, const uint8_t *key);
-//  A warning line, at most one per kind every 10 s (kinds 0..7)
-void
-    mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
+    mesh_node_security_tick (mesh_node_t *self, int64_t now);
 
 //  mesh_discovery.c, lock held
 int
