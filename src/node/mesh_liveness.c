@@ -557,32 +557,3 @@ mesh_liveness_heard (mesh_node_t *self, mesh_peer_t *peer, int64_t now)
 {
     s_alive (self, peer, now);
 }
-
-//  ---------------------------------------------------------------------
-//  Beacons
-
-void
-mesh_liveness_changed (mesh_node_t *self)
-{
-    if (self->beacon_cur != self->beacon_ivl && self->beacon_ivl > 0) {
-        self->beacon_cur = self->beacon_ivl;
-        int64_t soon = mesh_mono_ms () + self->beacon_ivl / 2
-                     + randombytes_uniform ((uint32_t) self->beacon_ivl / 2 + 1);
-        if (soon < self->next_beacon)
-            self->next_beacon = soon;
-    }
-}
-
-int
-mesh_liveness_beacon_delay (mesh_node_t *self)
-{
-    if (self->beacon_cur < self->beacon_ivl)
-        self->beacon_cur = self->beacon_ivl;
-    int delay = self->beacon_cur;
-    //  jitter of +-25 %: nodes started together do not beacon together
-    int spread = delay / 2;
-    delay = delay - delay / 4 + (spread > 0? (int) randombytes_uniform ((uint32_t) spread + 1): 0);
-    int ceiling = self->beacon_ivl * MESH_BEACON_BACKOFF;
-    self->beacon_cur = self->beacon_cur * 2 > ceiling? ceiling: self->beacon_cur * 2;
-    return delay > 0? delay: 1;
-}

@@ -81,8 +81,6 @@ mesh_node_new (const char *name)
     //  cost ~10% of a 100 B message (mesh_id_hash, mesh_util.c)
     zhashx_set_key_hasher (self->peers, mesh_id_hash);
     zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) mesh_peer_destroy);
-    self->rate = zhashx_new ();
-    zhashx_set_destructor (self->rate, (zhashx_destructor_fn *) zstr_free);
     self->queue = zlistx_new ();
     self->raw_events = zlistx_new ();
     self->events = zlistx_new ();
@@ -91,6 +89,7 @@ mesh_node_new (const char *name)
     self->counters = mesh_counters_new ();
     //  borrows the name and counters, which live as long as the node
     self->security = mesh_security_new (self->name, self->counters);
+    self->discovery = mesh_discovery_new (self->counters, self->security);
     self->departed = mesh_departed_new ();
     self->peer_stats = zhashx_new ();
     zhashx_set_destructor (self->peer_stats, (zhashx_destructor_fn *) zstr_free);
@@ -127,12 +126,12 @@ mesh_node_destroy (mesh_node_t **self_p)
     zlistx_destroy (&self->events);
     zhashx_destroy (&self->peers);
     mesh_departed_destroy (&self->departed);
-    zhashx_destroy (&self->rate);
     zhashx_destroy (&self->headers);
     zhashx_destroy (&self->announce);
     zhashx_destroy (&self->announce_ver);
     zhashx_destroy (&self->peer_stats);
     zlistx_destroy (&self->seeds);
+    mesh_discovery_destroy (&self->discovery);
     mesh_security_destroy (&self->security);
     mesh_counters_destroy (&self->counters);
     free (self->ifaces);
@@ -410,7 +409,6 @@ mesh_node_start (mesh_node_t *self)
     self->incarnation |= 1;     //  0 means "not known yet"
     self->routing_id [0] = MESH_ROUTING_LINK;
     memcpy (self->routing_id + 1, self->id, MESH_ID_SIZE);
-    mesh_beacon_cluster_tag (self->cluster, self->tag);
 
     //  One socket per peer: make room for a full peer table
     struct rlimit rl;
@@ -431,10 +429,24 @@ mesh_node_start (mesh_node_t *self)
     //  the ZAP handler must be bound before the inbox accepts anyone
     if (mesh_security_start (self->security, self->ctx))
         goto failed;
-    if (mesh_discovery_start (self))
+    mesh_discovery_config_t discovery = {
+        .ctx = self->ctx, .ifaces = self->ifaces, .beacon_port = self->beacon_port,
+        .beacon_ivl = self->beacon_ivl, .gossip_ms = self->gossip_ms, .id = self->id,
+        .name = self->name, .incarnation = self->incarnation, .cluster = self->cluster,
+        .bind_host = self->bind_host, .seeds = self->seeds, .verbose = self->verbose
+    };
+    if (mesh_discovery_start (self->discovery, &discovery))
         goto failed;
+    int64_t now = mesh_mono_ms ();
+    //  judge silence finely enough for the suspect timeout
+    self->tick_ms = self->suspect_ms / 6 < MESH_KEEPER_TICK? self->suspect_ms / 6: MESH_KEEPER_TICK;
+    if (self->tick_ms < 10)
+        self->tick_ms = 10;
+    self->next_liveness = now + self->tick_ms;
+    self->next_probe = now + self->heartbeat_ms;
     const char *host = self->bind_host [0]? self->bind_host
-                     : self->beacon? mesh_beacon_host (self->beacon): "127.0.0.1";
+                     : mesh_discovery_host (self->discovery)
+                     ? mesh_discovery_host (self->discovery): "127.0.0.1";
     char bind [160];
     if (self->bind_port)
         snprintf (bind, sizeof bind, "tcp://%s:%d", host, self->bind_port);
@@ -453,6 +465,7 @@ mesh_node_start (mesh_node_t *self)
     }
     size_t len = sizeof self->endpoint;
     zmq_getsockopt (self->inbox, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
+    mesh_discovery_bound (self->discovery, self->endpoint);
     len = sizeof self->inbox_fd;
     zmq_getsockopt (self->inbox, ZMQ_FD, &self->inbox_fd, &len);
     self->app_last = mesh_mono_ms ();
@@ -472,7 +485,7 @@ failed:
     if (self->inbox)
         zmq_close (self->inbox);
     self->inbox = NULL;
-    mesh_discovery_stop (self);
+    mesh_discovery_stop (self->discovery);
     mesh_security_stop (self->security);
     zmq_ctx_term (self->ctx);
     self->ctx = NULL;
@@ -513,7 +526,7 @@ mesh_node_stop (mesh_node_t *self)
         pthread_join (self->keeper, NULL);
     self->keeper_running = false;
     pthread_mutex_lock (&self->lock);
-    mesh_discovery_stop (self);
+    mesh_discovery_stop (self->discovery);
     self->hot_send = self->hot_recv = NULL;
     zhashx_purge (self->peers);
     self->connecting = 0;

@@ -64,7 +64,7 @@ mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *det
     mesh_node_log (self, "%s %s %s %s", mesh_event_name (event), event->peer_name,
                    event->endpoint, event->detail);
     if (type == MESH_EVENT_ENTER || type == MESH_EVENT_EXIT)
-        mesh_liveness_changed (self);
+        mesh_discovery_changed (self->discovery);
     if (zlistx_size (self->raw_events) >= self->event_max) {
         mesh_counters_add (self->counters, "events.dropped", 1);
         mesh_event_destroy (&event);
@@ -299,7 +299,7 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
             mesh_node_update_in (self, peer, msg);
             return false;
         case MESH_KIND_PEERS:
-            mesh_discovery_peers_in (self, peer, &msg->env);
+            mesh_node_peers_in (self, peer, &msg->env);
             return false;
         case MESH_KIND_STATS_REQ:
             s_on_stats_request (self, peer, msg);
@@ -522,7 +522,7 @@ mesh_node_keeper (void *arg)
         bool own_inbox = !s_app_active (self, now);
         if (own_inbox)
             s_keeper_drain (self);
-        int timeout = mesh_discovery_tick (self);
+        int timeout = mesh_node_tick (self);
         bool queue_full = zlistx_size (self->queue) >= self->queue_max;
         if (!own_inbox && self->app_waiting == 0 && timeout > MESH_APP_ACTIVE_MS)
             timeout = MESH_APP_ACTIVE_MS;
@@ -535,7 +535,7 @@ mesh_node_keeper (void *arg)
                   && self->inbox_idle;
         struct pollfd fds [4] = {
             { .fd = self->keeper_fd, .events = POLLIN },
-            { .fd = self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1,
+            { .fd = mesh_discovery_fd (self->discovery),
               .events = POLLIN },
             { .fd = (own_inbox && !queue_full) || watch? self->inbox_fd: -1, .events = POLLIN },
             { .fd = self->monitor_ep, .events = POLLIN },
@@ -560,7 +560,7 @@ mesh_node_keeper (void *arg)
             }
         }
         if (!self->stopping && (fds [1].revents & POLLIN))
-            mesh_discovery_beacon_in (self);
+            mesh_node_beacon_in (self);
         if (!self->stopping && (fds [3].revents & POLLIN))
             mesh_liveness_monitor_in (self);
     }

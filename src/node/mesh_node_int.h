@@ -18,6 +18,7 @@
 #include "mesh_event.h"
 #include "mesh_msg.h"
 #include "mesh_security.h"
+#include "mesh_discovery.h"
 #include "mesh_batch.h"
 #include <czmq.h>
 #include <pthread.h>
@@ -28,7 +29,6 @@
 #define MESH_CONNECT_TIMEOUT    2000    //  ms a CONNECTING peer waits for HELLO
 #define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
 #define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
-#define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
 //  Liveness (mesh_liveness.c, docs/protocol.md#failure-detection)
 #define MESH_KIND_RUMOR         9       //  core: "I suspect this peer" (subject = its id)
 #define MESH_FLAG_PROBE         0x0100  //  PING: answer with an ACK
@@ -40,7 +40,6 @@
 #define MESH_RELAYS             4       //  indirect requests held per target
 #define MESH_CLOSED_BYE_MS      50      //  after a link closed: wait this long for a BYE
 #define MESH_CLOSED_GRACE_MS    1000    //  a closed link not back by then: EXIT "closed"
-#define MESH_BEACON_BACKOFF     8       //  stable membership: beacons slow to 8x the interval
 #define MESH_RECONNECT_IVL      20      //  ms, first reconnect (and refusal) after a close
 //  Frames libzmq reads ahead into the inbox, per sending peer, for an
 //  application slower than the network. Frames, not messages: a batch
@@ -102,16 +101,6 @@ typedef struct {
 #include "mesh_departed.h"
 
 typedef struct {
-    char endpoint [256];        //  as configured: tcp://name:port
-    char resolved [128];        //  tcp://ip:port after the last resolution
-    void *probe;                //  DEALER with a PROBE routing id
-    int64_t next_try;
-    int backoff;                //  ms
-    bool has_key;               //  CURVE: the seed's key, from "#KEY"
-    uint8_t key [MESH_KEY_SIZE];
-} mesh_seed_t;
-
-typedef struct {
     mesh_handler_fn *fn;
     void *arg;
     const char *owner;          //  the pattern's name; NULL: the application's
@@ -153,8 +142,6 @@ struct _mesh_node_t {
     zhashx_t *announce;         //  key -> zchunk_t *, our announcements
     zhashx_t *announce_ver;     //  key -> uint64_t *, their versions
     zlistx_t *seeds;            //  configured seed endpoints (strings)
-    mesh_seed_t *seed_tab;      //  their state, made at start
-    size_t seed_count;
     //  running state
     bool started, stopping;
     int64_t started_ms;         //  mono ms of mesh_node_start, for "uptime_ms" in stats
@@ -163,11 +150,9 @@ struct _mesh_node_t {
     int inbox_fd;
     char endpoint [128];
     uint8_t routing_id [MESH_ROUTING_ID_SIZE];
-    mesh_beacon_t *beacon;
-    uint8_t tag [MESH_BEACON_TAG_SIZE];
-    int64_t next_beacon, next_gossip, next_liveness;
+    mesh_discovery_t *discovery;    //  beacon, seeds, gossip: its own state
+    int64_t next_liveness;
     //  liveness (mesh_liveness.c)
-    int beacon_cur;             //  beacon interval now: backs off while membership is stable
     int64_t next_probe, last_tick, tick_due;
     int64_t unread_since;       //  verdicts held since: the inbox had unread frames
     uint64_t probe_seq;
@@ -183,7 +168,6 @@ struct _mesh_node_t {
     size_t connecting;          //  peers in CONNECTING state
     int64_t view_changed;       //  mono ms a peer was last named, entered or refused
                                 //  by the beacon rate limit (discovery_quiet_ms)
-    zhashx_t *rate;             //  source address -> zchunk_t (token bucket)
     //  threads
     pthread_t keeper;
     bool keeper_running;
@@ -309,20 +293,20 @@ bool
 void
     mesh_node_security_tick (mesh_node_t *self, int64_t now);
 
-//  mesh_discovery.c, lock held
+//  mesh_node_discovery.c, lock held: discovery's findings applied to the
+//  peer table, gossip, and the keeper's timers
+void
+    mesh_node_beacon_in (mesh_node_t *self);
+//  Timers: beacon, security, liveness, heartbeat, gossip, seeds. Returns
+//  ms to the next.
 int
-    mesh_discovery_start (mesh_node_t *self);
+    mesh_node_tick (mesh_node_t *self);
+//  Our live peers to `to` (all, or only `only`); with only NULL, `to`
+//  entered: a few others hear of it too
 void
-    mesh_discovery_stop (mesh_node_t *self);
+    mesh_node_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
 void
-    mesh_discovery_beacon_in (mesh_node_t *self);
-//  Timers: beacon, liveness, heartbeat, gossip, seeds. Returns ms to the next.
-int
-    mesh_discovery_tick (mesh_node_t *self);
-void
-    mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
-void
-    mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
+    mesh_node_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
 
 //  mesh_liveness.c, lock held
 //  Watch a new link's socket monitor (0, or -1: no monitor, silence only)
@@ -344,12 +328,6 @@ void
     mesh_liveness_ping_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
 void
     mesh_liveness_rumor_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
-//  Membership changed (ENTER, EXIT): beacons back to their interval
-void
-    mesh_liveness_changed (mesh_node_t *self);
-//  The next beacon's delay, backing off while nothing changes
-int
-    mesh_liveness_beacon_delay (mesh_node_t *self);
 
 //  Destroy the patterns still plugged in (mesh_plugin.c), first thing in
 //  mesh_node_destroy

@@ -581,6 +581,6 @@ mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg
         mesh_counters_add (self->counters, "peers.entered", 1);
         __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
         mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
-        mesh_discovery_gossip_to (self, peer, NULL);
+        mesh_node_gossip_to (self, peer, NULL);
     }
 }
