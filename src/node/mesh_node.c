@@ -91,8 +91,7 @@ mesh_node_new (const char *name)
     self->security = mesh_security_new (self->name, self->counters);
     self->discovery = mesh_discovery_new (self->counters, self->security);
     self->departed = mesh_departed_new ();
-    self->peer_stats = zhashx_new ();
-    zhashx_set_destructor (self->peer_stats, (zhashx_destructor_fn *) zstr_free);
+    self->stats = mesh_stats_new ();
     self->app_fd = -1;
     self->keeper_fd = -1;
     self->monitor_ep = -1;
@@ -129,7 +128,7 @@ mesh_node_destroy (mesh_node_t **self_p)
     zhashx_destroy (&self->headers);
     zhashx_destroy (&self->announce);
     zhashx_destroy (&self->announce_ver);
-    zhashx_destroy (&self->peer_stats);
+    mesh_stats_destroy (&self->stats);
     zlistx_destroy (&self->seeds);
     mesh_discovery_destroy (&self->discovery);
     mesh_security_destroy (&self->security);

@@ -305,9 +305,7 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
             s_on_stats_request (self, peer, msg);
             return false;
         case MESH_KIND_STATS_REP:
-            if (msg->env.id == self->stats_request)
-                zhashx_update (self->peer_stats, peer->hex,
-                               strndup ((const char *) mesh_msg_body (msg), msg->size));
+            mesh_stats_reply (self->stats, msg->env.id, peer->hex, mesh_msg_body (msg), msg->size);
             return false;
         default:
             memcpy (msg->sender_name, peer->name, strlen (peer->name) + 1);  //  both 65 bytes

@@ -19,6 +19,7 @@
 #include "mesh_msg.h"
 #include "mesh_security.h"
 #include "mesh_discovery.h"
+#include "mesh_stats.h"
 #include "mesh_batch.h"
 #include <czmq.h>
 #include <pthread.h>
@@ -202,9 +203,7 @@ struct _mesh_node_t {
     uint64_t peer_serial;       //  the last mesh_peer_t.serial given
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     mesh_security_t *security;  //  CURVE, trust, ZAP, secret: its own state
-    //  stats collection from peers
-    zhashx_t *peer_stats;       //  hex id -> JSON string
-    uint64_t stats_request;
+    mesh_stats_t *stats;        //  stats collected from peers: its own state
 };
 
 //  mesh_peer.c. wake_fd: the keeper's eventfd (see mesh_flight_new); NULL
