@@ -2,9 +2,13 @@
     mesh_node - a meshbus node: its life (new, configuration, start and
     stop), hooks and announcements
 
-    The node is three files sharing its private state (mesh_node_int.h):
-    this one; mesh_node_link.c, sending and the peers' links; and
-    mesh_node_dispatch.c, the inbox, the keeper thread and dispatch.
+    The node's own files share its private state (mesh_node_int.h): this
+    one; mesh_node_link.c, sending and the peers' links; and
+    mesh_node_dispatch.c, the inbox, the keeper thread and dispatch (and
+    mesh_node_{announce,info,discovery,security}.c). The owners it calls
+    keep their state in their own structs and return verdicts the node
+    applies: security (src/security/mesh_security.h), discovery
+    (mesh_discovery.h), the peers' stats collected (mesh_stats.h).
 
     Sockets: one ROUTER inbox bound on an ephemeral TCP port, and one DEALER
     per peer connected to that peer's inbox (Zyre's "Harmony" pattern). A

@@ -1,9 +1,13 @@
 /*  =========================================================================
     mesh_node_int.h - the node's private state, shared by mesh_node.c
     (life, hooks), mesh_node_link.c (sending, links), mesh_node_dispatch.c
-    (inbox, keeper, dispatch), mesh_peer.c (peer records) and
-    mesh_discovery.c (beacon, seeds, gossip, liveness). Everything here is
-    guarded by node->lock unless a comment says otherwise.
+    (inbox, keeper, dispatch), mesh_node_discovery.c (discovery's findings
+    applied, the keeper's timers), mesh_node_security.c (security's
+    verdicts applied), mesh_peer.c (peer records) and mesh_liveness.c
+    (probes, verdicts). Security, discovery and the stats collection own
+    their state (mesh_security_t, mesh_discovery_t, mesh_stats_t) and do
+    not include this file. Everything here is guarded by node->lock unless
+    a comment says otherwise.
     ========================================================================= */
 
 #ifndef MESH_NODE_INT_H_INCLUDED
