@@ -297,9 +297,10 @@ mesh_discovery_beacon_in (mesh_discovery_t *self, mesh_sighting_t *out, size_t m
     return count;
 }
 
-//  The next beacon's delay, backing off while nothing changes
+//  The next beacon's delay, backing off while nothing changes; peers: how
+//  many the node knows
 static int
-s_beacon_delay (mesh_discovery_t *self)
+s_beacon_delay (mesh_discovery_t *self, size_t peers)
 {
     if (self->beacon_cur < self->beacon_ivl)
         self->beacon_cur = self->beacon_ivl;
@@ -307,13 +308,23 @@ s_beacon_delay (mesh_discovery_t *self)
     //  jitter of +-25 %: nodes started together do not beacon together
     int spread = delay / 2;
     delay = delay - delay / 4 + (spread > 0? (int) randombytes_uniform ((uint32_t) spread + 1): 0);
-    int ceiling = self->beacon_ivl * MESH_BEACON_BACKOFF;
+    //  the ceiling grows with the mesh: every node hears every beacon, so
+    //  N nodes at a fixed ceiling made N/ceiling datagrams a second for
+    //  each node (the one idle cost that grew with N). At N/2 intervals a
+    //  node hears about 2 per interval whatever N, and a healed split is
+    //  still heard within about half an interval (each side's nodes beacon
+    //  in turn)
+    int backoff = (int) peers / 2;
+    if (backoff < MESH_BEACON_BACKOFF)
+        backoff = MESH_BEACON_BACKOFF;
+    int64_t wide = (int64_t) self->beacon_ivl * backoff;
+    int ceiling = wide > INT32_MAX / 2? INT32_MAX / 2: (int) wide;
     self->beacon_cur = self->beacon_cur * 2 > ceiling? ceiling: self->beacon_cur * 2;
     return delay > 0? delay: 1;
 }
 
 int64_t
-mesh_discovery_beacon_tick (mesh_discovery_t *self, int64_t now)
+mesh_discovery_beacon_tick (mesh_discovery_t *self, int64_t now, size_t peers)
 {
     if (!self->beacon || self->beacon_ivl <= 0)
         return INT64_MAX;
@@ -324,7 +335,7 @@ mesh_discovery_beacon_tick (mesh_discovery_t *self, int64_t now)
             mesh_counters_add (self->counters, "beacon.sent", 1);
         else
             mesh_counters_add (self->counters, "beacon.send-failed", 1);
-        self->next_beacon = now + s_beacon_delay (self);
+        self->next_beacon = now + s_beacon_delay (self, peers);
     }
     return self->next_beacon;
 }

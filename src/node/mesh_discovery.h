@@ -92,10 +92,11 @@ bool
 //  Count a beacon the node ignored (beacon.ignored.<reason>)
 void
     mesh_discovery_ignore (mesh_discovery_t *self, const char *reason);
-//  Send a beacon when one is due. Returns when the next is due
+//  Send a beacon when one is due; peers: how many the node knows (the
+//  backoff's ceiling grows with the mesh). Returns when the next is due
 //  (INT64_MAX: no beacons).
 int64_t
-    mesh_discovery_beacon_tick (mesh_discovery_t *self, int64_t now);
+    mesh_discovery_beacon_tick (mesh_discovery_t *self, int64_t now, size_t peers);
 //  Membership changed (ENTER, EXIT): beacons back to their interval
 void
     mesh_discovery_changed (mesh_discovery_t *self);

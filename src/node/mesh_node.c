@@ -8,7 +8,7 @@
     mesh_node_{announce,info,discovery,security}.c). The owners it calls
     keep their state in their own structs and return verdicts the node
     applies: security (src/security/mesh_security.h), discovery
-    (mesh_discovery.h), the peers' stats collected (mesh_stats.h).
+    (mesh_discovery.h), the peers' stats collected (mesh_peer_stats.h).
 
     Sockets: one ROUTER inbox bound on an ephemeral TCP port, and one DEALER
     per peer connected to that peer's inbox (Zyre's "Harmony" pattern). A
@@ -56,6 +56,9 @@ mesh_node_new (const char *name)
     }
     mesh_node_t *self = (mesh_node_t *) zmalloc (sizeof (mesh_node_t));
     pthread_mutex_init (&self->lock, NULL);
+    pthread_mutex_init (&self->stats_lock, NULL);
+    self->stats_wanted = zlistx_new ();
+    zlistx_set_destructor (self->stats_wanted, (zlistx_destructor_fn *) zstr_free);
     randombytes_buf (self->id, MESH_ID_SIZE);
     mesh_hex (self->id, MESH_ID_SIZE, self->hex);
     snprintf (self->name, sizeof self->name, "%s", name? name: self->hex);
@@ -95,7 +98,7 @@ mesh_node_new (const char *name)
     self->security = mesh_security_new (self->name, self->counters);
     self->discovery = mesh_discovery_new (self->counters, self->security);
     self->departed = mesh_departed_new ();
-    self->stats = mesh_stats_new ();
+    self->peer_stats = mesh_peer_stats_new ();
     self->app_fd = -1;
     self->keeper_fd = -1;
     self->monitor_ep = -1;
@@ -132,7 +135,9 @@ mesh_node_destroy (mesh_node_t **self_p)
     zhashx_destroy (&self->headers);
     zhashx_destroy (&self->announce);
     zhashx_destroy (&self->announce_ver);
-    mesh_stats_destroy (&self->stats);
+    mesh_peer_stats_destroy (&self->peer_stats);
+    zlistx_destroy (&self->stats_wanted);
+    pthread_mutex_destroy (&self->stats_lock);
     zlistx_destroy (&self->seeds);
     mesh_discovery_destroy (&self->discovery);
     mesh_security_destroy (&self->security);

@@ -256,7 +256,8 @@ mesh_node_tick (mesh_node_t *self)
     //  no fixed tick: each timer below says when it is due (an idle node's
     //  keeper wakes ~4 times a second, for its next probe)
     int64_t next = now + MESH_KEEPER_IDLE_MS;
-    int64_t beacon = mesh_discovery_beacon_tick (self->discovery, now);
+    int64_t beacon = mesh_discovery_beacon_tick (self->discovery, now,
+                                                 zhashx_size (self->peers));
     if (beacon < next)
         next = beacon;
     if (mesh_security_on (self->security))

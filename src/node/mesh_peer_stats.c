@@ -1,26 +1,26 @@
 /*  =========================================================================
-    mesh_stats - a node's collection of its peers' stats (see the header)
+    mesh_peer_stats - a node's collection of its peers' stats (see the header)
     ========================================================================= */
 
-#include "mesh_stats.h"
+#include "mesh_peer_stats.h"
 #include "mesh_counters.h"
 
-struct _mesh_stats_t {
+struct _mesh_peer_stats_t {
     zhashx_t *replies;          //  hex id -> JSON string
     uint64_t request;           //  the id of the current request
 };
 
-mesh_stats_t *
-mesh_stats_new (void)
+mesh_peer_stats_t *
+mesh_peer_stats_new (void)
 {
-    mesh_stats_t *self = (mesh_stats_t *) zmalloc (sizeof (mesh_stats_t));
+    mesh_peer_stats_t *self = (mesh_peer_stats_t *) zmalloc (sizeof (mesh_peer_stats_t));
     self->replies = zhashx_new ();
     zhashx_set_destructor (self->replies, (zhashx_destructor_fn *) zstr_free);
     return self;
 }
 
 void
-mesh_stats_destroy (mesh_stats_t **self_p)
+mesh_peer_stats_destroy (mesh_peer_stats_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -30,27 +30,27 @@ mesh_stats_destroy (mesh_stats_t **self_p)
 }
 
 uint64_t
-mesh_stats_begin (mesh_stats_t *self)
+mesh_peer_stats_begin (mesh_peer_stats_t *self)
 {
     zhashx_purge (self->replies);
     return ++self->request;
 }
 
 void
-mesh_stats_reply (mesh_stats_t *self, uint64_t id, const char *hex, const void *body, size_t size)
+mesh_peer_stats_reply (mesh_peer_stats_t *self, uint64_t id, const char *hex, const void *body, size_t size)
 {
     if (id == self->request)
         zhashx_update (self->replies, hex, strndup ((const char *) body, size));
 }
 
 size_t
-mesh_stats_replies (mesh_stats_t *self)
+mesh_peer_stats_replies (mesh_peer_stats_t *self)
 {
     return zhashx_size (self->replies);
 }
 
 char *
-mesh_stats_json (mesh_stats_t *self)
+mesh_peer_stats_json (mesh_peer_stats_t *self)
 {
     zchunk_t *out = zchunk_new ("{", 1);
     bool first = true;
