@@ -97,6 +97,7 @@ mesh_node_new (const char *name)
     //  borrows the name and counters, which live as long as the node
     self->security = mesh_security_new (self->name, self->counters);
     self->discovery = mesh_discovery_new (self->counters, self->security);
+    self->liveness = mesh_liveness_new ();
     self->departed = mesh_departed_new ();
     self->peer_stats = mesh_peer_stats_new ();
     self->app_fd = -1;
@@ -147,7 +148,7 @@ mesh_node_destroy (mesh_node_t **self_p)
         close (self->app_fd);
     if (self->keeper_fd >= 0)
         close (self->keeper_fd);
-    free (self->order);
+    mesh_liveness_destroy (&self->liveness);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -451,7 +452,7 @@ mesh_node_start (mesh_node_t *self)
     if (self->tick_ms < 10)
         self->tick_ms = 10;
     self->next_liveness = now + self->tick_ms;
-    self->next_probe = now + self->heartbeat_ms;
+    mesh_liveness_first_probe (self->liveness, now + self->heartbeat_ms);
     const char *host = self->bind_host [0]? self->bind_host
                      : mesh_discovery_host (self->discovery)
                      ? mesh_discovery_host (self->discovery): "127.0.0.1";

@@ -138,6 +138,8 @@ typedef struct {
     zmq_msg_t frames [1 + MESH_MAX_FRAMES];
 } mesh_queued_t;
 
+typedef struct _mesh_liveness_t mesh_liveness_t;
+
 struct _mesh_node_t {
     pthread_mutex_t lock;
     //  identity and configuration (fixed after start)
@@ -170,12 +172,9 @@ struct _mesh_node_t {
     uint8_t routing_id [MESH_ROUTING_ID_SIZE];
     mesh_discovery_t *discovery;    //  beacon, seeds, gossip: its own state
     int64_t next_liveness;
-    //  liveness (mesh_liveness.c)
-    int64_t next_probe, last_tick, tick_due;
-    int64_t unread_since;       //  verdicts held since: the inbox had unread frames
-    uint64_t probe_seq;
-    char (*order) [33];         //  round-robin probe order (shuffled table), order_len long
-    size_t order_len, order_at;
+    //  the keeper's clock (mesh_node_tick), read by liveness
+    int64_t last_tick, tick_due;
+    mesh_liveness_t *liveness;  //  probes: their own state (mesh_liveness.c)
     int monitor_ep;             //  epoll set of the links' monitor fds
     zhashx_t *peers;            //  hex id -> mesh_peer_t *
     //  Last peer sent to and received from: messages come in runs per peer,
@@ -345,7 +344,15 @@ void
 void
     mesh_node_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
 
-//  mesh_liveness.c, lock held
+//  mesh_liveness.c, lock held. The probes' node-wide state is a
+//  mesh_liveness_t; per peer it is in mesh_peer_t.
+mesh_liveness_t *
+    mesh_liveness_new (void);
+void
+    mesh_liveness_destroy (mesh_liveness_t **self_p);
+//  The first probe period ends at `at` (mesh_node_start)
+void
+    mesh_liveness_first_probe (mesh_liveness_t *self, int64_t at);
 //  Watch a new link's socket monitor (0, or -1: no monitor, silence only)
 int
     mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer);
