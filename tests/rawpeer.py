@@ -361,7 +361,7 @@ class Peer:
                 self.count("malformed.frames")
                 return
             env = env._replace(body=b"".join(body_frames))
-        node_id = routing_id[1:]
+        node_id = routing_id[1:17]          # bytes 17..20: the link's tag, if any
         if env.kind == HELLO:
             if batched:
                 self.count("malformed.batched-hello")
@@ -405,7 +405,7 @@ class Peer:
                 frames = self.inbox.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if len(frames) < 2 or len(frames[0]) != 17 or frames[0][0] not in (LINK, PROBE_ID):
+            if len(frames) < 2 or len(frames[0]) not in (17, 21) or frames[0][0] not in (LINK, PROBE_ID):
                 self.count("malformed.routing-id")
                 continue
             header = frames[1]

@@ -97,7 +97,7 @@ def main():
             # it: a node probes a silent peer, but any frame will do).
             # Always answer one that asks for a reply, even though we sent
             # ours first: it may be a node that lost us and needs it now.
-            print("HELLO from %s (%s) at %s" % (subject, routing_id[1:].hex(), reply))
+            print("HELLO from %s (%s) at %s" % (subject, routing_id[1:17].hex(), reply))
             if seq:
                 heartbeat = min(heartbeat, seq / 4000)
             if flags & REPLY_WANTED:
