@@ -607,6 +607,10 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
     int64_t deadline = timeout_ms < 0? INT64_MAX: now + timeout_ms;
     int handled = 0;
     self->dispatching++;
+    //  the application is done sending for now: what it queued goes
+    //  before we read (see below)
+    if (self->batches_waiting)
+        mesh_node_flush_all (self);
     //  We handle everything ready now, so clear the fd's signal first:
     //  otherwise it stays readable after the work is done and an
     //  application polling mesh_node_fd() spins. What arrives from here on
@@ -671,6 +675,10 @@ mesh_node_dispatch (mesh_node_t *self, int timeout_ms)
             now = mesh_mono_ms ();
             done = now >= deadline;
         }
+        //  before a wait or a return: the application sends nothing
+        //  meanwhile, so nothing more would join what waits
+        if (self->batches_waiting && (done || !skipped))
+            mesh_node_flush_all (self);
         if (done && skipped) {
             may_skip = false;       //  not waiting after all: read it, as before
             continue;

@@ -283,6 +283,9 @@ int
 //  by a link's last frame leaving libzmq)
 void
     mesh_node_flush_drained (mesh_node_t *self);
+//  Hand over every waiting batch (dispatch, before it waits or returns)
+void
+    mesh_node_flush_all (mesh_node_t *self);
 //  Open a link to a peer we learned of; NULL if refused (table full...).
 //  key: the peer's CURVE key, NULL when not known (refused with CURVE on).
 mesh_peer_t *

@@ -85,6 +85,18 @@ mesh_node_flush_drained (mesh_node_t *self)
             mesh_node_flush (self, peer);
 }
 
+//  The dispatch loop ran out of work: what it queued goes now, behind the
+//  frames libzmq still holds, rather than when a link drains (the I/O
+//  thread's eventfd write and the keeper's wake-up cost more than a frame)
+void
+mesh_node_flush_all (mesh_node_t *self)
+{
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers);
+         peer && self->batches_waiting; peer = (mesh_peer_t *) zhashx_next (self->peers))
+        if (peer->batch)
+            mesh_node_flush (self, peer);
+}
+
 static size_t
 s_waiting (mesh_peer_t *peer)
 {
