@@ -420,18 +420,21 @@ s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queue
     //  delivered here (not queued by the keeper): what the handlers send
     //  waits in the links' batches until the frame is done, so a batch of
     //  requests gets a batch of replies, one frame and one wake-up of the
-    //  I/O thread; held for MESH_HOLD_MS (and 8 handlers) at most, for
-    //  slow handlers
+    //  I/O thread. Held MESH_HOLD_MS at most: once that passed, what
+    //  waits goes before the next handler runs (slow handlers answer as
+    //  they did without the hold); a handler that blocks without
+    //  dispatching is covered by the keeper (held_at, mesh_node_keeper)
     mesh_node_t *held_by = mesh_node_holding;
     int64_t hold_until = 0;
     if (!queued) {
         mesh_node_holding = self;
-        hold_until = mesh_mono_ms () + MESH_HOLD_MS;
+        self->held_at = mesh_mono_ms ();
+        hold_until = self->held_at + MESH_HOLD_MS;
     }
     while ((more = mesh_batch_next (data, size, &pos, &at, &len)) == 1) {
-        //  a clock read per message cost ~5 % of the CPU: one per 8
-        if (mesh_node_holding == self && (taken & 7) == 7 && self->batches_waiting
-        &&  mesh_mono_ms () > hold_until) {
+        //  a clock read only while something is held
+        if (mesh_node_holding == self && self->batches_waiting
+        &&  (!self->held_at || mesh_mono_ms () > hold_until)) {
             mesh_node_holding = held_by;
             mesh_node_flush_all (self);
         }
@@ -461,10 +464,13 @@ s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queue
         }
         mesh_msg_fini (&msg);
     }
-    if (mesh_node_holding == self) {
-        mesh_node_holding = held_by;
-        if (self->batches_waiting)
-            mesh_node_flush_all (self);
+    if (!queued) {
+        self->held_at = 0;
+        if (mesh_node_holding == self) {
+            mesh_node_holding = held_by;
+            if (self->batches_waiting)
+                mesh_node_flush_all (self);
+        }
     }
     if (more < 0)
         mesh_peer_count (self, peer, "malformed.batch");
@@ -548,7 +554,8 @@ mesh_node_keeper (void *arg)
             s_keeper_drain (self);
         int timeout = mesh_discovery_tick (self);
         bool queue_full = zlistx_size (self->queue) >= self->queue_max;
-        if (!own_inbox && self->app_waiting == 0 && timeout > MESH_APP_ACTIVE_MS)
+        if (((!own_inbox && self->app_waiting == 0) || self->held_at)
+        &&  timeout > MESH_APP_ACTIVE_MS)
             timeout = MESH_APP_ACTIVE_MS;
         //  An application that dispatched lately but is neither in dispatch
         //  nor waiting in it (its own poll loop on mesh_node_fd, say) has
@@ -571,6 +578,13 @@ mesh_node_keeper (void *arg)
         //  wrote keeper_fd: nobody else may send on it soon
         if (self->batches_waiting)
             mesh_node_flush_drained (self);
+        //  a handler of an inbound batch has held what it sent for too
+        //  long (it blocks without dispatching): it goes now, and what it
+        //  sends next at our next wake-up (every MESH_APP_ACTIVE_MS while
+        //  a hold lasts) if the handler still has not returned
+        if (self->held_at && self->batches_waiting
+        &&  mesh_mono_ms () - self->held_at > MESH_HOLD_MS)
+            mesh_node_flush_all (self);
         if (watch && (fds [2].revents & POLLIN) && self->dispatching == 0
         &&  self->app_waiting == 0 && self->inbox_idle) {
             //  the next dispatch reads before it polls; no watch until then

@@ -224,6 +224,7 @@ struct _mesh_node_t {
     mesh_departed_t *departed;  //  counters of peers that left
     uint64_t frames_in, frames_out, msgs_in, msgs_out;
     size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
+    int64_t held_at;            //  when dispatch began holding what handlers send (0: not)
     uint64_t peer_serial;       //  the last mesh_peer_t.serial given
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     //  security (mesh_security.c); fixed after start, except what the
