@@ -5,9 +5,9 @@
     requests reach the provider packed in batch frames. While the provider
     handles such a frame, what its handlers send waits so that the batch
     of replies leaves as one frame (mesh_node_dispatch.c). What a user
-    relies on: a reply is never kept behind a later request of the same
-    batch whose handler blocks, and every call of a burst gets its own
-    answer.
+    relies on: a reply does not wait for a later request of the same
+    batch whose handler blocks (it leaves within MESH_HOLD_MS plus a keeper
+    period), and every call of a burst gets its own answer.
 
     Real nodes on loopback; the provider dispatches in its own thread. The
     waits are functional ceilings, never speed claims. Assertions run in
