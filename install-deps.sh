@@ -13,7 +13,7 @@ BUILD="build-essential pkg-config scons libzmq3-dev libczmq-dev libmsgpack-dev
       python3 python3-cffi python3-dev python3-pytest python3-venv python3-zmq
       python3-msgpack python3-prometheus-client python3-fixtures python3-oslo.messaging
       python3-oslotest python3-testscenarios python3-testtools python3-eventlet
-      iproute2 util-linux procps man-db"
+      iproute2 util-linux procps man-db strace"
 case "${1:-}" in
     --runtime) PKGS=$RUNTIME ;;
     "") PKGS="$RUNTIME $BUILD" ;;

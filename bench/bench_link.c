@@ -19,9 +19,7 @@
     is visible, not hidden.
     ========================================================================= */
 
-#include "meshbus.h"
-#include <zmq.h>
-#include <pthread.h>
+#include "bench_mesh.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,103 +32,67 @@
 #define MAX_ROUNDS      99
 #define MEET_MS         15000
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y? -1: x > y;
-}
-
-static double
-s_median (double *values, int n)
-{
-    qsort (values, (size_t) n, sizeof (double), s_cmp_double);
-    return n % 2? values [n / 2]: (values [n / 2 - 1] + values [n / 2]) / 2;
-}
-
 //  ---------------------------------------------------------------------
 //  Raw libzmq stream
 
 typedef struct {
-    void *router;
-    long count;
-    double end;
+    volatile long got;          //  bodies (the reader thread)
+    long target;
+    volatile uint64_t end;
 } raw_sink_t;
 
-static void *
-s_raw_sink (void *arg)
+static void
+s_raw_frame (bench_raw_reader_t *reader, zmq_msg_t *frame)
 {
-    raw_sink_t *sink = (raw_sink_t *) arg;
-    zmq_msg_t frame;
-    zmq_msg_init (&frame);
-    for (long i = 0; i < sink->count; i++) {
-        zmq_msg_recv (&frame, sink->router, 0);     //  routing id
-        zmq_msg_recv (&frame, sink->router, 0);     //  body
-    }
-    sink->end = s_now ();
-    zmq_msg_close (&frame);
-    return NULL;
+    raw_sink_t *sink = (raw_sink_t *) reader->arg;
+    if (zmq_msg_more (frame))
+        return;                 //  the routing id
+    if (__atomic_add_fetch (&sink->got, 1, __ATOMIC_RELEASE) == sink->target)
+        __atomic_store_n (&sink->end, bench_now_ns (), __ATOMIC_RELEASE);
 }
 
-//  One round; returns msg/s or 0 on failure
+//  One round on fresh sockets; returns msg/s or 0 on failure
 static double
 s_raw_round (size_t size, long count)
 {
-    void *server_ctx = zmq_ctx_new (), *client_ctx = zmq_ctx_new ();
-    void *router = zmq_socket (server_ctx, ZMQ_ROUTER);
-    void *dealer = zmq_socket (client_ctx, ZMQ_DEALER);
-    int hwm = MESH_DEFAULT_SNDHWM, zero = 0;
-    zmq_setsockopt (router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt (router, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt (dealer, ZMQ_LINGER, &zero, sizeof zero);
-    char endpoint [128];
-    size_t len = sizeof endpoint;
-    zmq_bind (router, "tcp://127.0.0.1:*");
-    zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, endpoint, &len);
-    zmq_connect (dealer, endpoint);
-    //  one message through first, so the clock does not time the connect
-    zmq_send (dealer, "", 0, 0);
-    zmq_msg_t frame;
-    zmq_msg_init (&frame);
-    zmq_msg_recv (&frame, router, 0);
-    zmq_msg_recv (&frame, router, 0);
-    zmq_msg_close (&frame);
-
-    raw_sink_t sink = { router, count, 0 };
-    pthread_t thread;
-    pthread_create (&thread, NULL, s_raw_sink, &sink);
-    char *body = (char *) calloc (1, size? size: 1);
-    double start = s_now ();
-    for (long i = 0; i < count; i++)
-        zmq_send (dealer, body, size, 0);
-    pthread_join (thread, NULL);
+    bench_raw_reader_t router = { .ctx = NULL };
+    raw_sink_t sink = { .target = 1 + count };
+    void *ctx = zmq_ctx_new ();
+    void *dealer = bench_raw_socket (ctx, ZMQ_DEALER, MESH_DEFAULT_SNDHWM);
+    char endpoint [128], *body = (char *) calloc (1, size? size: 1);
+    double rate = 0;
+    if (!bench_raw_reader_open (&router, ZMQ_ROUTER, MESH_DEFAULT_SNDHWM)
+    &&  !bench_raw_link (router.sock, dealer, endpoint, sizeof endpoint)
+    &&  !bench_raw_reader_run (&router, s_raw_frame, &sink)) {
+        //  one message through first, so the clock does not time the connect
+        zmq_send (dealer, "", 0, 0);
+        while (__atomic_load_n (&sink.got, __ATOMIC_ACQUIRE) < 1)
+            usleep (100);
+        uint64_t start = bench_now_ns ();
+        for (long i = 0; i < count; i++)
+            zmq_send (dealer, body, size, 0);
+        uint64_t deadline = start + 30000000000ull;
+        while (!__atomic_load_n (&sink.end, __ATOMIC_ACQUIRE) && bench_now_ns () < deadline)
+            usleep (100);
+        if (sink.end)
+            rate = count / ((sink.end - start) / 1e9);
+        else
+            bench_fail ("raw: %ld of %ld messages arrived", sink.got - 1, count);
+    }
     free (body);
-    zmq_close (dealer);
-    zmq_close (router);
-    zmq_ctx_term (client_ctx);
-    zmq_ctx_term (server_ctx);
-    return count / (sink.end - start);
+    bench_raw_end (&dealer, &ctx);
+    bench_raw_reader_stop (&router);
+    return rate;
 }
 
 //  ---------------------------------------------------------------------
 //  meshbus stream
 
 typedef struct {
-    mesh_node_t *a, *b;
-    pthread_t thread;
+    bench_peer_t a, b;
     volatile long received;
     volatile long target;
-    volatile bool stop;
-    double end;
+    volatile uint64_t end;
 } mesh_pair_t;
 
 static void
@@ -140,65 +102,22 @@ s_on_direct (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
     (void) msg;
     mesh_pair_t *pair = (mesh_pair_t *) arg;
     if (++pair->received == pair->target)
-        pair->end = s_now ();
-}
-
-static void *
-s_mesh_sink (void *arg)
-{
-    mesh_pair_t *pair = (mesh_pair_t *) arg;
-    while (!pair->stop)
-        if (mesh_node_dispatch (pair->b, 100) < 0)
-            break;
-    return NULL;
-}
-
-static void
-s_drain_events (mesh_node_t *node)
-{
-    mesh_event_t *event;
-    while ((event = mesh_node_event (node)))
-        mesh_event_destroy (&event);
-}
-
-static mesh_node_t *
-s_node (const char *name, const char *cluster, int port)
-{
-    mesh_node_t *node = mesh_node_new (name);
-    if (!node || mesh_node_set_cluster (node, cluster)
-    ||  mesh_node_set_beacon_port (node, port) || mesh_node_set_beacon_interval (node, 100)
-    ||  mesh_node_start (node)) {
-        fprintf (stderr, "bench_link: %s\n", mesh_last_error ());
-        mesh_node_destroy (&node);
-    }
-    return node;
+        pair->end = bench_now_ns ();
 }
 
 static int
 s_mesh_start (mesh_pair_t *pair)
 {
-    char cluster [64];
-    snprintf (cluster, sizeof cluster, "bench-link-%d", (int) getpid ());
-    int port = 30000 + (int) (getpid () % 20000);
-    pair->a = s_node ("bench-a", cluster, port);
-    pair->b = pair->a? s_node ("bench-b", cluster, port): NULL;
-    if (!pair->b)
-        return -1;
-    mesh_node_on_kind (pair->b, MESH_KIND_DIRECT, s_on_direct, pair);
-    uint64_t deadline = mesh_clock_ms () + MEET_MS;
-    while (mesh_node_peer_state (pair->a, mesh_node_id (pair->b)) != MESH_PEER_ALIVE
-    ||     mesh_node_peer_state (pair->b, mesh_node_id (pair->a)) != MESH_PEER_ALIVE) {
-        if (mesh_clock_ms () > deadline) {
-            fprintf (stderr, "bench_link: the nodes did not meet\n");
-            return -1;
-        }
-        mesh_node_dispatch (pair->a, 5);
-        mesh_node_dispatch (pair->b, 5);
-        s_drain_events (pair->a);
-        s_drain_events (pair->b);
-    }
-    pthread_create (&pair->thread, NULL, s_mesh_sink, pair);
-    return 0;
+    bench_where_t where;
+    bench_where (&where, "link", 0);
+    where.beacon_ms = 100;
+    if (bench_peer_open (&pair->a, "bench-a", NULL, &where)
+    ||  bench_peer_open (&pair->b, "bench-b", NULL, &where))
+        return 1;
+    mesh_node_on_kind (pair->b.node, MESH_KIND_DIRECT, s_on_direct, pair);
+    if (bench_pair_meet (pair->a.node, pair->b.node, MEET_MS))
+        return 1;
+    return bench_peer_run (&pair->b, false);
 }
 
 //  One round; returns msg/s or 0 on failure. *retries gets the EAGAINs.
@@ -206,16 +125,16 @@ static double
 s_mesh_round (mesh_pair_t *pair, size_t size, long count, long *retries)
 {
     char *body = (char *) calloc (1, size? size: 1);
-    const char *peer = mesh_node_id (pair->b);
+    const char *peer = mesh_node_id (pair->b.node);
     mesh_head_t head = { .kind = MESH_KIND_DIRECT };
     pair->end = 0;
     pair->target = pair->received + count;
     *retries = 0;
-    double start = s_now ();
+    uint64_t start = bench_now_ns ();
     for (long i = 0; i < count; i++) {
-        while (mesh_node_send (pair->a, peer, &head, body, size)) {
+        while (mesh_node_send (pair->a.node, peer, &head, body, size)) {
             if (mesh_errno () != MESH_EAGAIN) {
-                fprintf (stderr, "bench_link: send failed: %s\n", mesh_last_error ());
+                bench_fail ("send failed: %s", mesh_last_error ());
                 free (body);
                 return 0;
             }
@@ -229,52 +148,35 @@ s_mesh_round (mesh_pair_t *pair, size_t size, long count, long *retries)
     //  the sink thread sets end when the last one arrives
     uint64_t deadline = mesh_clock_ms () + 30000;
     while (pair->received < pair->target && mesh_clock_ms () < deadline)
-        mesh_node_dispatch (pair->a, 1);    //  keeps A's side of the link serviced
+        mesh_node_dispatch (pair->a.node, 1);   //  keeps A's side of the link serviced
     free (body);
     if (pair->received < pair->target) {
-        fprintf (stderr, "bench_link: %ld of %ld messages arrived\n",
-                 pair->received - (pair->target - count), count);
+        bench_fail ("%ld of %ld messages arrived", pair->received - (pair->target - count),
+                    count);
         return 0;
     }
-    return count / (pair->end - start);
+    return count / ((pair->end - start) / 1e9);
 }
 
 static void
 s_mesh_stop (mesh_pair_t *pair)
 {
-    pair->stop = true;
-    if (pair->b && pair->a)
-        pthread_join (pair->thread, NULL);
-    mesh_node_destroy (&pair->a);
-    mesh_node_destroy (&pair->b);
+    bench_peer_close (&pair->b);
+    bench_peer_close (&pair->a);
 }
 
 int
 main (int argc, char **argv)
 {
-    size_t size = DEFAULT_SIZE;
-    long count = DEFAULT_COUNT;
-    int rounds = DEFAULT_ROUNDS;
+    bench_host.prog = "bench_link";
+    size_t size = DEFAULT_SIZE, count = DEFAULT_COUNT, rounds = DEFAULT_ROUNDS;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--size") == 0 && i + 1 < argc)
-            size = (size_t) atol (argv [++i]);
-        else if (strcmp (argv [i], "--count") == 0 && i + 1 < argc)
-            count = atol (argv [++i]);
-        else if (strcmp (argv [i], "--rounds") == 0 && i + 1 < argc)
-            rounds = atoi (argv [++i]);
-        else if (strcmp (argv [i], "--json") == 0)
-            json = true;
-        else {
-            fprintf (stderr, "usage: bench_link [--size B] [--count N] [--rounds R] [--json]\n");
-            return 2;
-        }
-    }
-    if (count < 1 || rounds < 1 || rounds > MAX_ROUNDS || size > 16 * 1024 * 1024) {
-        fprintf (stderr, "bench_link: need count >= 1, 1 <= rounds <= %d, size <= 16 MiB\n",
-                 MAX_ROUNDS);
+    const bench_arg_t flags [] = {
+        BENCH_NUM ("size", &size, 0, 16 * 1024 * 1024), BENCH_NUM ("count", &count, 1, 1000000000),
+        BENCH_NUM ("rounds", &rounds, 1, MAX_ROUNDS), BENCH_FLAG ("json", &json), BENCH_ARGS_END
+    };
+    if (bench_args (argc, argv, flags, "bench_link [--size B] [--count N] [--rounds R] [--json]"))
         return 2;
-    }
     mesh_pair_t pair = { 0 };
     if (s_mesh_start (&pair)) {
         s_mesh_stop (&pair);
@@ -284,29 +186,30 @@ main (int argc, char **argv)
     long retries = 0, total_retries = 0;
     int rc = 0;
     //  one unmeasured meshbus round warms the link and the allocator
-    s_mesh_round (&pair, size, count / 10 + 1, &retries);
-    for (int r = 0; r < rounds && rc == 0; r++) {
-        raw [r] = s_raw_round (size, count);
-        mesh [r] = s_mesh_round (&pair, size, count, &retries);
+    s_mesh_round (&pair, size, (long) count / 10 + 1, &retries);
+    for (size_t r = 0; r < rounds && rc == 0; r++) {
+        raw [r] = s_raw_round (size, (long) count);
+        mesh [r] = s_mesh_round (&pair, size, (long) count, &retries);
         total_retries += retries;
         if (raw [r] <= 0 || mesh [r] <= 0)
             rc = 1;
         ratio [r] = mesh [r] / raw [r];
         if (!json && rc == 0)
-            printf ("round %d: raw %.0f msg/s, meshbus %.0f msg/s, ratio %.2f\n",
+            printf ("round %zu: raw %.0f msg/s, meshbus %.0f msg/s, ratio %.2f\n",
                     r + 1, raw [r], mesh [r], ratio [r]);
     }
     s_mesh_stop (&pair);
     if (rc)
         return rc;
-    double raw_med = s_median (raw, rounds), mesh_med = s_median (mesh, rounds);
-    double ratio_med = s_median (ratio, rounds);
+    double raw_med = bench_stat (raw, rounds).med;
+    double mesh_med = bench_stat (mesh, rounds).med;
+    double ratio_med = bench_stat (ratio, rounds).med;
     if (json)
-        printf ("{\"bench\":\"link-throughput\",\"size\":%zu,\"count\":%ld,\"rounds\":%d,"
+        printf ("{\"bench\":\"link-throughput\",\"size\":%zu,\"count\":%zu,\"rounds\":%zu,"
                 "\"meshbus\":%.0f,\"raw\":%.0f,\"ratio\":%.3f,\"eagain_retries\":%ld}\n",
                 size, count, rounds, mesh_med, raw_med, ratio_med, total_retries);
     else
-        printf ("one-way stream, %zu B x %ld, median of %d rounds:\n"
+        printf ("one-way stream, %zu B x %zu, median of %zu rounds:\n"
                 "  raw libzmq %.0f msg/s, meshbus %.0f msg/s, ratio %.2f "
                 "(median of per-round ratios; higher is better), %ld EAGAIN retries\n",
                 size, count, rounds, raw_med, mesh_med, ratio_med, total_retries);

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "scenario.h"
+#include <dirent.h>
 
 #define FIND_MS     30000       //  bounds a failing wait, never a claim about speed
 #define SUSPECT     "300"
@@ -134,6 +135,60 @@ test_stopped_node_exits_then_enters_again (void **state)
     assert_int_equal (sc_find (node [1], 0, "EXIT", ids [0], NULL), -1);
 }
 
+//  Descriptors a process holds (its /proc/PID/fd entries)
+static int
+s_fds (pid_t pid)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/fd", (int) pid);
+    DIR *dir = opendir (path);
+    if (!dir)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (entry->d_name [0] != '.')
+            count++;
+    closedir (dir);
+    return count;
+}
+
+//  A peer cut off past the gone timeout and healed, again and again: each
+//  round it is EXIT and ENTER again, and the node holds no more descriptors
+//  after the third round than after the first (each relink used to leave
+//  the old connection in CLOSE-WAIT at the inbox: ROUTER_HANDOVER)
+static void
+test_cuts_past_gone_leak_no_descriptor (void **state)
+{
+    (void) state;
+    sc_lan_or_skip (2);
+    sc_proc_t *node [2];
+    char ids [2][33];
+    const char *names [2] = { "a", "b" };
+    for (int i = 0; i < 2; i++) {
+        sc_random_id (ids [i]);
+        node [i] = s_node (i + 1, names [i], ids [i]);
+    }
+    s_all_see_all (node, ids, 2);
+    int after_first = -1;
+    for (int round = 0; round < 3; round++) {
+        size_t mark = node [0]->nlines;
+        assert_int_equal (sc_lan_cmd ("cut", "h2", NULL), 0);
+        long gone = SC_EXPECT (node [0], mark, "EXIT", ids [1], "silent", FIND_MS);
+        sc_pump_for (500);
+        assert_int_equal (sc_lan_cmd ("heal", "h2", NULL), 0);
+        SC_EXPECT (node [0], (size_t) gone, "ENTER", ids [1], NULL, FIND_MS);
+        //  the old connections' ends (FIN, RST) have had time to arrive
+        sc_pump_for (2 * atoi (GONE));
+        int fds = s_fds (node [0]->pid);
+        print_message ("round %d: a holds %d descriptors\n", round + 1, fds);
+        assert_true (fds > 0);
+        if (round == 0)
+            after_first = fds;
+    }
+    assert_true (s_fds (node [0]->pid) <= after_first);
+}
+
 #define BIG_HOSTS   16
 #define PER_HOST    4
 #define BIG         (BIG_HOSTS * PER_HOST)
@@ -201,6 +256,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_indirect_probe_keeps_one_way_cut_peer,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stopped_node_exits_then_enters_again,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cuts_past_gone_leak_no_descriptor,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_64_nodes_cut_four_hosts, s_setup, s_teardown),
     };

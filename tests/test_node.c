@@ -906,11 +906,16 @@ test_large_bodies (void **state)
 
 static int s_freed;             //  touched by libzmq's I/O thread: atomics only
 
+static int s_freed_by_libzmq;   //  freed on a thread not the test's: libzmq held the data
+static pthread_t s_test_thread;
+
 static void
 s_count_free (void *data, void *hint)
 {
     assert_ptr_equal (hint, &s_freed);
     free (data);
+    if (!pthread_equal (pthread_self (), s_test_thread))
+        __atomic_add_fetch (&s_freed_by_libzmq, 1, __ATOMIC_SEQ_CST);
     __atomic_add_fetch (&s_freed, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -932,8 +937,11 @@ test_zero_copy_send (void **state)
     s_meet (a, b);
     mesh_head_t head = { .kind = MESH_KIND_DIRECT, .subject = "zc" };
 
-    //  1 MiB without a copy: freed once, when libzmq is done with it
+    //  1 MiB without a copy: freed once, when libzmq is done with it, by
+    //  libzmq's I/O thread (a copy would be freed here, by this thread)
+    s_test_thread = pthread_self ();
     __atomic_store_n (&s_freed, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n (&s_freed_by_libzmq, 0, __ATOMIC_SEQ_CST);
     size_t size = 1024 * 1024;
     assert_int_equal (mesh_node_send_zc (a, mesh_node_id (b), &head, s_bulk_body (size), size,
                                          s_count_free, &s_freed), 0);
@@ -944,11 +952,14 @@ test_zero_copy_send (void **state)
     while (s_freed_count () < 1 && s_now () < until)
         s_sleep_ms (5);
     assert_int_equal (s_freed_count (), 1);
+    assert_int_equal (__atomic_load_n (&s_freed_by_libzmq, __ATOMIC_SEQ_CST), 1);
 
-    //  a small body is copied inline and released before send_zc returns
+    //  a small body is copied inline and released before send_zc returns,
+    //  by the caller's thread
     assert_int_equal (mesh_node_send_zc (a, mesh_node_id (b), &head, s_bulk_body (100), 100,
                                          s_count_free, &s_freed), 0);
     assert_int_equal (s_freed_count (), 2);
+    assert_int_equal (__atomic_load_n (&s_freed_by_libzmq, __ATOMIC_SEQ_CST), 1);
     assert_true (s_pump_until (a, b, &bulk.got, 2));
     assert_int_equal (bulk.sizes [1], 100);
     assert_true (bulk.intact [1]);

@@ -102,7 +102,10 @@ DOM = """JSON.stringify({
   links: [...document.querySelectorAll('#links g.link')].map(g => (
     {a: g.dataset.a, b: g.dataset.b, state: g.dataset.state})),
   rows: [...document.querySelectorAll('#nodes-table tr.node-row')].map(r => (
-    {id: r.dataset.id, state: r.dataset.state}))
+    {id: r.dataset.id, state: r.dataset.state})),
+  subscriptions: [...document.querySelectorAll(
+    '#patterns table[data-pattern=subscriptions] tr[data-name]')].map(r => r.dataset.name),
+  feed: document.body.dataset.events || ""
 })"""
 
 
@@ -163,6 +166,12 @@ def main():
         ids = {n["name"]: n["id"] for n in dom["nodes"]}
         print("page shows %d nodes (5 + the monitor), %d links" %
               (len(dom["nodes"]), len(dom["links"])))
+        #   a click on a node shows its pattern tables
+        chrome.evaluate("document.querySelector('#nodes g.node[data-id=\"%s\"]')"
+                        ".dispatchEvent(new MouseEvent('click'))" % ids[names[0]])
+        wait_for("the subscriptions table of %s" % names[0],
+                 lambda dom: dom["subscriptions"] == ["orders.#"], chrome)
+        print("a click on %s shows its subscriptions table (orders.#)" % names[0])
         chrome.screenshot(os.path.join(shots, "observe-dashboard.png"))
 
         victim = names[2]
@@ -181,7 +190,9 @@ def main():
         events = chrome.evaluate("[...document.querySelectorAll('#events li')]"
                                  ".map(li => li.dataset.type + ' ' + li.dataset.node)")
         assert "EXIT " + gone in events, "no EXIT event for %s in the feed: %s" % (gone, events)
-        print("event feed shows EXIT of %s" % victim)
+        feed = chrome.evaluate("document.body.dataset.events")
+        assert feed == "stream", "the feed did not come as server-sent events: %r" % feed
+        print("event feed (server-sent events) shows EXIT of %s" % victim)
         print("screenshots in %s" % shots)
         return 0
     finally:

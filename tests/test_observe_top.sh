@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 #   `meshbus top` driven in tmux (send-keys, capture-pane): it shows every
-#   node of the mesh, sorts by name (and reversed) and by uptime, and quits
+#   node of the mesh and the selected one's subscriptions, sorts by name
+#   (and reversed) and by uptime, and quits
 #   with q leaving the terminal as it was (exit 0); `top --once` prints
 #   every node without escapes. Loopback, a cluster of this run's own, its
 #   own tmux server; every wait polls with a functional bound.
@@ -52,6 +53,17 @@ for _ in $(seq 300); do
 done
 [ $ok = 1 ] || fail "not every node shown in name order (rows: $(rows))"
 echo "top shows alpha, mid, top, zeta in name order"
+
+#   the second pane: the selected node's subscriptions; k moves the
+#   selection up to alpha, the first row
+for _ in 1 2 3; do
+    screen | grep -Eq "^alpha \(.*\) patterns" && break
+    tmux -L "$sock" send-keys -t top k
+    sleep 0.3
+done
+wait_screen "^alpha \(.*\) patterns" || fail "k did not select alpha"
+wait_screen "^  orders\.# +[0-9]+ +[0-9.]+ *$" || fail "alpha's pane lacks its subscription orders.#"
+echo "k selects alpha: the pattern pane shows its subscription orders.#"
 
 tmux -L "$sock" send-keys -t top R
 wait_screen "sorted by name \(reversed\)" || fail "R did not reverse"

@@ -124,10 +124,35 @@ s_has_line (sc_proc_t *p, const char *prefix)
 }
 
 //  ---------------------------------------------------------------------
-//  1. kill -9 one of three workers mid-run, 10 times: no job is lost
+//  1. kill -9 one of three workers mid-run, 10 times: no job is lost.
+//  The ack timeout (120 s) is far above push's own timeout (30 s), so the
+//  only way the killed worker's job can come back in time is the
+//  producer seeing the worker gone: the test reads that counter
+//  (pipeline.redelivered.worker-gone) from the producer, alive because its
+//  stdin stays open until every job was done, and asserts it exactly.
+//  The worker is stopped before it is killed, and the producer keeps
+//  jobs waiting, so the killed worker holds exactly its prefetch (1).
 
 #define KILL_REPS   10
 #define KILL_JOBS   300
+
+//  Poll the producer's counters until `name` >= at_least; its value
+static uint64_t
+s_counter_when (const char *node_id, const char *name, uint64_t at_least)
+{
+    const char *ids [] = { node_id, NULL };
+    uint64_t value = 0;
+    for (int attempt = 0; attempt < 40; attempt++) {
+        char *json = sc_stats (ids, 3);
+        assert_non_null (json);
+        value = sc_peer_counter (json, node_id, name);
+        free (json);
+        if (value >= at_least)
+            break;
+        sc_pump_for (200);
+    }
+    return value;
+}
 
 static void
 test_kill_worker_loses_nothing (void **state)
@@ -140,17 +165,34 @@ test_kill_worker_loses_nothing (void **state)
         for (int w = 0; w < 3; w++) {
             char label [16];
             snprintf (label, sizeof label, "worker%d", w + 1);
+            //  the first worker is slower, so jobs are still waiting
+            //  when it is stopped
             workers [w] = sc_mesh (label, NULL, "work", "kill.jobs", "--prefetch", "1",
-                                   "--delay-ms", "2", "--timeout", "60", FAST, NULL);
+                                   "--delay-ms", w == 0? "2": "20", "--timeout", "90",
+                                   FAST, NULL);
         }
         sc_pump_for (400);          //  the workers announce themselves
+        char push_id [33];
+        sc_random_id (push_id);
         sc_io_t io = { .stdin_pipe = true };
         sc_proc_t *push = sc_mesh ("push", &io, "push", "kill.jobs", "-", "--timeout", "30",
-                                   FAST, NULL);
+                                   "--ack-timeout", "120", "--id", push_id, FAST, NULL);
         s_feed (push, 0, KILL_JOBS);
-        sc_close_input (push);
         s_wait_done (workers [0], 20);
-        sc_signal (workers [0], SIGKILL);       //  no BYE: the producer sees silence
+        //  stopped, it keeps the job it holds (or is sent one for the
+        //  credit its last ack returned); killed, it says no BYE
+        sc_signal (workers [0], SIGSTOP);
+        sc_pump_for (100);
+        sc_signal (workers [0], SIGKILL);
+        uint64_t gone = s_counter_when (push_id, "pipeline.redelivered.worker-gone", 1);
+        uint64_t timeout = s_counter_when (push_id, "pipeline.redelivered.timeout", 0);
+        if (gone != 1 || timeout != 0) {
+            sc_print_all ();
+            fail_msg ("repetition %d: the producer counted %llu jobs redelivered for the "
+                      "killed worker (1 held) and %llu for the ack timeout (120 s: none)",
+                      rep + 1, (unsigned long long) gone, (unsigned long long) timeout);
+        }
+        sc_close_input (push);
         int rc = s_wait_exit_code (push, WAIT_MS);
         size_t lines = s_tally (workers, 3, seen, KILL_JOBS);
         long missing = s_missing (seen, KILL_JOBS);
@@ -161,7 +203,8 @@ test_kill_worker_loses_nothing (void **state)
         }
         total_dups += lines - KILL_JOBS;
         print_message ("repetition %d: %d jobs, 0 lost, %zu duplicates (worker1 killed after "
-                       "%zu)\n", rep + 1, KILL_JOBS, lines - KILL_JOBS, s_done (workers [0]));
+                       "%zu), 1 job redelivered as worker-gone\n", rep + 1, KILL_JOBS,
+                       lines - KILL_JOBS, s_done (workers [0]));
         sc_proc_t *all [4] = { workers [0], workers [1], workers [2], push };
         sc_stop_all (all, 4);
         for (int i = 0; i < 4; i++)

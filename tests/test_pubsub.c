@@ -38,6 +38,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include <sys/wait.h>
+#include <pthread.h>
 
 #include "meshbus.h"
 #include "meshbus/pattern.h"      //  mesh_head_check
@@ -1018,12 +1019,16 @@ test_last_value (void **state)
 //  after the links are done.
 
 static volatile int s_zc_freed = 0;
+static volatile int s_zc_freed_by_libzmq = 0;   //  on a thread not the test's
+static pthread_t s_zc_test_thread;
 
 static void
 s_zc_free (void *data, void *hint)
 {
     assert_ptr_equal (hint, (void *) &s_zc_freed);
     free (data);
+    if (!pthread_equal (pthread_self (), s_zc_test_thread))
+        s_zc_freed_by_libzmq++;
     s_zc_freed++;
 }
 
@@ -1053,7 +1058,8 @@ test_publish_zero_copy (void **state)
         data [i] = (unsigned char) (i * 7 + 3);
     unsigned char *expect = (unsigned char *) malloc (size);
     memcpy (expect, data, size);
-    s_zc_freed = 0;
+    s_zc_freed = s_zc_freed_by_libzmq = 0;
+    s_zc_test_thread = pthread_self ();
     mesh_head_t head = { .subject = "blobs.x" };
     assert_int_equal (mesh_publish_zc (pa, &head, data, size, s_zc_free,
                                        (void *) &s_zc_freed), 2);
@@ -1063,6 +1069,9 @@ test_publish_zero_copy (void **state)
     while (s_zc_freed == 0 && s_now () < until)
         s_pump (a, b, c);
     assert_int_equal (s_zc_freed, 1);
+    //  freed by libzmq's I/O thread once both links sent it: a copy made
+    //  here would have been freed by this thread
+    assert_int_equal (s_zc_freed_by_libzmq, 1);
     assert_int_equal (mesh_msg_size (got_b.kept [0]), size);
     assert_int_equal (mesh_msg_size (got_c.kept [0]), size);
     assert_memory_equal (mesh_msg_body (got_b.kept [0]), expect, size);

@@ -226,26 +226,6 @@ void
 int
     cli_print_flat_json (const char *json, const char *prefix);
 
-//  bench reqrep (tools/cli_bench_reqrep.c) and bench pipeline
-//  (tools/cli_bench_pipeline.c): size and count as given (count 0 = the
-//  benchmark's default); exit status.
-int cli_bench_reqrep (cli_opts_t *opts, size_t size, size_t count, bool json);
-int cli_bench_pipeline (cli_opts_t *opts, size_t size, size_t count, bool json);
-//  bench handshake (tools/cli_bench_handshake.c): keys and count 0 = defaults
-int cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json);
-
-//  Benchmarks' shared arithmetic (tools/cli_bench_util.c): monotonic ns,
-//  qsort comparators, the pct-th percentile of sorted ns samples in us,
-//  and the median of values (sorts them).
-uint64_t cli_now_ns (void);
-int cli_cmp_u64 (const void *a, const void *b);
-int cli_cmp_double (const void *a, const void *b);
-double cli_pct_us (const uint64_t *sorted, size_t n, int pct);
-double cli_median (double *values, size_t n);
-//  Raw side of the round-trip benchmarks: echo every [routing id, body] a
-//  ROUTER gets back to its sender until the context ends, then close it.
-void cli_bench_echo (void *router);
-
 //  Demo steps of the patterns (tools/cli_demo_reqrep.c,
 //  tools/cli_demo_pipeline.c): nodes [0..count) are started and have met;
 //  a step prints what it does, pumps with cli_demo_pump and returns 0,

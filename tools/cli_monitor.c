@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "monitor/cli_view.h"
 #include "monitor/cli_assets.h"
+#include "monitor/cli_sse.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -65,12 +66,40 @@ s_since (struct MHD_Connection *connection)
     return strtoull (text, NULL, 10);
 }
 
+//  Does the client want the feed as server-sent events? (EventSource
+//  sends Accept: text/event-stream; /api/events/stream asks in its path)
+static bool
+s_wants_stream (struct MHD_Connection *connection, const char *url)
+{
+    if (streq_ (url, "/api/events/stream"))
+        return true;
+    const char *accept = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Accept");
+    return accept && strstr (accept, "text/event-stream");
+}
+
+//  Where a stream starts: after Last-Event-ID (a browser reconnecting),
+//  else at since, else at the oldest event kept
+static uint64_t
+s_stream_from (struct MHD_Connection *connection)
+{
+    const char *last = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Last-Event-ID");
+    if (last && *last && strlen (last) <= 19 && strspn (last, "0123456789") == strlen (last))
+        return strtoull (last, NULL, 10) + 1;
+    return s_since (connection);
+}
+
+typedef struct {
+    cli_view_t *view;
+    cli_sse_t *sse;
+} s_server_t;
+
 static enum MHD_Result
 s_handle (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
           const char *version, const char *upload_data, size_t *upload_size, void **state)
 {
     (void) version, (void) upload_data;
-    cli_view_t *view = (cli_view_t *) cls;
+    s_server_t *server = (s_server_t *) cls;
+    cli_view_t *view = server->view;
     //  refused before any body is read; a GET's body is read and dropped
     //  (the handler is called per chunk), and the answer comes after it
     if (!streq_ (method, "GET") && !streq_ (method, "HEAD"))
@@ -88,6 +117,9 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
                              cli_view_metrics (view));
     if (streq_ (url, "/api/nodes"))
         return s_reply_text (connection, 200, "application/json", cli_view_nodes_json (view));
+    if ((streq_ (url, "/api/events") || streq_ (url, "/api/events/stream"))
+    &&  s_wants_stream (connection, url))
+        return cli_sse_reply (server->sse, connection, s_stream_from (connection));
     if (streq_ (url, "/api/events"))
         return s_reply_text (connection, 200, "application/json",
                              cli_view_events_json (view, s_since (connection)));
@@ -183,9 +215,11 @@ s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     if (!node)
         return CLI_FAILED;
     cli_view_t *view = cli_view_new (node);
-    struct MHD_Daemon *daemon = view? MHD_start_daemon (
-        MHD_USE_AUTO_INTERNAL_THREAD | (addr.ss_family == AF_INET6? MHD_USE_IPv6: 0),
-        0, NULL, NULL, s_handle, view,
+    s_server_t server = { view, view? cli_sse_new (view): NULL };
+    struct MHD_Daemon *daemon = server.sse? MHD_start_daemon (
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
+        | (addr.ss_family == AF_INET6? MHD_USE_IPv6: 0),
+        0, NULL, NULL, s_handle, &server,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned) MONITOR_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) MONITOR_IDLE_S,
@@ -193,6 +227,7 @@ s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
     if (!daemon) {
         int rc = cli_fail ("cannot serve HTTP on %s (%s)", listen,
                            errno? strerror (errno): "libmicrohttpd refused");
+        cli_sse_destroy (&server.sse);
         cli_view_destroy (&view);
         mesh_node_destroy (&node);
         return rc;
@@ -217,6 +252,7 @@ s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
             rc = cli_fail ("%s", mesh_last_error ());
             break;
         }
+        cli_sse_wake (server.sse);      //  new events, or a keep-alive due
         int64_t left;
         while (!cli_interrupted () && (left = next - (int64_t) cli_view_mono_ms ()) > 0) {
             mesh_event_t *event = mesh_node_wait_event (node, left < 200? (int) left: 200);
@@ -224,9 +260,12 @@ s_monitor (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
                 cli_view_event (view, event);
                 mesh_event_destroy (&event);
             }
+            cli_sse_wake (server.sse);  //  at most 200 ms late, keep-alives too
         }
     }
+    cli_sse_close (server.sse);
     MHD_stop_daemon (daemon);
+    cli_sse_destroy (&server.sse);
     cli_view_destroy (&view);
     mesh_node_destroy (&node);
     return rc;
@@ -239,8 +278,10 @@ const cli_cmd_t cli_cmd_monitor = {
 "(as `meshbus stats` does). Serves, read-only:\n"
 "  /             the dashboard: the mesh as a graph, nodes, patterns, events\n"
 "  /metrics      every counter of every node, Prometheus text format\n"
-"  /api/nodes    nodes and links as JSON; /api/node/ID one node's counters and\n"
-"                rates; /api/events?since=N the event feed (docs/observe.md)\n"
+"  /api/nodes    nodes and links as JSON; /api/node/ID one node's counters,\n"
+"                pattern tables and rates; /api/events?since=N the event feed,\n"
+"                as server-sent events with Accept: text/event-stream or at\n"
+"                /api/events/stream (docs/observe.md)\n"
 "Prints \"monitor: http://ADDR:PORT/\" once serving (port 0: one the system picks).\n"
 "\n"
 "  --http ADDR:PORT     where to serve (default " MONITOR_DEFAULT_HTTP "; [::1]:PORT for IPv6)\n"

@@ -29,7 +29,23 @@ s_skip_ws (s_reader_t *r)
         r->p++;
 }
 
-//  Read a JSON string into out (truncated to cap), unescaping simply.
+//  Four hex digits at p, or -1
+static long
+s_hex4 (const char *p)
+{
+    long value = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char) p [i];
+        int digit = isdigit (c)? c - '0': isxdigit (c)? tolower (c) - 'a' + 10: -1;
+        if (digit < 0)
+            return -1;
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+//  Read a JSON string into out (truncated to cap, never inside a
+//  character), its escapes undone: \uXXXX (pairs too) as UTF-8
 static int
 s_string (s_reader_t *r, char *out, size_t cap)
 {
@@ -38,11 +54,51 @@ s_string (s_reader_t *r, char *out, size_t cap)
     r->p++;
     size_t n = 0;
     while (*r->p && *r->p != '"') {
-        char c = *r->p++;
-        if (c == '\\' && *r->p)
-            c = *r->p++;
-        if (n + 1 < cap)
-            out [n++] = c;
+        char bytes [4];
+        size_t len = 1;
+        bytes [0] = *r->p++;
+        if (bytes [0] == '\\' && *r->p) {
+            char e = *r->p++;
+            long cp = e == 'u'? s_hex4 (r->p): -1;
+            if (cp >= 0) {
+                r->p += 4;
+                long low = cp >= 0xD800 && cp <= 0xDBFF && r->p [0] == '\\' && r->p [1] == 'u'
+                         ? s_hex4 (r->p + 2): -1;
+                if (low >= 0xDC00 && low <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    r->p += 6;
+                }
+                if (cp < 0x80)
+                    bytes [0] = (char) cp;
+                else
+                if (cp < 0x800) {
+                    bytes [0] = (char) (0xC0 | (cp >> 6));
+                    bytes [1] = (char) (0x80 | (cp & 0x3F));
+                    len = 2;
+                }
+                else
+                if (cp < 0x10000) {
+                    bytes [0] = (char) (0xE0 | (cp >> 12));
+                    bytes [1] = (char) (0x80 | ((cp >> 6) & 0x3F));
+                    bytes [2] = (char) (0x80 | (cp & 0x3F));
+                    len = 3;
+                }
+                else {
+                    bytes [0] = (char) (0xF0 | (cp >> 18));
+                    bytes [1] = (char) (0x80 | ((cp >> 12) & 0x3F));
+                    bytes [2] = (char) (0x80 | ((cp >> 6) & 0x3F));
+                    bytes [3] = (char) (0x80 | (cp & 0x3F));
+                    len = 4;
+                }
+            }
+            else
+                bytes [0] = e == 'n'? '\n': e == 't'? '\t': e == 'r'? '\r': e == 'b'? '\b'
+                          : e == 'f'? '\f': e;
+        }
+        if (n + len < cap) {
+            memcpy (out + n, bytes, len);
+            n += len;
+        }
     }
     if (*r->p != '"')
         return -1;
@@ -134,6 +190,33 @@ s_value (s_reader_t *r, int depth)
                 continue;
             }
             if (*r->p == '}') {
+                r->p++;
+                return 0;
+            }
+            return -1;
+        }
+    }
+    if (*r->p == '[') {
+        //  the rows of a pattern's table (docs/observe.md): each element
+        //  is keyed by its index, NODE/-/patterns.pubsub.subscriptions.0.pattern
+        r->p++;
+        s_skip_ws (r);
+        if (*r->p == ']') {
+            r->p++;
+            return 0;
+        }
+        for (int index = 0; ; index++) {
+            if (depth >= MAX_DEPTH)
+                return -1;
+            snprintf (r->keys [depth], sizeof r->keys [depth], "%d", index);
+            if (s_value (r, depth + 1))
+                return -1;
+            s_skip_ws (r);
+            if (*r->p == ',') {
+                r->p++;
+                continue;
+            }
+            if (*r->p == ']') {
                 r->p++;
                 return 0;
             }

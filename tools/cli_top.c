@@ -28,19 +28,23 @@ typedef struct {
     char selected [33];             //  id of the node in the second pane
     int rows, cols;
     bool ansi;
+    const char *want;               //  --select: a node's name or id prefix, or NULL
 } s_screen_t;
 
 static s_screen_t *s_cmp_screen;    //  for qsort's comparator
 
-//  Text from the network, made safe for a terminal: no control bytes
+//  Text from the network, made safe for a terminal: no control bytes;
+//  cut to cap - 1 bytes, never inside a UTF-8 character
 static void
 s_safe (char *out, size_t cap, const char *text)
 {
+    const unsigned char *t = (const unsigned char *) text;
     size_t n = 0;
-    for (const unsigned char *c = (const unsigned char *) text; *c && n + 1 < cap; c++)
-        out [n++] = *c < 0x20 || *c == 0x7f? '?': (char) *c;
-    while (n > 0 && n + 1 >= cap && ((unsigned char) out [n] & 0xC0) == 0x80)
-        n--;                        //  never end inside a UTF-8 character
+    for (; t [n] && n + 1 < cap; n++)
+        out [n] = t [n] < 0x20 || t [n] == 0x7f? '?': (char) t [n];
+    if (t [n])                      //  cut: back to where a character starts
+        while (n > 0 && (t [n] & 0xC0) == 0x80)
+            n--;
     out [n] = 0;
 }
 
@@ -109,6 +113,122 @@ s_line (s_screen_t *screen, const char *fmt, ...)
     printf ("%s%s\n", line, screen->ansi? "\033[K": "");
 }
 
+//  A row's field: its number, or 0
+static double
+s_num (json_t *row, const char *field)
+{
+    json_t *value = json_object_get (row, field);
+    return json_is_number (value)? json_number_value (value): 0;
+}
+
+//  A row's name (a subject, a service, a queue: any byte but controls),
+//  cut to width columns
+static const char *
+s_row_name (json_t *row, const char *field, char *out, size_t cap)
+{
+    const char *text = json_string_value (json_object_get (row, field));
+    s_safe (out, cap, text? text: "?");
+    return out;
+}
+
+//  The tables of the pattern pane; returns the lines written, at most
+//  budget (the rows left on the screen)
+static int
+s_pattern_pane (s_screen_t *screen, json_t *tables, int budget)
+{
+    int lines = 0;
+    char name [48];
+    size_t i;
+    json_t *row;
+#define ROOM()  (lines < budget)
+#define MORE(table) do { \
+        json_int_t more = json_integer_value (json_object_get (tables, table ".more")); \
+        if (more > 0 && ROOM ()) { s_line (screen, "  (+%lld more)", (long long) more); lines++; } \
+    } while (0)
+    json_t *subs = json_object_get (tables, "subscriptions");
+    if (json_array_size (subs) && ROOM ()) {
+        s_line (screen, "  %-40s %12s %10s", "SUBSCRIPTION", "RECEIVED", "RECV/s");
+        lines++;
+        json_array_foreach (subs, i, row) {
+            if (!ROOM ())
+                break;
+            s_line (screen, "  %-40s %12.0f %10.1f", s_row_name (row, "pattern", name, 41),
+                    s_num (row, "received"), s_num (row, "rate"));
+            lines++;
+        }
+        MORE ("subscriptions");
+    }
+    json_t *services = json_object_get (tables, "services");
+    if (json_array_size (services) && ROOM ()) {
+        s_line (screen, "  %-40s %12s %10s %10s %10s", "SERVICE (served here)", "SERVED",
+                "CALLS/s", "ERRORS", "ERR/s");
+        lines++;
+        json_array_foreach (services, i, row) {
+            if (!ROOM ())
+                break;
+            s_line (screen, "  %-40s %12.0f %10.1f %10.0f %10.1f",
+                    s_row_name (row, "service", name, 41), s_num (row, "served"),
+                    s_num (row, "rate"), s_num (row, "errors"), s_num (row, "errors_rate"));
+            lines++;
+        }
+        MORE ("services");
+    }
+    json_t *calls = json_object_get (tables, "calls");
+    if (json_array_size (calls) && ROOM ()) {
+        s_line (screen, "  %-40s %12s %10s %10s %10s %10s", "CALLED (from here)", "CALLS",
+                "CALLS/s", "ERRORS", "MEAN ms", "P99<= ms");
+        lines++;
+        json_array_foreach (calls, i, row) {
+            if (!ROOM ())
+                break;
+            char p99 [16];
+            json_t *bound = json_object_get (row, "p99_le_ms");
+            if (json_is_number (bound))
+                snprintf (p99, sizeof p99, "%.1f", json_number_value (bound));
+            else
+                snprintf (p99, sizeof p99, "-");
+            s_line (screen, "  %-40s %12.0f %10.1f %10.0f %10.2f %10s",
+                    s_row_name (row, "service", name, 41), s_num (row, "calls"),
+                    s_num (row, "rate"), s_num (row, "errors"), s_num (row, "mean_ms"), p99);
+            lines++;
+        }
+        MORE ("calls");
+    }
+    json_t *queues = json_object_get (tables, "queues");
+    if (json_array_size (queues) && ROOM ()) {
+        s_line (screen, "  %-40s %9s %9s %9s %9s %9s %9s", "QUEUE (pushed here)", "PENDING",
+                "READY", "IN-FLIGHT", "DEAD", "DONE/s", "WORKERS");
+        lines++;
+        json_array_foreach (queues, i, row) {
+            if (!ROOM ())
+                break;
+            s_line (screen, "  %-40s %9.0f %9.0f %9.0f %9.0f %9.1f %9.0f",
+                    s_row_name (row, "queue", name, 41), s_num (row, "pending"),
+                    s_num (row, "ready"), s_num (row, "in_flight"), s_num (row, "dead"),
+                    s_num (row, "rate"), s_num (row, "workers"));
+            lines++;
+        }
+        MORE ("queues");
+    }
+    json_t *works = json_object_get (tables, "works");
+    if (json_array_size (works) && ROOM ()) {
+        s_line (screen, "  %-40s %12s %10s %10s", "QUEUE (worked here)", "HANDLED", "JOBS/s",
+                "FAILED");
+        lines++;
+        json_array_foreach (works, i, row) {
+            if (!ROOM ())
+                break;
+            s_line (screen, "  %-40s %12.0f %10.1f %10.0f", s_row_name (row, "queue", name, 41),
+                    s_num (row, "handled"), s_num (row, "rate"), s_num (row, "failed"));
+            lines++;
+        }
+        MORE ("works");
+    }
+#undef ROOM
+#undef MORE
+    return lines;
+}
+
 static void
 s_draw (cli_view_t *view, s_screen_t *screen)
 {
@@ -139,6 +259,13 @@ s_draw (cli_view_t *view, s_screen_t *screen)
     if (screen->ansi)
         printf ("\033[0m");
     bool found = false;
+    for (size_t i = 0; i < count && screen->want && !found; i++)
+        if (streq_ (order [i]->name, screen->want)
+        ||  strncmp (order [i]->id, screen->want, strlen (screen->want)) == 0) {
+            snprintf (screen->selected, sizeof screen->selected, "%s", order [i]->id);
+            screen->want = NULL;        //  found once: j/k move on from it
+            found = true;
+        }
     for (size_t i = 0; i < count; i++)
         found |= streq_ (order [i]->id, screen->selected);
     if (!found && count)
@@ -170,7 +297,8 @@ s_draw (cli_view_t *view, s_screen_t *screen)
             printf ("\033[0m");
         shown++;
     }
-    //  second pane: the counters of the selected node's patterns
+    //  second pane: the selected node's subscriptions, services, calls
+    //  and queues, with rates (cli_patterns.c)
     const view_node_t *node = count? cli_view_node (view, selected_index): NULL;
     if (node) {
         char name [64];
@@ -178,24 +306,12 @@ s_draw (cli_view_t *view, s_screen_t *screen)
         s_line (screen, "%s", "");
         s_line (screen, "%s%s (%.8s) patterns%s", screen->ansi? "\033[7m": "", name, node->id,
                 screen->ansi? "\033[0m": "");
-        json_t *counters = json_object_get (node->stats, "counters");
-        const char *key;
-        json_t *value;
-        int lines = 0;
-        json_object_foreach (counters, key, value) {
-            if (strncmp (key, "pubsub.", 7) && strncmp (key, "reqrep.", 7)
-            &&  strncmp (key, "pipeline.", 9))
-                continue;
-            if (screen->ansi && lines >= (screen->rows - shown - 6 > 0? screen->rows - shown - 6: 0))
-                break;
-            char safe [96];
-            s_safe (safe, sizeof safe, key);
-            s_line (screen, "  %-40s %12.0f %10.1f/s", safe, json_number_value (value),
-                    cli_view_counter_rate (view, selected_index, key));
-            lines++;
-        }
+        int budget_rows = screen->ansi? screen->rows - shown - 6: 1 << 30;
+        json_t *tables = cli_view_patterns (view, selected_index);
+        int lines = s_pattern_pane (screen, tables, budget_rows);
+        json_decref (tables);
         if (!lines)
-            s_line (screen, "  %s", node->stats? "(no pattern counted anything yet)"
+            s_line (screen, "  %s", node->stats? "(no subscriptions, services, calls or queues)"
                                                : "(did not answer)");
     }
     cli_view_unlock (view);
@@ -268,12 +384,14 @@ s_key (cli_view_t *view, s_screen_t *screen, char key)
     return true;
 }
 
-enum { TOP_ONCE = CLI_OPT (1), TOP_SORT = CLI_OPT (2), TOP_INTERVAL = CLI_OPT (3) };
+enum { TOP_ONCE = CLI_OPT (1), TOP_SORT = CLI_OPT (2), TOP_INTERVAL = CLI_OPT (3),
+       TOP_SELECT = CLI_OPT (4) };
 
 static const struct option s_top_options [] = {
     { "once",     no_argument,       NULL, TOP_ONCE },
     { "sort",     required_argument, NULL, TOP_SORT },
     { "interval", required_argument, NULL, TOP_INTERVAL },
+    { "select",   required_argument, NULL, TOP_SELECT },
     { NULL, 0, NULL, 0 }
 };
 
@@ -282,7 +400,7 @@ s_top (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 {
     cli_args_t args;
     cli_args_init (&args, cmd, opts, s_top_options, "", argc, argv);
-    s_screen_t screen = { SORT_NAME, false, "", 24, 80, false };
+    s_screen_t screen = { SORT_NAME, false, "", 24, 80, false, NULL };
     bool once = false;
     double interval = 1;
     int c;
@@ -290,6 +408,7 @@ s_top (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
         int bad = 0;
         switch (c) {
             case TOP_ONCE:     once = true; break;
+            case TOP_SELECT:   screen.want = optarg; break;
             case TOP_INTERVAL: bad = cli_seconds (cmd, "--interval", optarg, 0.1, 3600, &interval); break;
             case TOP_SORT: {
                 bool known = false;
@@ -374,15 +493,18 @@ s_top (const cli_cmd_t *cmd, cli_opts_t *opts, int argc, char **argv)
 }
 
 const cli_cmd_t cli_cmd_top = {
-    "top", s_top, "[--once] [--sort COLUMN] [--interval S] [FLAGS]",
+    "top", s_top, "[--once] [--sort COLUMN] [--select NODE] [--interval S] [FLAGS]",
     "the mesh live in the terminal: a row per node, the selected node's patterns",
 "Joins the mesh and, every interval, asks every node for its counters: one row\n"
 "per node (name, id, host, state, uptime, round-trip time, messages a second in\n"
-"and out, drops and their main reason), and below the counters of the selected\n"
-"node's patterns with their rates. Keys: q quit; n t u r i o d sort by name,\n"
+"and out, drops and their main reason), and below the selected node's patterns:\n"
+"subscriptions with messages received a second, services served with calls and\n"
+"errors a second, services called with latency, queues with pending, in-flight\n"
+"and dead jobs (the busiest 50 of each). Keys: q quit; n t u r i o d sort by name,\n"
 "state, uptime, rtt, in, out, drops; R reverse; j/k select.\n"
 "\n"
 "  --once               print one snapshot and exit (also when not on a terminal)\n"
 "  --sort COLUMN        name (default), state, uptime, rtt, in, out or drops\n"
+"  --select NODE        the node of the second pane, by name or id prefix\n"
 "  --interval S         refresh every S seconds (default 1)"
 };

@@ -220,6 +220,43 @@ size_t
     mesh_sublist_size (const mesh_sublist_t *self);
 
 //  ---------------------------------------------------------------------
+//  A pattern's figures in the node's STATS answer (`meshbus stats --json`,
+//  what `meshbus top` and `meshbus monitor` show): its stats operation
+//  writes members of its own object, "patterns": {"<name>": {...}}, with
+//  this writer, which places the commas and escapes every string (valid
+//  UTF-8 as is; a byte that is not part of valid UTF-8 as the character
+//  of the same value, U+0080..U+00FF: JSON carries only Unicode). A
+//  pattern keeps each table to its MESH_STATS_TOP most active rows and
+//  says how many it left out ("<table>.more"): a node with 100 000
+//  subscriptions answers with 50 rows, not 100 000 (docs/observe.md).
+
+#define MESH_STATS_TOP      50      //  rows of one table in a STATS answer
+#define MESH_STATS_DEPTH    8       //  objects and arrays open at once
+
+typedef struct _mesh_stats_t mesh_stats_t;
+
+//  Open an object ('{') or an array ('['), as member key of the object
+//  open now, or (key NULL) as the next element of the array open now.
+void
+    mesh_stats_open (mesh_stats_t *self, const char *key, char bracket);
+//  Close what was opened last.
+void
+    mesh_stats_close (mesh_stats_t *self);
+//  A member (key) or element (key NULL): a number, a string.
+void
+    mesh_stats_uint (mesh_stats_t *self, const char *key, uint64_t value);
+void
+    mesh_stats_str (mesh_stats_t *self, const char *key, const char *value);
+
+//  Call-latency histograms: fixed bounds in microseconds, the same for
+//  every service, so that viewers add and compare them (Prometheus's
+//  buckets, `le` in seconds, are these divided by 10^6; +Inf is the count)
+#define MESH_LATENCY_BUCKETS    16
+#define MESH_LATENCY_BOUNDS_US  { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, \
+                                  50000, 100000, 250000, 500000, 1000000, 2500000, \
+                                  5000000, 10000000 }
+
+//  ---------------------------------------------------------------------
 //  The pattern interface: one table of operations a pattern registers
 //  once per node (as nng's protocols do). The node owns its kinds, its
 //  hooks and the watch of its announcement key.
@@ -248,6 +285,14 @@ typedef struct {
                                         //  mesh_plugin_sync, in its caller's thread)
     void (*destroy) (void *self);       //  the node is destroyed while the
                                         //  pattern is still plugged in
+    void (*stats) (void *self, mesh_stats_t *out);
+                                        //  its figures for a STATS answer, or
+                                        //  NULL; from the node's keeper thread,
+                                        //  without the node's lock: it may take
+                                        //  its own (unregister waits for it),
+                                        //  but not wait long: the keeper keeps
+                                        //  the node alive (mesh_top.h's
+                                        //  mesh_stats_lock gives up, "busy")
 } mesh_pattern_t;
 
 //  A pattern plugged into a node

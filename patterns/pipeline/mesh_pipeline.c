@@ -143,6 +143,7 @@ static const mesh_pattern_t s_pipeline_ops = {
     .announce_key = PL_KEY,
     .on_announce  = pl_on_announce,     //  a worker's queues changed
     .destroy      = s_destroy,
+    .stats        = pl_stats,           //  queues pushed to and worked: STATS answers
 };
 
 mesh_pipeline_t *

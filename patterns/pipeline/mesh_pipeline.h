@@ -111,6 +111,8 @@ struct _pl_queue_t {
     size_t pending;             //  jobs of this queue held (not acked, not dead)
     pl_slot_t **slots;          //  alive workers of this queue
     size_t slot_count, slot_cap, rr;
+    uint64_t done, dead;        //  jobs acked, jobs sent to the dead letters (STATS)
+    uint64_t order;             //  when it was made: ties in the top rows
 };
 
 //  A queue this node works
@@ -119,6 +121,8 @@ typedef struct {
     int prefetch;
     mesh_work_fn *fn;
     void *arg;
+    uint64_t handled, failed;   //  jobs handed to fn, jobs it failed (STATS)
+    uint64_t order;
 } pl_work_t;
 
 //  What a worker owes one producer
@@ -224,6 +228,10 @@ void pl_list_add_head (pl_list_t *list, pl_job_t *job, pl_where_t where);
 void pl_list_remove (pl_list_t *list, pl_job_t *job);
 void pl_set_tick (mesh_pipeline_t *self, int tick_ms);     //  registers self->tick_fn
 void pl_wake (mesh_pipeline_t *self);      //  work to do: the fast tick
+
+//  mesh_pipeline_stats.c
+void pl_stats (void *arg, mesh_stats_t *out);      //  lock free
+void pl_work_failed (mesh_pipeline_t *self, const char *queue);
 
 //  mesh_pipeline_held.c
 pl_job_t *pl_job_make (mesh_pipeline_t *self, pl_queue_t *queue, uint64_t id,

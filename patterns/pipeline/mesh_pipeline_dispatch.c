@@ -26,6 +26,7 @@ pl_queue_get (mesh_pipeline_t *self, const char *name, bool create)
         queue->ack_timeout = opts? opts->ack_timeout_ms: MESH_DEFAULT_ACK_TIMEOUT;
         queue->max_deliveries = opts? opts->max_deliveries: MESH_DEFAULT_MAX_DELIVERIES;
         queue->backoff = opts? opts->backoff_ms: 100;
+        queue->order = zhashx_size (self->queues);
         zhashx_insert (self->queues, name, queue);
         if (self->plugin)       //  find the workers it already has
             mesh_plugin_resync (self->plugin);

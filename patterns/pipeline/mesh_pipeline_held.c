@@ -166,6 +166,7 @@ pl_job_dead (mesh_pipeline_t *self, pl_job_t *job, const char *reason)
         zlistx_add_end (self->dead_mem, dead);
     }
     pl_count (self, peer, "pipeline.dead", 1);
+    job->queue->dead++;
     mesh_node_post_event (self->node, MESH_EVENT_DEAD_LETTER, "DEAD_LETTER", peer,
                           job->queue->name, job->id);
     pl_job_finish (self, job);

@@ -284,6 +284,7 @@ pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         if (job->where == PL_INFLIGHT)
             s_touch (&touched, job->queue);
         pl_job_unlink (self, job);
+        job->queue->done++;
         pl_job_finish (self, job);
         self->acked++;
     }
@@ -372,6 +373,12 @@ pl_on_credit (mesh_node_t *node, const mesh_msg_t *msg, void *arg)
         pl_pump (self, slot->queue);
     }
     pthread_mutex_unlock (&self->lock);
+    //  no slot: the queue's announcement is not read yet (it travels on
+    //  the same link, but the core hands it over at the next dispatch),
+    //  or the worker does not offer that queue; the announced prefetch
+    //  holds until another CREDIT (docs/pipeline.md)
+    if (!slot)
+        pl_count (self, peer, "pipeline.dropped.credit-no-queue", 1);
 }
 
 //  ---------------------------------------------------------------------

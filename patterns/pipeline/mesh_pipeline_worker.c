@@ -284,6 +284,7 @@ s_job (mesh_pipeline_t *self, const mesh_msg_t *msg, const char *peer, const cha
     mesh_work_fn *fn = work->fn;
     void *fn_arg = work->arg;
     int prefetch = work->prefetch;
+    work->handled++;
     pthread_mutex_unlock (&self->lock);
 
     int rc = fn (self, msg, fn_arg);
@@ -326,12 +327,14 @@ s_job (mesh_pipeline_t *self, const mesh_msg_t *msg, const char *peer, const cha
         if (rc == MESH_JOB_DEAD) {
             s_owe (self, owed, owed->deads, &owed->dead_count, id);
             s_flush (self, owed);
+            pl_work_failed (self, queue);
             pl_count (self, peer, "pipeline.failed", 1);
         }
         else {
             snprintf (owed->reason, sizeof owed->reason, "handler failed");
             s_owe (self, owed, owed->nacks, &owed->nack_count, id);
             s_flush (self, owed);
+            pl_work_failed (self, queue);
             pl_count (self, peer, "pipeline.failed", 1);
         }
         if (owed->ack_count >= owed->threshold
@@ -460,11 +463,14 @@ mesh_job_finish (mesh_pipeline_t *self, const char *producer, uint64_t job_id, i
             self->done++;
         }
         else
-        if (outcome == MESH_JOB_DEAD)
+        if (outcome == MESH_JOB_DEAD) {
             s_owe (self, owed, owed->deads, &owed->dead_count, job_id);
+            pl_work_failed (self, hold->queue);
+        }
         else {
             snprintf (owed->reason, sizeof owed->reason, "handler failed");
             s_owe (self, owed, owed->nacks, &owed->nack_count, job_id);
+            pl_work_failed (self, hold->queue);
         }
         if (owed->ack_count >= owed->threshold || !ok || hold->flush)
             s_flush (self, owed);
@@ -497,6 +503,7 @@ mesh_work (mesh_pipeline_t *self, const char *queue, int prefetch, mesh_work_fn 
     work->prefetch = prefetch? prefetch: MESH_DEFAULT_PREFETCH;
     work->fn = fn;
     work->arg = arg;
+    work->order = zhashx_size (self->works);
     zhashx_insert (self->works, queue, work);
     pl_announce (self);
     pl_wake (self);

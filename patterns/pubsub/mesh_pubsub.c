@@ -43,6 +43,7 @@
     ========================================================================= */
 
 #include "mesh_pubsub_int.h"
+#include "mesh_top.h"
 
 //  ---------------------------------------------------------------------
 //  Small helpers
@@ -193,6 +194,36 @@ s_destroy (void *self)
     mesh_pubsub_destroy (&pubsub);
 }
 
+//  Our figures for a STATS answer (docs/observe.md): the most active
+//  local subscriptions with what each received (a viewer makes rates of
+//  two answers), how many there are, and what we route to
+static void
+s_stats (void *arg, mesh_stats_t *out)
+{
+    mesh_pubsub_t *self = (mesh_pubsub_t *) arg;
+    mesh_top_t top = { .count = 0 };
+    if (mesh_stats_lock (&self->lock, out))
+        return;
+    for (sub_t *sub = (sub_t *) zlistx_first (self->subs); sub;
+         sub = (sub_t *) zlistx_next (self->subs))
+        mesh_top_offer (&top, sub->received, (uint64_t) sub->id, sub);
+    mesh_stats_open (out, "subscriptions", '[');
+    for (size_t i = 0; i < top.count; i++) {
+        const sub_t *sub = (const sub_t *) top.rows [i].item;
+        mesh_stats_open (out, NULL, '{');
+        mesh_stats_uint (out, "id", (uint64_t) sub->id);
+        mesh_stats_str (out, "pattern", sub->pattern);
+        mesh_stats_str (out, "durable", sub->durable? sub->durable: "");
+        mesh_stats_uint (out, "received", sub->received);
+        mesh_stats_close (out);
+    }
+    mesh_stats_close (out);
+    mesh_top_totals (&top, out, "subscriptions");
+    mesh_stats_uint (out, "remote_subscriptions", mesh_sublist_size (self->remote_subs));
+    mesh_stats_uint (out, "streams", zhashx_size (self->streams));
+    pthread_mutex_unlock (&self->lock);
+}
+
 static const mesh_pattern_t s_pubsub_ops = {
     .name         = "pubsub",
     .kinds        = { MESH_KIND_PUB, MESH_KIND_REPLAY_REQ, MESH_KIND_REPLAY_END,
@@ -203,6 +234,7 @@ static const mesh_pattern_t s_pubsub_ops = {
     .announce_key = MESH_PUBSUB_KEY,
     .on_announce  = mesh_pubsub_on_announce,    //  a peer's subscriptions changed
     .destroy      = s_destroy,
+    .stats        = s_stats,            //  subscriptions, for STATS answers
 };
 
 mesh_pubsub_t *

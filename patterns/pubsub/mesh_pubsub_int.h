@@ -41,6 +41,7 @@ typedef struct {
     char *durable;
     mesh_sub_fn *fn;
     void *arg;
+    uint64_t received;          //  messages handed to it (lock held), for STATS
 } sub_t;
 
 typedef struct _remote_t remote_t;
@@ -151,6 +152,7 @@ struct _mesh_pubsub_t {
     size_t hot_match_count;
     mesh_sub_fn *hot_match_fn [MESH_PUBSUB_HOT_MATCH];
     void *hot_match_arg [MESH_PUBSUB_HOT_MATCH];
+    sub_t *hot_match_sub [MESH_PUBSUB_HOT_MATCH];  //  valid while subs_gen is
 };
 
 #define MESH_PUBSUB_COUNT_BATCH 1024    //  received messages per counter update

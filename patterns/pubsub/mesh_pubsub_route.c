@@ -444,6 +444,7 @@ typedef struct {
     int id;
     mesh_sub_fn *fn;
     void *arg;
+    sub_t *sub;                 //  valid while the lock is held
 } hit_t;
 
 typedef struct {
@@ -469,7 +470,8 @@ s_local_hit (void *value, void *arg)
         found->cap = cap;
         found->heap = true;
     }
-    found->hits [found->count++] = (hit_t) { sub->id, sub->fn, sub->arg };
+    found->hits [found->count++] = (hit_t) { sub->id, sub->fn, sub->arg, sub };
+    sub->received++;            //  lock held: the trie is matched under it
 }
 
 static int
@@ -508,6 +510,8 @@ s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
         mesh_sub_fn *fns [MESH_PUBSUB_HOT_MATCH];
         void *args [MESH_PUBSUB_HOT_MATCH];
         size_t count = self->hot_match_count;
+        for (size_t i = 0; i < count; i++)
+            self->hot_match_sub [i]->received++;
         memcpy (fns, self->hot_match_fn, count * sizeof fns [0]);
         memcpy (args, self->hot_match_arg, count * sizeof args [0]);
         pthread_mutex_unlock (&self->lock);
@@ -525,6 +529,7 @@ s_deliver_ex (mesh_pubsub_t *self, const mesh_msg_t *msg, bool locked)
         for (size_t i = 0; i < matched; i++) {
             self->hot_match_fn [i] = found.hits [i].fn;
             self->hot_match_arg [i] = found.hits [i].arg;
+            self->hot_match_sub [i] = found.hits [i].sub;
         }
         self->hot_match_count = matched;
         memcpy (self->hot_match_subject, subject, slen + 1);

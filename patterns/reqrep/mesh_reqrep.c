@@ -94,6 +94,7 @@ static const mesh_pattern_t s_reqrep_ops = {
     .announce_key = RR_KEY,
     .on_announce  = mesh_rr_on_announce,      //  a peer's services changed
     .destroy      = s_destroy,
+    .stats        = mesh_rr_stats,      //  services served, calls made: STATS answers
 };
 
 mesh_reqrep_t *
@@ -107,6 +108,8 @@ mesh_reqrep_new (mesh_node_t *node)
     snprintf (self->self_id, sizeof self->self_id, "%s", mesh_node_id (node));
     self->services = zhashx_new ();
     zhashx_set_destructor (self->services, mesh_rr_free);
+    self->call_stats = zhashx_new ();
+    zhashx_set_destructor (self->call_stats, mesh_rr_free);
     self->routes = zhashx_new ();
     zhashx_set_destructor (self->routes, (zhashx_destructor_fn *) mesh_rr_route_destroy);
     self->announced = zhashx_new ();
@@ -166,6 +169,7 @@ mesh_reqrep_destroy (mesh_reqrep_t **self_p)
     if (self->calls)
         mesh_node_count (self->node, NULL, "reqrep.calls", self->calls);
     zhashx_destroy (&self->services);
+    zhashx_destroy (&self->call_stats);
     zhashx_destroy (&self->routes);
     zhashx_destroy (&self->announced);
     mesh_announcement_destroy (&self->own);

@@ -230,6 +230,7 @@ s_fail (mesh_reqrep_t *self, pending_t *p, int err, const char *fmt, ...)
     vsnprintf (text, sizeof text, fmt, args);
     va_end (args);
     mesh_rr_unlink (self, p);
+    mesh_rr_call_ended (self, p, err);
     p->err = err;
     free (p->error);
     p->error = strdup (text);
@@ -428,20 +429,22 @@ mesh_rr_on_reply (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local)
 {
     uint64_t id = mesh_msg_id (msg);
     const char *sender = mesh_msg_sender (msg);
+    uint32_t flags = mesh_msg_flags (msg);
     pthread_mutex_lock (&self->lock);
     pending_t *p = s_pt_lookup (&self->table, id);
     //  only a provider we sent it to may answer it
     if (p && !local && !s_tried (p, sender))
         p = NULL;
-    if (p)
+    if (p) {
         mesh_rr_unlink (self, p);
+        mesh_rr_call_ended (self, p, flags & (FLAG_ERROR | FLAG_UNKNOWN)? MESH_EREMOTE: 0);
+    }
     pthread_mutex_unlock (&self->lock);
     if (!p) {
         //  after a timeout, or the slower of two providers after a retry
         mesh_rr_count (self, local? NULL: sender, "reqrep.reply.late");
         return;
     }
-    uint32_t flags = mesh_msg_flags (msg);
     if (flags & (FLAG_ERROR | FLAG_UNKNOWN)) {
         char *text = s_error_text (msg);
         s_outcome (self, p, MESH_EREMOTE, text? text: "remote error", NULL);
@@ -534,6 +537,7 @@ s_launch (mesh_reqrep_t *self, pending_t *p, uint64_t *id)
         self->first->prev = p;
     self->first = p;
     self->calls++;
+    p->started_us = mesh_rr_mono_us ();
     uint64_t now = p->prepared;     //  s_prepare ran just before
     mesh_rr_rebuild (self);
     if (p->deadline < self->next_due || self->next_due == 0)

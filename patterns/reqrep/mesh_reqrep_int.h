@@ -60,6 +60,7 @@ typedef struct {
 typedef struct _pending_t pending_t;
 struct _pending_t {
     uint64_t id;
+    uint64_t started_us;        //  monotonic, for the latency histogram
     pmode_t mode;
     char service [MESH_MAX_SUBJECT + 1];
     uint64_t deadline;          //  ms since the epoch
@@ -111,7 +112,18 @@ typedef struct {
 typedef struct {
     mesh_serve_fn *fn;
     void *arg;
+    uint64_t served, errors;    //  requests handed to fn, failed replies (STATS)
 } service_t;
+
+//  Calls this node made to one service, for STATS: ended calls, failed
+//  ones, and their latency (MESH_LATENCY_BOUNDS_US; a call counts in the
+//  first bucket whose bound it does not exceed, the rest only in count)
+typedef struct {
+    uint64_t calls, errors, timeouts;
+    uint64_t buckets [MESH_LATENCY_BUCKETS];    //  not cumulative here
+    uint64_t sum_us;
+    uint64_t order;             //  first call's rank: ties in the top rows
+} call_stat_t;
 
 typedef struct {
     uint64_t id;
@@ -133,6 +145,7 @@ struct _mesh_reply_t {
     uint64_t id;
     uint64_t deadline;          //  the request's: a reply after it is useless
     bool cast, local, deferred, heap;
+    const char *service;        //  borrowed from the request; a deferred reply's own copy
     uint32_t flags;
     char ctype [128];
     char *body;
@@ -170,6 +183,8 @@ struct _mesh_reqrep_t {
     uint64_t settle_from;       //  0 until the node is known started
     bool converged;             //  discovery converged once: "no responders" is true
     uint64_t served, calls;     //  counted in batches: a named counter costs a lock
+    zhashx_t *call_stats;       //  service -> call_stat_t *, calls made (STATS)
+    uint64_t call_stats_untracked;      //  calls ended past RR_MAX_SERVICES names
     pthread_mutex_t spare_lock; //  the calls kept for reuse: taken and given
     pending_t *spare;           //  back outside self->lock
     size_t nspare;
@@ -195,6 +210,12 @@ prov_t *mesh_rr_prov (rr_route_t *route, const char *peer);
 void mesh_rr_on_announce (mesh_node_t *node, void *arg, const char *peer,
                           const mesh_announcement_t *before,
                           const mesh_announcement_t *now);   //  lock held
+
+//  mesh_reqrep_stats.c
+void mesh_rr_call_ended (mesh_reqrep_t *self, const pending_t *p, int err);    //  lock held
+void mesh_rr_service_failed (mesh_reqrep_t *self, const char *service);
+void mesh_rr_stats (void *arg, mesh_stats_t *out);
+uint64_t mesh_rr_mono_us (void);
 
 //  mesh_reqrep_call.c
 void mesh_rr_outcome_destroy (outcome_t **outcome_p);

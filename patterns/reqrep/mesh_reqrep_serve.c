@@ -24,6 +24,7 @@ s_reply_init (mesh_reply_t *reply, mesh_reqrep_t *rr, const char *caller, uint64
     reply->cast = cast;
     reply->local = local;
     reply->deferred = reply->heap = false;
+    reply->service = NULL;
     reply->flags = 0;
     reply->ctype [0] = 0;
     reply->body = reply->inline_buf;
@@ -102,6 +103,9 @@ s_serve (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local)
         mesh_rrc_reply_t kept;
         size_t evicted = 0;
         int state = mesh_rrc_begin (self->cache, caller, id, &kept, &evicted);
+        if (svc && state != MESH_RRC_DONE && state != MESH_RRC_RUNNING
+        &&  state != MESH_RRC_UNKEPT)
+            svc->served++;      //  its handler runs
         if (state == MESH_RRC_DONE)
             //  a retry of a request answered already: the same answer
             s_send_reply (self, caller, id, false, kept.flags, kept.ctype, kept.body, kept.size);
@@ -123,10 +127,14 @@ s_serve (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local)
             return;
         }
     }
-    else
+    else {
+        if (svc)
+            svc->served++;
         pthread_mutex_unlock (&self->lock);
+    }
     mesh_reply_t reply;
     s_reply_init (&reply, self, caller, id, cast, local);
+    reply.service = service;
     reply.deadline = mesh_msg_deadline (msg);
     if (!fn) {
         char text [MESH_MAX_SUBJECT + 64];
@@ -144,8 +152,10 @@ s_serve (mesh_reqrep_t *self, const mesh_msg_t *msg, bool local)
         mesh_node_count (self->node, NULL, "reqrep.served", RR_COUNT_BATCH);
     }
     if (!reply.deferred) {
-        if (reply.flags & FLAG_ERROR)
+        if (reply.flags & FLAG_ERROR) {
             mesh_rr_count (self, local? NULL: caller, "reqrep.error.handler");
+            mesh_rr_service_failed (self, service);
+        }
         s_reply_finish (&reply);
     }
     if (reply.body != reply.inline_buf)
@@ -301,7 +311,9 @@ mesh_reply_defer (mesh_reply_t *reply)
     copy->body = copy->inline_buf;
     copy->cap = sizeof copy->inline_buf;
     copy->size = 0;
-    if (mesh_reply_set (copy, reply->body, reply->size)) {
+    copy->service = strdup (reply->service? reply->service: "");
+    if (!copy->service || mesh_reply_set (copy, reply->body, reply->size)) {
+        free ((char *) copy->service);
         free (copy);
         return NULL;
     }
@@ -317,11 +329,14 @@ mesh_reply_send (mesh_reply_t **reply_p)
     if (!reply)
         return mesh_set_error (MESH_EINVAL, "no reply");
     assert (reply->heap);
-    if (reply->flags & FLAG_ERROR)
+    if (reply->flags & FLAG_ERROR) {
         mesh_rr_count (reply->rr, reply->local? NULL: reply->caller, "reqrep.error.handler");
+        mesh_rr_service_failed (reply->rr, reply->service);
+    }
     s_reply_finish (reply);
     if (reply->body != reply->inline_buf)
         free (reply->body);
+    free ((char *) reply->service);
     free (reply);
     *reply_p = NULL;
     return 0;

@@ -78,20 +78,47 @@ mesh_json_printf (zchunk_t *out, const char *fmt, ...)
         zchunk_extend (out, buf, (size_t) n < sizeof buf? (size_t) n: sizeof buf - 1);
 }
 
+//  Bytes of the valid UTF-8 character at c (1..4), 0 when none starts
+//  there: no overlong forms, no surrogates, nothing past U+10FFFF
+static size_t
+s_utf8_char (const unsigned char *c)
+{
+    if (c [0] < 0x80)
+        return 1;
+    size_t n = c [0] >= 0xC2 && c [0] <= 0xDF? 2: c [0] >= 0xE0 && c [0] <= 0xEF? 3
+             : c [0] >= 0xF0 && c [0] <= 0xF4? 4: 0;
+    for (size_t i = 1; i < n; i++)
+        if ((c [i] & 0xC0) != 0x80)
+            return 0;           //  also stops at the NUL
+    if ((c [0] == 0xE0 && c [1] < 0xA0) || (c [0] == 0xED && c [1] > 0x9F)
+    ||  (c [0] == 0xF0 && c [1] < 0x90) || (c [0] == 0xF4 && c [1] > 0x8F))
+        return 0;
+    return n;
+}
+
+//  Names come from peers and applications as bytes (a subject may hold
+//  any byte but controls and space): JSON must be valid UTF-8, so a byte
+//  that starts no valid character is written as the character of the
+//  same value (\u0080..\u00ff), never passed through raw
 void
 mesh_json_string (zchunk_t *out, const char *text)
 {
     zchunk_extend (out, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *) text; *c; c++) {
+    for (const unsigned char *c = (const unsigned char *) text; *c; ) {
+        size_t n = s_utf8_char (c);
         if (*c == '"' || *c == '\\') {
             char esc [2] = { '\\', (char) *c };
             zchunk_extend (out, esc, 2);
         }
         else
-        if (*c < 0x20)
+        if (*c < 0x20 || *c == 0x7f || n == 0)
             mesh_json_printf (out, "\\u%04x", *c);
-        else
-            zchunk_extend (out, c, 1);
+        else {
+            zchunk_extend (out, c, n);
+            c += n;
+            continue;
+        }
+        c++;
     }
     zchunk_extend (out, "\"", 1);
 }

@@ -52,6 +52,9 @@ mesh_node_new (const char *name)
     }
     mesh_node_t *self = (mesh_node_t *) zmalloc (sizeof (mesh_node_t));
     pthread_mutex_init (&self->lock, NULL);
+    pthread_mutex_init (&self->stats_lock, NULL);
+    self->stats_wanted = zlistx_new ();
+    zlistx_set_destructor (self->stats_wanted, (zlistx_destructor_fn *) zstr_free);
     randombytes_buf (self->id, MESH_ID_SIZE);
     mesh_hex (self->id, MESH_ID_SIZE, self->hex);
     snprintf (self->name, sizeof self->name, "%s", name? name: self->hex);
@@ -130,6 +133,8 @@ mesh_node_destroy (mesh_node_t **self_p)
     zhashx_destroy (&self->announce);
     zhashx_destroy (&self->announce_ver);
     zhashx_destroy (&self->peer_stats);
+    zlistx_destroy (&self->stats_wanted);
+    pthread_mutex_destroy (&self->stats_lock);
     zlistx_destroy (&self->seeds);
     mesh_counters_destroy (&self->counters);
     free (self->ifaces);

@@ -93,6 +93,7 @@ mesh_node_post_event (mesh_node_t *self, int type, const char *name,
         }
     }
     int rc = 0;
+    mesh_node_recent_add (self, event);
     //  Pattern events skip the peer hooks: they go to the application
     if (zlistx_size (self->events) >= self->event_max) {
         mesh_counters_add (self->counters, "events.dropped", 1);
@@ -216,16 +217,6 @@ s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
     return n;
 }
 
-static void
-s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
-{
-    char *json = mesh_node_stats_json_locked (self);
-    mesh_head_t head = { .kind = MESH_KIND_STATS_REP, .id = msg->env.id,
-                         .ctype = "application/json" };
-    mesh_node_send_locked (self, peer, &head, json, strlen (json));
-    free (json);
-}
-
 //  The peer a frame speaks for, if it may: a live peer, on the connection
 //  that proved its key or HELLO. A HELLO is handled here (NULL returned).
 //  msg: the frame's message, or for a batch frame a message holding only
@@ -233,7 +224,9 @@ s_on_stats_request (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
 static mesh_peer_t *
 s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_t *msg)
 {
-    if (rid_size != MESH_ROUTING_ID_SIZE
+    //  17 bytes (a probe, a foreign peer), or 21 with a link's tag
+    if ((rid_size != MESH_ROUTING_ID_SIZE
+    &&   rid_size != MESH_ROUTING_ID_SIZE + MESH_ROUTING_TAG_SIZE)
     ||  (rid [0] != MESH_ROUTING_LINK && rid [0] != MESH_ROUTING_PROBE)) {
         mesh_counters_add (self->counters, "malformed.routing-id", 1);
         return NULL;
@@ -302,7 +295,7 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
             mesh_discovery_peers_in (self, peer, &msg->env);
             return false;
         case MESH_KIND_STATS_REQ:
-            s_on_stats_request (self, peer, msg);
+            mesh_node_stats_wanted (self, peer, msg->env.id);
             return false;
         case MESH_KIND_STATS_REP:
             if (msg->env.id == self->stats_request)
@@ -334,7 +327,7 @@ static void
 s_count_malformed (mesh_node_t *self, zmq_msg_t *rid, int rc)
 {
     mesh_peer_t *peer = NULL;
-    if (zmq_msg_size (rid) == MESH_ROUTING_ID_SIZE) {
+    if (zmq_msg_size (rid) >= MESH_ROUTING_ID_SIZE) {
         char hex [33];
         mesh_hex ((const uint8_t *) zmq_msg_data (rid) + 1, MESH_ID_SIZE, hex);
         peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
@@ -546,6 +539,8 @@ mesh_node_keeper (void *arg)
     mesh_node_t *self = (mesh_node_t *) arg;
     pthread_mutex_lock (&self->lock);
     while (!self->stopping) {
+        if (zlistx_size (self->stats_wanted))
+            mesh_node_stats_answer (self);      //  lets the lock go inside
         //  read first: answers to our probes may wait in the inbox, and
         //  the liveness check must see them before it judges anyone
         int64_t now = mesh_mono_ms ();

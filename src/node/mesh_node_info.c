@@ -8,7 +8,10 @@
       "peers": { "<id>": { "name": "...", "state": "ALIVE", "endpoint": "...",
                            "rtt_us": N (-1: not measured),
                            "frames.in": N, "frames.out": N, "bytes.in": N,
-                           "bytes.out": N, "counters": { ... } } } }
+                           "bytes.out": N, "counters": { ... } } },
+      "departed": { ... },
+      "patterns": { "<pattern>": { what its stats op wrote } },
+      "events": { "next": N, "recent": [ the last pattern events ] } }
     ========================================================================= */
 
 #include "mesh_node_int.h"
@@ -196,7 +199,7 @@ mesh_node_counter (mesh_node_t *self, const char *peer, const char *name)
 }
 
 char *
-mesh_node_stats_json_locked (mesh_node_t *self)
+mesh_node_stats_json_with (mesh_node_t *self, const char *patterns)
 {
     zchunk_t *out = zchunk_new (NULL, 4096);
     zchunk_extend (out, "{\"id\": ", 7);
@@ -239,6 +242,10 @@ mesh_node_stats_json_locked (mesh_node_t *self)
     }
     zchunk_extend (out, "}, \"departed\": ", 15);
     mesh_departed_json (self->departed, out);
+    zchunk_extend (out, ", \"patterns\": {", 15);
+    zchunk_extend (out, patterns, strlen (patterns));
+    zchunk_extend (out, "}, \"events\": ", 13);
+    mesh_node_recent_json (self, out);
     zchunk_extend (out, "}", 2);       //  with the NUL
     char *json = strdup ((const char *) zchunk_data (out));
     zchunk_destroy (&out);
@@ -249,9 +256,11 @@ char *
 mesh_node_stats_json (mesh_node_t *self)
 {
     assert (self);
+    char *patterns = mesh_node_patterns_json (self);
     pthread_mutex_lock (&self->lock);
-    char *json = mesh_node_stats_json_locked (self);
+    char *json = mesh_node_stats_json_with (self, patterns? patterns: "");
     pthread_mutex_unlock (&self->lock);
+    free (patterns);
     return json;
 }
 

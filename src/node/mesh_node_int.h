@@ -52,6 +52,19 @@
 //  sender; past it TCP pushes back and the sender's own high-water mark
 //  (in messages) takes over.
 #define MESH_INBOX_RCVHWM       10000
+#define MESH_RECENT_EVENTS      32      //  pattern events a STATS answer carries
+#define MESH_STATS_WANTED_MAX   64      //  STATS requests waiting for the keeper
+
+//  A pattern event, kept for the STATS answers (the monitor's feed)
+typedef struct {
+    uint64_t seq;
+    int64_t time_ms;            //  wall clock
+    char name [32];             //  GAP, DEAD_LETTER...
+    char peer [33];
+    char peer_name [65];
+    char detail [256];
+    uint64_t count;
+} mesh_recent_t;
 
 typedef struct {
     uint8_t id [MESH_ID_SIZE];
@@ -247,7 +260,32 @@ struct _mesh_node_t {
     //  stats collection from peers
     zhashx_t *peer_stats;       //  hex id -> JSON string
     uint64_t stats_request;
+    //  stats answers (mesh_node_stats.c)
+    pthread_mutex_t stats_lock; //  held while patterns write their figures, outside
+                                //  every other lock: unregister takes it, so a
+                                //  pattern never goes while its stats op runs
+    zlistx_t *stats_wanted;     //  mesh_stats_wanted_t *: requests the keeper answers
+    mesh_recent_t recent [MESH_RECENT_EVENTS];  //  the last pattern events, a ring
+    uint64_t recent_next;       //  number of the next one
 };
+
+//  mesh_node_stats.c: STATS requests are answered by the keeper, which
+//  collects the patterns' figures without the node's lock (lock held on
+//  entry and exit; let go inside)
+void
+    mesh_node_stats_wanted (mesh_node_t *self, mesh_peer_t *peer, uint64_t id);
+void
+    mesh_node_stats_answer (mesh_node_t *self);
+//  Every pattern's figures, as the members of "patterns": {...} (a
+//  malloc'd string, "" when none). No lock held.
+char *
+    mesh_node_patterns_json (mesh_node_t *self);
+//  Keep a pattern event for the STATS answers' "events". Lock held.
+void
+    mesh_node_recent_add (mesh_node_t *self, const mesh_event_t *event);
+//  "events": {"next": N, "recent": [...]} (the member's value). Lock held.
+void
+    mesh_node_recent_json (mesh_node_t *self, zchunk_t *out);
 
 //  mesh_peer.c. wake_fd: the keeper's eventfd (see mesh_flight_new); NULL
 //  when out of memory
@@ -322,10 +360,6 @@ void
 void *
     mesh_node_keeper (void *arg);
 
-//  mesh_node_info.c, lock held: mesh_node_stats_json's body (a STATS_REQ
-//  is answered from inside dispatch)
-char *
-    mesh_node_stats_json_locked (mesh_node_t *self);
 
 //  mesh_node.c
 void
@@ -432,6 +466,15 @@ void
 //  The next beacon's delay, backing off while nothing changes
 int
     mesh_liveness_beacon_delay (mesh_node_t *self);
+
+//  The node's stats JSON, with patterns (the members of "patterns", "" for
+//  none) inside. Lock held.
+char *
+    mesh_node_stats_json_with (mesh_node_t *self, const char *patterns);
+
+//  A plugin's table of operations, and (in *self) what it passes them
+const mesh_pattern_t *
+    mesh_plugin_ops (mesh_plugin_t *plugin, void **self);
 
 //  Destroy the patterns still plugged in (mesh_plugin.c), first thing in
 //  mesh_node_destroy

@@ -354,7 +354,15 @@ s_dealer (mesh_node_t *self, const char *endpoint, const uint8_t *key, const cha
     zmq_setsockopt (dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, self->routing_id, MESH_ROUTING_ID_SIZE);
+    //  a tag of its own per DEALER: a link made anew (relink, restart of
+    //  the link) is another routing id at the peer's inbox, not a takeover
+    //  of the old one. libzmq 4.3's ROUTER_HANDOVER never closes the
+    //  connection it takes over (zeromq/libzmq#3238): each relink after a
+    //  split leaked a descriptor in CLOSE-WAIT at the peer.
+    uint8_t rid [MESH_ROUTING_ID_SIZE + MESH_ROUTING_TAG_SIZE];
+    memcpy (rid, self->routing_id, MESH_ROUTING_ID_SIZE);
+    randombytes_buf (rid + MESH_ROUTING_ID_SIZE, MESH_ROUTING_TAG_SIZE);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, rid, sizeof rid);
     if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
         zmq_close (dealer);
         *refused = "peers.refused.connect";

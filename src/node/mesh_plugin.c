@@ -17,7 +17,9 @@
         the old and the new one parsed (NULL: none). A pattern keeps what
         it derives; it never polls the peer table itself.
 
-    Locks: a plugin's watch has its own mutex, taken inside the pattern's
+    Locks: node->stats_lock is the outermost (the keeper holds it while it
+    runs the patterns' stats ops; unregister takes it, so a pattern never
+    goes while its op runs). A plugin's watch has its own mutex, taken inside the pattern's
     lock (the pattern calls sync with it held) and outside node->lock.
     on_announce runs in the thread that called sync.
     ========================================================================= */
@@ -139,6 +141,8 @@ mesh_node_unregister (mesh_plugin_t **plugin_p)
     if (!plugin)
         return;
     mesh_node_t *node = plugin->node;
+    //  the keeper may be in our stats op (mesh_node_stats.c): wait for it
+    pthread_mutex_lock (&node->stats_lock);
     pthread_mutex_lock (&node->lock);
     for (int kind = 0; kind < 256; kind++)
         if (node->kinds [kind].owner == plugin->ops->name && node->kinds [kind].arg == plugin->self)
@@ -149,6 +153,7 @@ mesh_node_unregister (mesh_plugin_t **plugin_p)
             node->patterns [kept++] = node->patterns [i];
     node->pattern_count = kept;
     pthread_mutex_unlock (&node->lock);
+    pthread_mutex_unlock (&node->stats_lock);
     //  hooks go the way a module's always went: every one registered with self
     if (plugin->ops->on_peer)
         mesh_node_on_peer (node, NULL, plugin->self);
@@ -159,6 +164,13 @@ mesh_node_unregister (mesh_plugin_t **plugin_p)
     pthread_mutex_destroy (&plugin->lock);
     free (plugin);
     *plugin_p = NULL;
+}
+
+const mesh_pattern_t *
+mesh_plugin_ops (mesh_plugin_t *plugin, void **self)
+{
+    *self = plugin->self;
+    return plugin->ops;
 }
 
 mesh_node_t *

@@ -32,6 +32,8 @@
 //  Link identity: the routing id a DEALER presents to a peer's ROUTER inbox
 #define MESH_ID_SIZE            16      //  binary node id
 #define MESH_ROUTING_ID_SIZE    17      //  1 type byte + node id
+#define MESH_ROUTING_TAG_SIZE   4       //  a link's routing id adds a tag per
+                                        //  DEALER (docs/protocol.md#sockets)
 #define MESH_ROUTING_LINK       0x00    //  the one link of a known peer
 #define MESH_ROUTING_PROBE      0x01    //  a seed probe: sends HELLO only
 

@@ -1,6 +1,7 @@
 /*  meshbus monitor page: polls the monitor's JSON API once a second and
     draws the mesh (SVG), the node table, the selected node's pattern
-    counters and the event feed. No library: it ships inside the tool.
+    tables (subscriptions, services, calls, queues, with rates), and the
+    event feed, which comes as server-sent events. No library: it ships inside the tool.
     Text from the mesh only ever goes through textContent, never HTML.  */
 "use strict";
 
@@ -101,6 +102,33 @@ function drawTable() {
   }
 }
 
+//  A table of rows: columns are [title, field, format]; format "rate"
+//  for per-second figures, "name" for a row's name (text only)
+function patternTable(kind, caption, rows, more, columns) {
+  const table = el("table", { class: "pattern", "data-pattern": kind });
+  table.appendChild(el("caption", {}, caption));
+  const head = el("tr");
+  columns.forEach(([title]) => head.appendChild(el("th", {}, title)));
+  table.appendChild(head);
+  for (const row of rows) {
+    const tr = el("tr", { "data-name": String(row[columns[0][1]]) });
+    for (const [, field, format] of columns) {
+      const v = row[field];
+      const text = v === null || v === undefined ? "-"
+                 : format === "rate" ? rate(v) : format === "ms" ? v.toFixed(2) : String(v);
+      tr.appendChild(el("td", { class: format === "name" ? "" : "num" }, text));
+    }
+    table.appendChild(tr);
+  }
+  if (more > 0) {
+    const tr = el("tr", { class: "more" });
+    tr.appendChild(el("td", { colspan: columns.length }, "+" + more + " more (the busiest " +
+                                                         rows.length + " are shown)"));
+    table.appendChild(tr);
+  }
+  return table;
+}
+
 async function drawPatterns() {
   const box = document.getElementById("patterns");
   const node = state.nodes.find(n => n.id === state.selected);
@@ -109,31 +137,31 @@ async function drawPatterns() {
   if (!node) { box.replaceChildren(); return; }
   let detail;
   try { detail = await getJSON("/api/node/" + node.id); } catch (e) { return; }
-  const counters = (detail.stats && detail.stats.counters) || {};
-  const groups = { pubsub: [], reqrep: [], pipeline: [] };
-  for (const [name, value] of Object.entries(counters)) {
-    const group = name.split(".")[0];
-    if (groups[group]) groups[group].push([name, value, detail.rates[name] || 0]);
-  }
+  const p = detail.patterns || {};
   const out = [];
-  for (const [group, rows] of Object.entries(groups)) {
-    if (!rows.length) continue;
-    const table = el("table", { class: "pattern", "data-pattern": group });
-    table.appendChild(el("caption", {}, group));
-    const head = el("tr");
-    ["counter", "total", "per second"].forEach(t => head.appendChild(el("th", {}, t)));
-    table.appendChild(head);
-    for (const [name, value, r] of rows) {
-      const tr = el("tr");
-      tr.appendChild(el("td", {}, name));
-      tr.appendChild(el("td", { class: "num" }, String(value)));
-      tr.appendChild(el("td", { class: "num" }, rate(r)));
-      table.appendChild(tr);
-    }
-    out.push(table);
-  }
+  const add = (kind, caption, table, columns) => {
+    const rows = p[table] || [];
+    if (rows.length) out.push(patternTable(kind, caption, rows, p[table + ".more"] || 0, columns));
+  };
+  add("subscriptions", "Subscriptions", "subscriptions",
+      [["pattern", "pattern", "name"], ["received", "received"], ["per second", "rate", "rate"]]);
+  add("services", "Services served here", "services",
+      [["service", "service", "name"], ["served", "served"], ["calls/s", "rate", "rate"],
+       ["errors", "errors"], ["errors/s", "errors_rate", "rate"]]);
+  add("calls", "Services called from here", "calls",
+      [["service", "service", "name"], ["calls", "calls"], ["calls/s", "rate", "rate"],
+       ["errors", "errors"], ["timeouts", "timeouts"], ["mean ms", "mean_ms", "ms"],
+       ["p99 \u2264 ms", "p99_le_ms", "ms"]]);
+  add("queues", "Queues pushed to from here", "queues",
+      [["queue", "queue", "name"], ["pending", "pending"], ["ready", "ready"],
+       ["in flight", "in_flight"], ["delayed", "delayed"], ["dead letters", "dead"],
+       ["done", "done"], ["done/s", "rate", "rate"], ["workers", "workers"]]);
+  add("works", "Queues worked here", "works",
+      [["queue", "queue", "name"], ["handled", "handled"], ["jobs/s", "rate", "rate"],
+       ["failed", "failed"]]);
   if (!out.length)
-    out.push(el("p", {}, detail.stats ? "No pattern counted anything yet." : "This node did not answer."));
+    out.push(el("p", {}, detail.stats ? "No subscriptions, services, calls or queues."
+                                      : "This node did not answer."));
   box.replaceChildren(...out);
 }
 
@@ -160,19 +188,40 @@ async function pollNodes() {
   drawPatterns();
 }
 
-async function pollEvents() {
-  const data = await getJSON("/api/events?since=" + state.nextEvent);
-  state.nextEvent = data.next;
+function showEvent(e) {
+  if (e.seq < state.nextEvent) return;       //  seen already (a reconnect)
+  state.nextEvent = e.seq + 1;
   const list = document.getElementById("events");
-  for (const e of data.events) {
-    const li = el("li", { class: e.type || "", "data-type": e.type || "", "data-node": e.node || "" });
-    li.appendChild(el("span", { class: "time" }, new Date(e.time_ms).toLocaleTimeString() + " "));
-    li.appendChild(el("span", { class: "type" }, e.type));
-    li.appendChild(el("span", {}, (e.name || "?") + " " + String(e.node || "").slice(0, 8) +
-                                  (e.detail ? " " + e.detail : "")));
-    list.prepend(li);
-  }
+  const li = el("li", { class: e.type || "", "data-type": e.type || "", "data-node": e.node || "" });
+  li.appendChild(el("span", { class: "time" }, new Date(e.time_ms).toLocaleTimeString() + " "));
+  li.appendChild(el("span", { class: "type" }, e.type));
+  li.appendChild(el("span", {}, (e.name || "?") + " " + String(e.node || "").slice(0, 8) +
+                                (e.detail ? " " + e.detail : "")));
+  list.prepend(li);
   while (list.children.length > 200) list.lastChild.remove();
+}
+
+//  The feed comes as server-sent events; where EventSource is missing, or
+//  the stream broke and the browser gave up, it is polled
+function streamEvents() {
+  if (!window.EventSource) return false;
+  const source = new EventSource("/api/events/stream?since=" + state.nextEvent);
+  source.onmessage = m => {
+    try { showEvent(JSON.parse(m.data)); } catch (err) { /* a line we cannot read */ }
+    document.body.dataset.events = "stream";
+  };
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) { state.stream = null; document.body.dataset.events = "poll"; }
+  };
+  state.stream = source;
+  return true;
+}
+
+async function pollEvents() {
+  if (state.stream) return;
+  const data = await getJSON("/api/events?since=" + state.nextEvent);
+  for (const e of data.events) showEvent(e);
+  state.nextEvent = Math.max(state.nextEvent, data.next);
 }
 
 async function tick() {
@@ -197,4 +246,5 @@ document.querySelectorAll("#nodes-table th[data-sort]").forEach(th =>
     else { state.sort = th.dataset.sort; state.reverse = false; }
     drawTable();
   }));
+streamEvents();
 tick();

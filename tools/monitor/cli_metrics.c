@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define streq_(a, b)    (strcmp ((a), (b)) == 0)
+
 typedef struct {
     char *family;                   //  full metric name, e.g. meshbus_frames_in_total
     const char *type;               //  counter or gauge
@@ -76,9 +78,11 @@ s_label (char *out, size_t cap, const char *value)
     out [n] = 0;
 }
 
+//  One sample of family (its TYPE line's name); sample is its own name
+//  (a histogram's family_bucket, _sum, _count; else the family)
 static void
-s_add (s_samples_t *s, const char *family, const char *type, const char *labels,
-       const char *value)
+s_add_sample (s_samples_t *s, const char *family, const char *type, const char *sample_name,
+              const char *labels, const char *value)
 {
     if (s->count == s->cap) {
         size_t cap = s->cap? s->cap * 2: 256;
@@ -93,7 +97,7 @@ s_add (s_samples_t *s, const char *family, const char *type, const char *labels,
     sample->family = strdup (family);
     sample->type = type;
     sample->order = s->count;
-    if (asprintf (&sample->line, "%s{%s} %s\n", family, labels, value) < 0)
+    if (asprintf (&sample->line, "%s{%s} %s\n", sample_name, labels, value) < 0)
         sample->line = NULL;
     if (!sample->family || !sample->line) {
         free (sample->family), free (sample->line);
@@ -101,6 +105,13 @@ s_add (s_samples_t *s, const char *family, const char *type, const char *labels,
         return;
     }
     s->count++;
+}
+
+static void
+s_add (s_samples_t *s, const char *family, const char *type, const char *labels,
+       const char *value)
+{
+    s_add_sample (s, family, type, family, labels, value);
 }
 
 static void
@@ -164,6 +175,155 @@ s_peer (s_samples_t *s, const char *node_labels, const char *peer_id, json_t *re
     }
 }
 
+//  ---------------------------------------------------------------------
+//  Pattern tables (docs/observe.md, "Per subject, service and queue"):
+//  a family per figure, the row's name as a label (subject, service,
+//  queue), counts as counters, what is waiting now as gauges, and the
+//  call latency as a histogram in seconds
+
+typedef struct {
+    const char *field;              //  in the row
+    const char *family;             //  the metric
+    const char *type;
+} s_field_t;
+
+static const s_field_t s_sub_fields [] = {
+    { "received", "meshbus_subscription_received_total", "counter" }, { NULL, NULL, NULL }
+};
+static const s_field_t s_service_fields [] = {
+    { "served", "meshbus_service_served_total", "counter" },
+    { "errors", "meshbus_service_errors_total", "counter" }, { NULL, NULL, NULL }
+};
+static const s_field_t s_call_fields [] = {
+    { "calls", "meshbus_call_ended_total", "counter" },
+    { "errors", "meshbus_call_errors_total", "counter" },
+    { "timeouts", "meshbus_call_timeouts_total", "counter" }, { NULL, NULL, NULL }
+};
+static const s_field_t s_queue_fields [] = {
+    { "pending", "meshbus_queue_pending", "gauge" },
+    { "ready", "meshbus_queue_ready", "gauge" },
+    { "delayed", "meshbus_queue_delayed", "gauge" },
+    { "in_flight", "meshbus_queue_in_flight", "gauge" },
+    { "workers", "meshbus_queue_workers", "gauge" },
+    { "done", "meshbus_queue_done_total", "counter" },
+    { "dead", "meshbus_queue_dead_total", "counter" }, { NULL, NULL, NULL }
+};
+static const s_field_t s_work_fields [] = {
+    { "handled", "meshbus_work_handled_total", "counter" },
+    { "failed", "meshbus_work_failed_total", "counter" }, { NULL, NULL, NULL }
+};
+
+//  labels of one row: the node's, then label="the row's name" (escaped)
+static bool
+s_row_labels (char *out, size_t cap, const char *node_labels, json_t *row, const char *key,
+              const char *label)
+{
+    const char *name = json_string_value (json_object_get (row, key));
+    if (!name)
+        return false;
+    char escaped [2100];            //  a name is at most 255 bytes, 510 as UTF-8, escaped 1020
+    s_label (escaped, sizeof escaped, name);
+    snprintf (out, cap, "%s,%s=\"%s\"", node_labels, label, escaped);
+    return true;
+}
+
+static void
+s_rows (s_samples_t *s, const char *node_labels, json_t *table, const char *key,
+        const char *label, const s_field_t *fields)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach (table, i, row) {
+        if (i == MESH_STATS_TOP)
+            break;              //  what an honest node sends; a peer may send more
+        char labels [3000];
+        if (!s_row_labels (labels, sizeof labels, node_labels, row, key, label))
+            continue;
+        if (streq_ (label, "subject")) {
+            //  two subscriptions may have one pattern: the id tells them apart
+            json_t *id = json_object_get (row, "id");
+            if (!json_is_number (id))
+                continue;
+            size_t n = strlen (labels);
+            snprintf (labels + n, sizeof labels - n, ",subscription=\"%.0f\"",
+                      json_number_value (id));
+        }
+        for (const s_field_t *f = fields; f->field; f++)
+            s_add_u64 (s, f->family, f->type, labels, json_object_get (row, f->field));
+    }
+}
+
+static void
+s_latency (s_samples_t *s, const char *node_labels, json_t *reqrep)
+{
+    json_t *bounds = json_object_get (reqrep, "latency_bounds_us");
+    size_t i;
+    json_t *row;
+    if (json_array_size (bounds) > MESH_LATENCY_BUCKETS)
+        return;                 //  not ours: every node has the same bounds
+    json_array_foreach (json_object_get (reqrep, "calls"), i, row) {
+        if (i == MESH_STATS_TOP)
+            break;
+        char labels [3000], with_le [3100], value [32];
+        json_t *buckets = json_object_get (row, "latency_buckets");
+        json_t *calls = json_object_get (row, "calls");
+        json_t *sum = json_object_get (row, "latency_sum_us");
+        if (!s_row_labels (labels, sizeof labels, node_labels, row, "service", "service")
+        ||  !json_is_array (buckets) || json_array_size (buckets) != json_array_size (bounds)
+        ||  !json_is_number (calls) || !json_is_number (sum))
+            continue;
+        const char *family = "meshbus_call_latency_seconds";
+        for (size_t b = 0; b < json_array_size (bounds); b++) {
+            snprintf (with_le, sizeof with_le, "%s,le=\"%g\"", labels,
+                      json_number_value (json_array_get (bounds, b)) / 1e6);
+            snprintf (value, sizeof value, "%.0f", json_number_value (json_array_get (buckets, b)));
+            s_add_sample (s, family, "histogram", "meshbus_call_latency_seconds_bucket", with_le, value);
+        }
+        snprintf (with_le, sizeof with_le, "%s,le=\"+Inf\"", labels);
+        snprintf (value, sizeof value, "%.0f", json_number_value (calls));
+        s_add_sample (s, family, "histogram", "meshbus_call_latency_seconds_bucket", with_le, value);
+        snprintf (value, sizeof value, "%.6f", json_number_value (sum) / 1e6);
+        s_add_sample (s, family, "histogram", "meshbus_call_latency_seconds_sum", labels, value);
+        snprintf (value, sizeof value, "%.0f", json_number_value (calls));
+        s_add_sample (s, family, "histogram", "meshbus_call_latency_seconds_count", labels, value);
+    }
+}
+
+//  How many rows a table has, and how many the answer left out
+static void
+s_table_sizes (s_samples_t *s, const char *node_labels, json_t *section, const char *table)
+{
+    char key [64], labels [640];
+    snprintf (labels, sizeof labels, "%s,table=\"%s\"", node_labels, table);
+    snprintf (key, sizeof key, "%s.count", table);
+    s_add_u64 (s, "meshbus_pattern_rows", "gauge", labels, json_object_get (section, key));
+    snprintf (key, sizeof key, "%s.more", table);
+    s_add_u64 (s, "meshbus_pattern_rows_omitted", "gauge", labels, json_object_get (section, key));
+}
+
+static void
+s_patterns (s_samples_t *s, const char *labels, json_t *patterns)
+{
+    json_t *pubsub = json_object_get (patterns, "pubsub");
+    json_t *reqrep = json_object_get (patterns, "reqrep");
+    json_t *pipeline = json_object_get (patterns, "pipeline");
+    s_rows (s, labels, json_object_get (pubsub, "subscriptions"), "pattern", "subject", s_sub_fields);
+    s_rows (s, labels, json_object_get (reqrep, "services"), "service", "service", s_service_fields);
+    s_rows (s, labels, json_object_get (reqrep, "calls"), "service", "service", s_call_fields);
+    s_latency (s, labels, reqrep);
+    s_rows (s, labels, json_object_get (pipeline, "queues"), "queue", "queue", s_queue_fields);
+    s_rows (s, labels, json_object_get (pipeline, "works"), "queue", "queue", s_work_fields);
+    static const char *tables [][2] = {
+        { "pubsub", "subscriptions" }, { "reqrep", "services" }, { "reqrep", "calls" },
+        { "pipeline", "queues" }, { "pipeline", "works" }
+    };
+    for (size_t t = 0; t < sizeof tables / sizeof tables [0]; t++) {
+        json_t *section = json_object_get (patterns, tables [t][0]);
+        if (section)
+            s_table_sizes (s, labels, section, tables [t][1]);
+    }
+}
+
 static void
 s_node (s_samples_t *s, const view_node_t *node)
 {
@@ -207,6 +367,7 @@ s_node (s_samples_t *s, const view_node_t *node)
         s_peer (s, labels, peer_id, record);
     json_object_foreach (json_object_get (stats, "departed"), peer_id, record)
         s_peer (s, labels, peer_id, record);
+    s_patterns (s, labels, json_object_get (stats, "patterns"));
 }
 
 static int

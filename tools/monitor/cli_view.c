@@ -18,6 +18,7 @@
 #include <time.h>
 
 #define streq_(a, b)    (strcmp ((a), (b)) == 0)
+#define VIEW_RECENT_EVENTS  32      //  pattern events a node's answer carries
 
 typedef struct {
     uint64_t seq;
@@ -37,6 +38,7 @@ struct _cli_view_t {
     size_t link_count;
     json_t *snapshot;               //  id -> stats of this refresh (owns them)
     json_t *previous;               //  id -> stats of the last one
+    json_t *seen;                   //  id -> {"incarnation", "next"}: pattern events shown
     int64_t refreshed_ms, previous_ms;    //  monotonic
     int64_t refreshed_wall;
     s_event_t events [VIEW_MAX_EVENTS];
@@ -115,6 +117,7 @@ cli_view_new (mesh_node_t *node)
     pthread_mutex_init (&self->lock, NULL);
     self->snapshot = json_object ();
     self->previous = json_object ();
+    self->seen = json_object ();
     return self;
 }
 
@@ -125,6 +128,7 @@ cli_view_destroy (cli_view_t **self_p)
         cli_view_t *self = *self_p;
         json_decref (self->snapshot);
         json_decref (self->previous);
+        json_decref (self->seen);
         free (self->nodes);
         free (self->links);
         pthread_mutex_destroy (&self->lock);
@@ -256,24 +260,62 @@ cli_view_event (cli_view_t *self, const mesh_event_t *event)
     pthread_mutex_unlock (&self->lock);
 }
 
-//  Counters that tell of loss inside a pattern become feed events
+//  The pattern events a node reports in its answers ("events": {"next",
+//  "recent"}, the last ones it posted: GAP, DEAD_LETTER...) go to the
+//  feed once each: seen keeps, per node, its incarnation and the next
+//  number not shown yet. Events a node posted faster than we asked (more
+//  than its ring holds between two refreshes) are said to be missed.
 static void
-s_counter_events (cli_view_t *self, const view_node_t *node, json_t *before)
+s_pattern_events (cli_view_t *self, const view_node_t *node)
 {
-    json_t *now = json_object_get (node->stats, "counters");
-    json_t *then = json_object_get (before, "counters");
-    const char *key;
-    json_t *value;
-    json_object_foreach (now, key, value) {
-        const char *type = strncmp (key, "pubsub.gaps", 11) == 0? "GAP"
-                         : strncmp (key, "pipeline.dead", 13) == 0? "DEAD_LETTER": NULL;
-        int64_t was = s_int (then, key, 0), is = s_int (now, key, 0);
-        if (type && is > was) {
-            char detail [160];
-            snprintf (detail, sizeof detail, "%s +%lld", key, (long long) (is - was));
-            s_push_event (self, type, node->id, node->name, detail);
-        }
+    json_t *events = json_object_get (node->stats, "events");
+    json_t *recent = json_object_get (events, "recent");
+    int64_t next = s_int (events, "next", -1);
+    if (!json_is_array (recent) || next < 0)
+        return;
+    int64_t incarnation = s_int (node->stats, "incarnation", 0);
+    json_t *seen = json_object_get (self->seen, node->id);
+    int64_t from = 0;
+    if (seen && s_int (seen, "incarnation", -1) == incarnation)
+        from = s_int (seen, "next", 0);
+    size_t i;
+    json_t *event;
+    int64_t first = -1;
+    json_array_foreach (recent, i, event) {
+        if (i == 2 * VIEW_RECENT_EVENTS)
+            break;              //  a node sends 32; a peer may send more
+        int64_t seq = s_int (event, "seq", -1);
+        if (seq < 0 || seq >= next)
+            continue;
+        if (first < 0 || seq < first)
+            first = seq;
+        if (seq < from)
+            continue;
+        const char *type = s_str (event, "type");
+        char detail [192], peer [80];
+        snprintf (peer, sizeof peer, "%s", *s_str (event, "peer_name")? s_str (event, "peer_name")
+                                                                     : s_str (event, "peer"));
+        if (streq_ (type, "DEAD_LETTER"))
+            snprintf (detail, sizeof detail, "queue %s, job %lld (last worker %s)",
+                      s_str (event, "detail"), (long long) s_int (event, "count", 0),
+                      *peer? peer: "-");
+        else
+        if (strncmp (type, "GAP", 3) == 0 || streq_ (type, "REPLAYED"))
+            snprintf (detail, sizeof detail, "%lld messages from %s",
+                      (long long) s_int (event, "count", 0), *peer? peer: "-");
+        else
+            snprintf (detail, sizeof detail, "%s %s", s_str (event, "detail"), peer);
+        s_push_event (self, type, node->id, node->name, detail);
     }
+    if (first > from && seen) {
+        char detail [64];
+        snprintf (detail, sizeof detail, "%lld events not seen", (long long) (first - from));
+        s_push_event (self, "MISSED", node->id, node->name, detail);
+    }
+    json_t *mark = json_object ();
+    json_object_set_new (mark, "incarnation", json_integer (incarnation));
+    json_object_set_new (mark, "next", json_integer (next));
+    json_object_set_new (self->seen, node->id, mark);
 }
 
 static void
@@ -411,9 +453,15 @@ cli_view_refresh (cli_view_t *self, int timeout_ms)
                                     elapsed);
             node->rate_out = s_rate (node->msgs_out, (uint64_t) s_int (before, "messages.out", 0),
                                      elapsed);
-            s_counter_events (self, node, before);
         }
+        s_pattern_events (self, node);
     }
+    //  marks of nodes no longer shown go (a mesh that churns must not grow it)
+    const char *seen_id;
+    json_t *mark, *tmp;
+    json_object_foreach_safe (self->seen, tmp, seen_id, mark)
+        if (!s_find (nodes, count, seen_id, NULL))
+            json_object_del (self->seen, seen_id);
     json_t *index = json_object ();
     size_t link_count = 0;
     for (size_t i = 0; i < count; i++)
@@ -471,6 +519,18 @@ const view_link_t *
 cli_view_link (cli_view_t *self, size_t index)
 {
     return index < self->link_count? &self->links [index]: NULL;
+}
+
+json_t *
+cli_view_previous (cli_view_t *self, size_t index)
+{
+    return index < self->count? json_object_get (self->previous, self->nodes [index].id): NULL;
+}
+
+double
+cli_view_elapsed_s (cli_view_t *self)
+{
+    return self->previous_ms? (self->refreshed_ms - self->previous_ms) / 1000.0: 0;
 }
 
 size_t
@@ -575,8 +635,39 @@ cli_view_node_json (cli_view_t *self, const char *id)
     json_object_foreach (json_object_get (stats, "counters"), key, value)
         json_object_set_new (rates, key, json_real (cli_view_counter_rate (self, index, key)));
     json_object_set_new (root, "rates", rates);
+    json_object_set_new (root, "patterns", cli_view_patterns (self, index));
     pthread_mutex_unlock (&self->lock);
     return s_dump (root);
+}
+
+uint64_t
+cli_view_events_next (cli_view_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    uint64_t next = self->next_seq;
+    pthread_mutex_unlock (&self->lock);
+    return next;
+}
+
+static json_t *
+s_event_object (const s_event_t *event)
+{
+    json_t *o = json_object ();
+    json_object_set_new (o, "seq", json_integer ((json_int_t) event->seq));
+    json_object_set_new (o, "time_ms", json_integer (event->time_ms));
+    json_object_set_new (o, "type", json_string (event->type));
+    json_object_set_new (o, "node", json_string (event->id));
+    json_object_set_new (o, "name", json_string (event->name));
+    json_object_set_new (o, "detail", json_string (event->detail));
+    return o;
+}
+
+//  The first event kept that is numbered since or later (lock held)
+static uint64_t
+s_events_from (cli_view_t *self, uint64_t since)
+{
+    uint64_t first = self->next_seq > VIEW_MAX_EVENTS? self->next_seq - VIEW_MAX_EVENTS: 0;
+    return since > first? since: first;
 }
 
 char *
@@ -584,20 +675,35 @@ cli_view_events_json (cli_view_t *self, uint64_t since)
 {
     json_t *root = json_object (), *list = json_array ();
     pthread_mutex_lock (&self->lock);
-    uint64_t first = self->next_seq > VIEW_MAX_EVENTS? self->next_seq - VIEW_MAX_EVENTS: 0;
-    for (uint64_t seq = since > first? since: first; seq < self->next_seq; seq++) {
-        const s_event_t *event = &self->events [seq % VIEW_MAX_EVENTS];
-        json_t *o = json_object ();
-        json_object_set_new (o, "seq", json_integer ((json_int_t) event->seq));
-        json_object_set_new (o, "time_ms", json_integer (event->time_ms));
-        json_object_set_new (o, "type", json_string (event->type));
-        json_object_set_new (o, "node", json_string (event->id));
-        json_object_set_new (o, "name", json_string (event->name));
-        json_object_set_new (o, "detail", json_string (event->detail));
-        json_array_append_new (list, o);
-    }
+    for (uint64_t seq = s_events_from (self, since); seq < self->next_seq; seq++)
+        json_array_append_new (list, s_event_object (&self->events [seq % VIEW_MAX_EVENTS]));
     json_object_set_new (root, "next", json_integer ((json_int_t) self->next_seq));
     pthread_mutex_unlock (&self->lock);
     json_object_set_new (root, "events", list);
     return s_dump (root);
+}
+
+char *
+cli_view_events_sse (cli_view_t *self, uint64_t *next)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream (&text, &size);
+    if (!out)
+        return NULL;
+    pthread_mutex_lock (&self->lock);
+    uint64_t seq = s_events_from (self, *next);
+    for (; seq < self->next_seq; seq++) {
+        json_t *o = s_event_object (&self->events [seq % VIEW_MAX_EVENTS]);
+        char *json = json_dumps (o, JSON_COMPACT);
+        json_decref (o);
+        //  one line of data: JSON escapes every line break a name could hold
+        if (json)
+            fprintf (out, "id: %llu\ndata: %s\n\n", (unsigned long long) seq, json);
+        free (json);
+    }
+    *next = seq;
+    pthread_mutex_unlock (&self->lock);
+    fclose (out);
+    return text;
 }

@@ -19,6 +19,7 @@
 #define CLI_VIEW_H_INCLUDED
 
 #include "meshbus.h"
+#include "meshbus/pattern.h"         //  MESH_STATS_TOP, MESH_LATENCY_BUCKETS: what a node sends
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -84,6 +85,17 @@ const view_link_t *
 //  when it was not counted both times)
 double
     cli_view_counter_rate (cli_view_t *self, size_t index, const char *counter);
+//  A node's stats of the refresh before the last (NULL: none), and the
+//  seconds between the two refreshes (lock held)
+json_t *
+    cli_view_previous (cli_view_t *self, size_t index);
+double
+    cli_view_elapsed_s (cli_view_t *self);
+//  A node's pattern tables with rates (cli_patterns.c): {"subscriptions":
+//  [...], "subscriptions.more": N, "services", "calls", "queues", "works"};
+//  a new reference. Lock held.
+json_t *
+    cli_view_patterns (cli_view_t *self, size_t index);
 //  Nodes that were not shown because VIEW_MAX_NODES were
 size_t
     cli_view_truncated (cli_view_t *self);
@@ -98,6 +110,13 @@ char *
 //  /api/events: {"next": N, "events": [...]} of events numbered >= since
 char *
     cli_view_events_json (cli_view_t *self, uint64_t since);
+//  /api/events as server-sent events: one "id: N" and "data: EVENT" per
+//  event numbered *next or later; *next is set past the last one
+char *
+    cli_view_events_sse (cli_view_t *self, uint64_t *next);
+//  The number the next event will have
+uint64_t
+    cli_view_events_next (cli_view_t *self);
 //  /metrics: Prometheus text exposition format 0.0.4
 char *
     cli_view_metrics (cli_view_t *self);

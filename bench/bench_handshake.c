@@ -1,5 +1,6 @@
 /*  =========================================================================
-    meshbus bench handshake - CURVE handshake time with K trusted keys
+    bench_handshake - CURVE handshake time with K trusted keys
+    (`meshbus bench handshake`)
 
     A node with CURVE and a trust directory of K keys (default 1 000,
     written by mesh_keygen into a temporary directory) against raw libzmq:
@@ -13,14 +14,15 @@
     loads the K keys, is printed as well.
     ========================================================================= */
 
-#include "cli.h"
+#include "bench.h"
 #include <zmq.h>
 #include <czmq.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <ftw.h>
-#include <sys/stat.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
 
 #define HS_DEFAULT_KEYS     1000
 #define HS_DEFAULT_COUNT    200
@@ -85,9 +87,9 @@ s_raw_start (hs_raw_t *raw)
     if (zmq_bind (raw->zap, "inproc://zeromq.zap.01")
     ||  zmq_bind (raw->router, "tcp://127.0.0.1:*")
     ||  zmq_getsockopt (raw->router, ZMQ_LAST_ENDPOINT, raw->endpoint, &len))
-        return cli_fail ("bench handshake: raw setup failed: %s", zmq_strerror (errno));
+        return bench_fail ("bench handshake: raw setup failed: %s", zmq_strerror (errno));
     if (pthread_create (&raw->thread, NULL, s_raw_zap, raw))
-        return cli_fail ("bench handshake: cannot start the raw ZAP thread");
+        return bench_fail ("bench handshake: cannot start the raw ZAP thread");
     return 0;
 }
 
@@ -122,7 +124,7 @@ s_handshake (void *ctx, const char *endpoint, const char *server_pub, const hs_k
     zmq_connect (events, monitor);
     int timeout = HS_WAIT_MS;
     zmq_setsockopt (events, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    uint64_t start = cli_now_ns (), took = 0;
+    uint64_t start = bench_now_ns (), took = 0;
     zmq_connect (client, endpoint);
     zmq_msg_t event, address;
     zmq_msg_init (&event);
@@ -134,7 +136,7 @@ s_handshake (void *ctx, const char *endpoint, const char *server_pub, const hs_k
         if (zmq_msg_more (&event))
             zmq_msg_recv (&address, events, 0);
         if (type == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-            took = cli_now_ns () - start;
+            took = bench_now_ns () - start;
     }
     zmq_msg_close (&event);
     zmq_msg_close (&address);
@@ -144,22 +146,14 @@ s_handshake (void *ctx, const char *endpoint, const char *server_pub, const hs_k
     return took;
 }
 
-static int
-s_rm (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove (path);
-}
-
 int
-cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json)
+bench_handshake (size_t keys, size_t count, bool json)
 {
-    (void) opts;
     keys = keys? keys: HS_DEFAULT_KEYS;
     count = count? count: HS_DEFAULT_COUNT;
     char dir [64] = "/tmp/meshbus-bench-hs-XXXXXX";
     if (!mkdtemp (dir))
-        return cli_fail ("bench handshake: no temporary directory: %s", strerror (errno));
+        return bench_fail ("bench handshake: no temporary directory: %s", strerror (errno));
     size_t clients = keys < count? keys: count;
     hs_key_t *key = (hs_key_t *) calloc (clients, sizeof (hs_key_t));
     uint64_t *raw_ns = (uint64_t *) calloc (count, sizeof (uint64_t));
@@ -167,13 +161,13 @@ cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json)
     hs_raw_t raw = { 0 };
     mesh_node_t *node = NULL;
     void *ctx = NULL;
-    int rc = key && raw_ns && mesh_ns? 0: cli_fail ("bench: out of memory");
+    int rc = key && raw_ns && mesh_ns? 0: bench_fail ("bench: out of memory");
     //  K key pairs in the trust directory, as meshbus keygen writes them
     for (size_t i = 0; rc == 0 && i < keys; i++) {
         char path [128];
         snprintf (path, sizeof path, "%s/k%05zu", dir, i);
         if (mesh_keygen (path))
-            rc = cli_fail ("bench handshake: %s", mesh_last_error ());
+            rc = bench_fail ("bench handshake: %s", mesh_last_error ());
         else
         if (i < clients) {
             //  read back with czmq's ZPL parser: the files are czmq-style
@@ -183,7 +177,7 @@ cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json)
             const char *pub = config? zconfig_get (config, "curve/public-key", NULL): NULL;
             const char *sec = config? zconfig_get (config, "curve/secret-key", NULL): NULL;
             if (!pub || !sec || strlen (pub) != 40 || strlen (sec) != 40)
-                rc = cli_fail ("bench handshake: cannot read back %s", file);
+                rc = bench_fail ("bench handshake: cannot read back %s", file);
             else {
                 memcpy (key [i].pub, pub, 41);
                 memcpy (key [i].sec, sec, 41);
@@ -201,12 +195,12 @@ cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json)
         zmq_z85_decode (pub, pub_text);
         zmq_z85_decode (sec, sec_text);
         node = mesh_node_new ("bench-hs");
-        uint64_t t0 = cli_now_ns ();
+        uint64_t t0 = bench_now_ns ();
         if (!node || mesh_node_set_cluster (node, cluster) || mesh_node_set_beacon_interval (node, 0)
         ||  mesh_node_set_curve_keys (node, pub, sec) || mesh_node_set_trust (node, dir)
         ||  mesh_node_start (node))
-            rc = cli_fail ("bench handshake: node: %s", mesh_last_error ());
-        start_ms = (double) (cli_now_ns () - t0) / 1e6;
+            rc = bench_fail ("bench handshake: node: %s", mesh_last_error ());
+        start_ms = (double) (bench_now_ns () - t0) / 1e6;
     }
     if (rc == 0)
         rc = s_raw_start (&raw);
@@ -221,7 +215,7 @@ cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json)
                 ? s_handshake (ctx, mesh_node_endpoint (node), mesh_node_public_key (node), k, (int) (2 * i + turn))
                 : s_handshake (ctx, raw.endpoint, raw.pub, k, (int) (2 * i + turn));
             if (!ns)
-                rc = cli_fail ("bench handshake: a %s handshake failed", on_mesh? "meshbus": "raw");
+                rc = bench_fail ("bench handshake: a %s handshake failed", on_mesh? "meshbus": "raw");
             (on_mesh? mesh_ns: raw_ns) [i] = ns;
         }
     }
@@ -230,12 +224,12 @@ cli_bench_handshake (cli_opts_t *opts, size_t keys, size_t count, bool json)
         zmq_ctx_term (ctx);
     s_raw_stop (&raw);
     mesh_node_destroy (&node);
-    nftw (dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rmtree (dir);
     if (rc == 0) {
-        qsort (raw_ns, count, sizeof (uint64_t), cli_cmp_u64);
-        qsort (mesh_ns, count, sizeof (uint64_t), cli_cmp_u64);
-        double raw50 = cli_pct_us (raw_ns, count, 50), mesh50 = cli_pct_us (mesh_ns, count, 50);
-        double raw99 = cli_pct_us (raw_ns, count, 99), mesh99 = cli_pct_us (mesh_ns, count, 99);
+        qsort (raw_ns, count, sizeof (uint64_t), bench_cmp_u64);
+        qsort (mesh_ns, count, sizeof (uint64_t), bench_cmp_u64);
+        double raw50 = bench_pct_us (raw_ns, count, 50), mesh50 = bench_pct_us (mesh_ns, count, 50);
+        double raw99 = bench_pct_us (raw_ns, count, 99), mesh99 = bench_pct_us (mesh_ns, count, 99);
         if (json)
             printf ("{\"bench\":\"handshake\",\"keys\":%zu,\"count\":%zu,\"unit\":\"us p50\","
                     "\"meshbus\":%.1f,\"raw\":%.1f,\"ratio\":%.3f,\"meshbus_p99\":%.1f,"
