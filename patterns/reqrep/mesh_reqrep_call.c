@@ -634,6 +634,10 @@ mesh_reqrep_recv (mesh_reqrep_t *self, int timeout_ms, uint64_t *call_id, int *e
     assert (self);
     int64_t deadline = (int64_t) mesh_clock_ms () + timeout_ms;
     while (true) {
+        //  Requests to our own services first: a call to a local provider
+        //  is answered here, not at the next timer (10 ms); with timeout 0
+        //  they are served and recv returns at once
+        mesh_rr_pump_local (self);
         pthread_mutex_lock (&self->lock);
         outcome_t *outcome = (outcome_t *) zlistx_detach (self->outcomes, NULL);
         pthread_mutex_unlock (&self->lock);
@@ -658,7 +662,6 @@ mesh_reqrep_recv (mesh_reqrep_t *self, int timeout_ms, uint64_t *call_id, int *e
             mesh_set_error (MESH_ETIMEDOUT, "no outcome before the timeout");
             return NULL;
         }
-        mesh_rr_pump_local (self);
     }
 }
 

@@ -226,10 +226,10 @@ int pyq_subscribe (mesh_pubsub_t *ps, const char *pattern, const mesh_sub_opts_t
 int pyq_serve (mesh_reqrep_t *rr, const char *service, pyq_target_t *t);
 int pyq_work (mesh_pipeline_t *pl, const char *queue, int prefetch, pyq_target_t *t);
 uint64_t pyq_call_async (mesh_reqrep_t *rr, const char *service, const void *body,
-                         size_t size, const mesh_call_opts_t *opts, pyq_t *q);
+                         size_t size, const mesh_call_opts_t *opts, pyq_t *q, int local);
 int pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
                    const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
-                   pyq_item_t *out, uint64_t *call_id);
+                   pyq_item_t *out, uint64_t *call_id, int local);
 int pyq_call_all (mesh_reqrep_t *rr, const char *service, const void *body, size_t size,
                   const mesh_call_opts_t *opts, pyq_target_t *t);
 int pyq_reply (mesh_reply_t *reply, const void *body, size_t size, const char *ctype,

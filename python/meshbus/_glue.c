@@ -41,7 +41,7 @@
 #define PYQ_SAME_CTYPE    4
 #define PYQ_SAME_NAME     8     //  internal: the sender_name copy is valid
 
-typedef struct {
+typedef struct _pyq_item_t {
     int kind;
     int token;                  //  which Python object it is for
     mesh_msg_t *msg;            //  owned: a copy of what the library lent
@@ -80,6 +80,10 @@ typedef struct {
     size_t head, count, cap;
     int closed;                 //  the node is closing: refuse new work
     int wake_fd;                //  -1, or an fd the waiting side wants written
+    //  The batch pyq_drain handed out last (drainer only): its messages
+    //  are freed by the next pyq_drain, not by a crossing of their own
+    struct _pyq_item_t *out;
+    size_t out_count;
 } pyq_t;
 
 //  What a handler registered with the library gets as its argument
@@ -87,6 +91,18 @@ typedef struct {
     pyq_t *q;
     int token;
 } pyq_target_t;
+
+//  Free the messages and texts of drained items (replies are Python's).
+//  Releasing twice is harmless.
+static void
+pyq_release (pyq_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mesh_msg_destroy (&items [i].msg);
+        free (items [i].error);
+        items [i].error = NULL;
+    }
+}
 
 static pyq_t *
 pyq_new (void)
@@ -120,6 +136,8 @@ pyq_destroy (pyq_t *q)
         return;
     for (size_t i = 0; i < q->count; i++)
         s_item_free (&q->items [(q->head + i) % q->cap]);
+    if (q->out)
+        pyq_release (q->out, q->out_count);
     free (q->items);
     pthread_mutex_destroy (&q->lock);
     free (q);
@@ -228,10 +246,16 @@ s_mark_same (pyq_last_t *last, pyq_item_t *it)
     it->same = same;
 }
 
-//  Move up to max items to out (in order). Returns how many.
+//  Move up to max items to out (in order). Returns how many. Frees what
+//  the batch before held (Python has made its objects of it by now); the
+//  messages of this batch stay valid until the next pyq_drain.
 static size_t
 pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
 {
+    if (q->out) {
+        pyq_release (q->out, q->out_count);
+        q->out = NULL;
+    }
     //  nearly always empty after a quiet dispatch: look without the lock
     if (!__atomic_load_n (&q->count, __ATOMIC_RELAXED))
         return 0;
@@ -245,6 +269,8 @@ pyq_drain (pyq_t *q, pyq_item_t *out, size_t max)
     pthread_mutex_unlock (&q->lock);
     for (size_t i = 0; i < n; i++)
         s_mark_same (&q->last, &out [i]);
+    q->out = out;
+    q->out_count = n;
     return n;
 }
 
@@ -268,16 +294,6 @@ pyq_pending (pyq_t *q)
     return __atomic_load_n (&q->count, __ATOMIC_RELAXED);
 }
 
-//  Free the messages and texts of drained items (replies are Python's)
-static void
-pyq_release (pyq_item_t *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        mesh_msg_destroy (&items [i].msg);
-        free (items [i].error);
-        items [i].error = NULL;
-    }
-}
 
 //  ---------------------------------------------------------------------
 //  Callbacks given to the library
@@ -333,13 +349,14 @@ pyq_on_job (mesh_pipeline_t *pl, const mesh_msg_t *job, void *arg)
     return MESH_JOB_LATER;
 }
 
-static void
-pyq_on_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
-                const mesh_msg_t *reply, void *arg)
+//  The item of a call's outcome (kind PYQ_OUTCOME or PYQ_GATHER): a copy
+//  of the borrowed reply, or the error's text; a reply that cannot be
+//  copied becomes the failure "out of memory", never a lost outcome
+static pyq_item_t
+s_outcome_item (int kind, int token, uint64_t call_id, int err, const char *error,
+                const mesh_msg_t *reply)
 {
-    (void) rr;
-    pyq_t *q = (pyq_t *) arg;
-    pyq_item_t item = { .kind = PYQ_OUTCOME, .id = call_id, .err = err };
+    pyq_item_t item = { .kind = kind, .token = token, .id = call_id, .err = err };
     if (reply)
         item.msg = mesh_msg_dup (reply);
     if (reply && !item.msg) {
@@ -347,7 +364,17 @@ pyq_on_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
         error = "out of memory";
     }
     if (item.err)
-        item.error = strdup (error? error: mesh_strerror (err));
+        item.error = strdup (error? error: mesh_strerror (item.err));
+    return item;
+}
+
+static void
+pyq_on_outcome (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
+                const mesh_msg_t *reply, void *arg)
+{
+    (void) rr;
+    pyq_t *q = (pyq_t *) arg;
+    pyq_item_t item = s_outcome_item (PYQ_OUTCOME, 0, call_id, err, error, reply);
     if (!s_push (q, &item)) {
         mesh_msg_destroy (&item.msg);
         free (item.error);
@@ -360,16 +387,8 @@ pyq_on_gather (mesh_reqrep_t *rr, const char *provider, int err, const char *err
 {
     (void) rr;
     pyq_target_t *t = (pyq_target_t *) arg;
-    pyq_item_t item = { .kind = PYQ_GATHER, .token = t->token, .err = err };
+    pyq_item_t item = s_outcome_item (PYQ_GATHER, t->token, 0, err, error, reply);
     snprintf (item.provider, sizeof item.provider, "%s", provider? provider: "");
-    if (reply)
-        item.msg = mesh_msg_dup (reply);
-    if (reply && !item.msg) {
-        item.err = MESH_ESYS;
-        error = "out of memory";
-    }
-    if (item.err)
-        item.error = strdup (error? error: mesh_strerror (err));
     if (!s_push (t->q, &item)) {
         mesh_msg_destroy (&item.msg);
         free (item.error);
@@ -398,11 +417,30 @@ pyq_work (mesh_pipeline_t *pl, const char *queue, int prefetch, pyq_target_t *t)
     return mesh_work (pl, queue, prefetch, pyq_on_job, t);
 }
 
+//  Serve now what this node just asked of its own services: the library
+//  serves such requests at its request-reply timer (every 10 ms) or in
+//  mesh_reqrep_recv, which serves them before it looks for an outcome and,
+//  with timeout 0, returns at once. Safe in any thread: the glue's request
+//  handler only queues. The binding's calls all have a callback, so no
+//  outcome waits in mesh_reqrep_recv's queue (one would be dropped here).
+static void
+s_serve_local (mesh_reqrep_t *rr)
+{
+    uint64_t call_id = 0;
+    int err = 0;
+    mesh_msg_t *stray = mesh_reqrep_recv (rr, 0, &call_id, &err);
+    mesh_msg_destroy (&stray);
+}
+
+//  local: this node serves something (the call may have gone to itself)
 static uint64_t
 pyq_call_async (mesh_reqrep_t *rr, const char *service, const void *body, size_t size,
-                const mesh_call_opts_t *opts, pyq_t *q)
+                const mesh_call_opts_t *opts, pyq_t *q, int local)
 {
-    return mesh_call_async (rr, service, body, size, opts, pyq_on_outcome, q);
+    uint64_t call_id = mesh_call_async (rr, service, body, size, opts, pyq_on_outcome, q);
+    if (call_id && local)
+        s_serve_local (rr);
+    return call_id;
 }
 
 static int
@@ -505,15 +543,7 @@ pyq_on_sync (mesh_reqrep_t *rr, uint64_t call_id, int err, const char *error,
 {
     (void) rr;
     pyq_sync_t *s = (pyq_sync_t *) arg;
-    pyq_item_t item = { .kind = PYQ_OUTCOME, .id = call_id, .err = err };
-    if (reply)
-        item.msg = mesh_msg_dup (reply);
-    if (reply && !item.msg) {
-        item.err = MESH_ESYS;
-        error = "out of memory";
-    }
-    if (item.err)
-        item.error = strdup (error? error: mesh_strerror (err));
+    pyq_item_t item = s_outcome_item (PYQ_OUTCOME, 0, call_id, err, error, reply);
     s_views (&item);
     pyq_t *q = s->q;
     pthread_mutex_lock (&q->lock);
@@ -541,18 +571,22 @@ s_now_ms (void)
 }
 
 //  Launch a call and dispatch until its outcome, for up to wait_ms, or
-//  until something else is queued. Only for the thread that holds the
-//  binding's pump lock. Returns 1: out holds the outcome (pyq_release it);
-//  0: not yet, the outcome will be queued as PYQ_OUTCOME with id *call_id;
-//  -1: the call failed at once (mesh_errno).
+//  until something else is queued (local: as pyq_call_async). Only for the thread that holds the
+//  binding's pump lock. Returns 1: out holds the outcome, a reply; 2: out
+//  holds the outcome, a failure (out->err); 0: not yet, the outcome will
+//  be queued as PYQ_OUTCOME with id *call_id; -1: the call failed at once
+//  (mesh_errno). What out held from the call before is
+//  released first (so a call costs Python one crossing, not two); the
+//  last one is released by pyq_release when the node goes.
 static int
 pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *service,
                const void *body, size_t size, const mesh_call_opts_t *opts, int wait_ms,
-               pyq_item_t *out, uint64_t *call_id)
+               pyq_item_t *out, uint64_t *call_id, int local)
 {
+    pyq_release (out, 1);
     pyq_sync_t *s = (pyq_sync_t *) calloc (1, sizeof (pyq_sync_t));
     if (!s) {
-        *call_id = pyq_call_async (rr, service, body, size, opts, q);
+        *call_id = pyq_call_async (rr, service, body, size, opts, q, local);
         return *call_id? 0: -1;
     }
     s->q = q;
@@ -561,6 +595,8 @@ pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *servi
         free (s);           //  failed at once: the callback never runs
         return -1;
     }
+    if (local)
+        s_serve_local (rr);     //  queued for Python: the wait below ends at once
     int64_t until = s_now_ms () + wait_ms;
     while (__atomic_load_n (&s->state, __ATOMIC_ACQUIRE) != PYQ_SYNC_DONE) {
         if (pyq_pending (q))
@@ -579,6 +615,6 @@ pyq_call_wait (mesh_node_t *node, mesh_reqrep_t *rr, pyq_t *q, const char *servi
     *out = s->item;
     s_mark_same (&q->last, out);    //  the pump lock's holder owns q->last
     free (s);
-    return 1;
+    return out->err? 2: 1;
 }
 

@@ -14,6 +14,9 @@ log = logging.getLogger("meshbus")
 _MARGIN = 2.0       # s past a call's deadline before the binding gives up on its outcome
 _DEFAULT_TIMEOUT = lib.MESH_DEFAULT_CALL_TIMEOUT / 1000
 _SLICE_MS = 100     # longest wait in C at once (Ctrl-C), as node._SLICE_MS
+_call_wait = lib.pyq_call_wait
+_reply = lib.pyq_reply
+_NULL = ffi.NULL
 
 
 class _Service:
@@ -25,21 +28,28 @@ class _Service:
         self.handler = handler
 
     def __call__(self, arg) -> None:
-        msg, reply = arg
+        # a request queued in the node's backlog
+        self.serve(*arg)
+
+    def serve(self, msg: Message, reply) -> None:
+        """Run the handler for msg and send its reply (reply NULL: a cast)."""
         try:
             result = self.handler(msg)
         except Exception as exc:
             # the text travels as the caller's RemoteError
             log.debug("meshbus: handler of %r raised", self.name, exc_info=True)
             lib.mesh_node_count(self.node._node, ffi.NULL, b"python.handler-errors", 1)
-            if reply != ffi.NULL:
+            if reply != _NULL:
                 text = "%s: %s" % (type(exc).__name__, exc)
-                lib.pyq_reply(reply, ffi.NULL, 0, ffi.NULL, text.encode("utf-8", "replace"))
+                lib.pyq_reply(reply, _NULL, 0, _NULL, text.encode("utf-8", "replace"))
             return
         except BaseException:
-            self.cancel(arg, b"interrupted")
+            self.cancel((msg, reply), b"interrupted")
             raise
-        if reply == ffi.NULL:
+        if type(result) is bytes and reply != _NULL:
+            _reply(reply, result, len(result), _NULL, _NULL)
+            return
+        if reply == _NULL:
             return      # a cast: nothing to answer
         ctype = ffi.NULL
         if isinstance(result, tuple):
@@ -130,8 +140,7 @@ class Request(Message):
 class _DeferredService(_Service):
     """Hands each request to its handler as a Request answered later."""
 
-    def __call__(self, arg) -> None:
-        msg, reply = arg
+    def serve(self, msg: Message, reply) -> None:
         req = _copy_message(Request, msg)
         req._node = self.node
         req._wants = reply != ffi.NULL
@@ -225,7 +234,7 @@ class ReqRepMixin:
         self._services = {}
         self._opts_cache = {}       # (timeout, retries, wait) -> mesh_call_opts_t
         self._names = {}            # service or subject str -> its UTF-8 bytes
-        self._sync_item = ffi.new("pyq_item_t *")   # pump lock held: _call_here
+        self._sync_item = ffi.new("pyq_item_t *")   # pump lock held: call()
         self._sync_id = ffi.new("uint64_t *")
 
     def serve(self, service: str, handler: Callable[[Message], Union[bytes, str, None]], *,
@@ -336,45 +345,12 @@ class ReqRepMixin:
         at once."""
         s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
                                          content_type, wait)
-        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+        call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q,
+                                     bool(self._services))
         if call_id == 0:
             raise errors.last_error()
         self._register(call_id, slot)
         return slot
-
-    def _call_here(self, s, b, opts, slot) -> bool:
-        """The fast way of a synchronous call, when this thread may
-        dispatch (it got the pump lock): one crossing launches the call and
-        waits for its outcome in C (pyq_call_wait). False when another
-        thread dispatches: launch it the common way."""
-        lock = self._pump_lock
-        if self._backlog or not lock.acquire(False):
-            return False
-        try:
-            if self._closed:
-                raise Closed("node is closed")
-            it, ids = self._sync_item, self._sync_id
-            rc = lib.pyq_call_wait(self._node, self._rr, self._q, s, b, len(b), opts,
-                                   _SLICE_MS, it, ids)
-            if rc > 0:
-                # marked against the last drained message, as _route's
-                prev, self._last = self._last, None
-                try:
-                    reply, exc = _outcome_of(it, prev)
-                    self._last = reply or prev
-                finally:
-                    lib.pyq_release(it, 1)
-                slot.set(reply, exc)
-            elif rc == 0:
-                self._register(ids[0], slot)
-            else:
-                raise errors.last_error()
-        finally:
-            lock.release()
-            if self._waiters:
-                with self._cond:
-                    self._cond.notify_all()
-        return True
 
     def _outcome(self, it, prev=None):
         # with the pump lock held (see Node._route); returns the reply
@@ -398,13 +374,65 @@ class ReqRepMixin:
         for one until the deadline instead of failing at once.
 
         Raises NoResponders, Timeout, ProviderLeft or RemoteError."""
-        s, b, opts, keep = self._prepare(service, body, timeout, retries, headers,
-                                         content_type, wait)
-        slot = _Slot()
-        if not self._call_here(s, b, opts, slot):
-            call_id = lib.pyq_call_async(self._rr, s, b, len(b), opts, self._q)
+        # As little Python as can be between the caller and the library:
+        # on 2 cores the caller's CPU is taken from the I/O threads of the
+        # round trip. Names and options come from their caches.
+        if headers is None and content_type is None and type(body) is bytes:
+            s = self._names.get(service)
+            opts = self._opts_cache.get((timeout, retries, wait))
+            if s is None or opts is None or not self._started:
+                s, body, opts, keep = self._prepare(service, body, timeout, retries, None,
+                                                    None, wait)
+        else:
+            s, body, opts, keep = self._prepare(service, body, timeout, retries, headers,
+                                                content_type, wait)
+        lock = self._pump_lock
+        if not self._backlog and lock.acquire(False):
+            # this thread may dispatch: one crossing launches the call and
+            # waits for its outcome in C (pyq_call_wait), the GIL released
+            try:
+                if self._closed:
+                    raise Closed("node is closed")
+                it = self._sync_item
+                # a node that serves may be calling itself: the glue then
+                # serves the request at once (else at the library's timer)
+                rc = _call_wait(self._node, self._rr, self._q, s, body, len(body), opts,
+                                _SLICE_MS, it, self._sync_id, bool(self._services))
+                if rc == 1:
+                    # the reply, marked against the last drained message
+                    # as _route's (the next pyq_call_wait frees the item)
+                    try:
+                        reply = message_of(it, self._last)
+                    except BaseException:
+                        self._last = None
+                        raise
+                    self._last = reply
+                    return reply
+                if rc == 2:
+                    # a failure (the item may carry a reply all the same)
+                    prev = self._last
+                    self._last = None
+                    reply, exc = _outcome_of(it, prev)
+                    self._last = reply or prev
+                    raise exc
+                if rc < 0:
+                    raise errors.last_error()
+                # not yet (a handler or a message came first, or the slice
+                # ended): the outcome comes through the queue
+                slot = _Slot()
+                self._register(self._sync_id[0], slot)
+            finally:
+                lock.release()
+                if self._waiters:
+                    with self._cond:
+                        self._cond.notify_all()
+        else:
+            # another thread dispatches: launch, and wait for its round
+            call_id = lib.pyq_call_async(self._rr, s, body, len(body), opts, self._q,
+                                         bool(self._services))
             if call_id == 0:
                 raise errors.last_error()
+            slot = _Slot()
             self._register(call_id, slot)
         limit = (timeout if timeout is not None else _DEFAULT_TIMEOUT) + _MARGIN
         try:

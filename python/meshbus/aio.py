@@ -71,10 +71,10 @@ class Subscription:
 
 
 class _AioService(_Service):
-    def __call__(self, arg):
+    def serve(self, msg, reply):
         if not inspect.iscoroutinefunction(self.handler):
-            return _Service.__call__(self, arg)
-        self.node._spawn(self._run(arg))
+            return _Service.serve(self, msg, reply)
+        self.node._spawn(self._run((msg, reply)))
 
     async def _run(self, arg):
         msg, reply = arg
@@ -194,6 +194,7 @@ class Node:
         target = self._sync._target(self._sync._token(svc))
         from .errors import check
         check(lib.pyq_serve(self._sync._rr, enc(service, "service"), target))
+        self._sync._services[service] = svc     # calls to it from this node: at once
 
     async def work(self, queue: str, handler: Callable, *, prefetch: int = 1) -> Worker:
         """Work a queue; handler may be a coroutine function (returning acks,

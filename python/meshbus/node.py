@@ -39,6 +39,7 @@ _MSG, _REQ, _JOB = lib.PYQ_MSG, lib.PYQ_REQ, lib.PYQ_JOB
 _OUTCOME, _GATHER = lib.PYQ_OUTCOME, lib.PYQ_GATHER
 _ECLOSED = lib.MESH_ECLOSED
 _monotonic = time.monotonic
+_dispatch = lib.pyq_dispatch
 
 
 class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
@@ -118,13 +119,12 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         self._keep = []                         # C targets the library points at
         self._next_token = 1
         self._stop_run = 0
-        self._active = 0                        # handlers running now
-        self._active_lock = real.Lock()
-        self._active_cv = real.Condition(self._active_lock)
+        self._running = []                      # a thread id per handler run going on
+        self._active_cv = real.Condition(real.Lock())   # close() waits for _running
         self._answer_lock = real.RLock()        # deferred replies, held jobs vs close
         self._held = set()                      # Request / Job not answered yet
         self._held_open = True
-        self._tls = threading.local()
+        self._get_ident = threading.get_ident   # green under eventlet, as the threads
         PubSubMixin._init(self)
         ReqRepMixin._init(self)
         PipelineMixin._init(self)
@@ -203,10 +203,10 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
         lib.mesh_node_stop(self._node)
         with self._cond:
             self._cond.notify_all()
-        if getattr(self._tls, "in_handler", 0):
-            return      # the last handler to return frees the node
+        if self._get_ident() in self._running:
+            return      # called by a handler: the last handler to return frees the node
         with self._active_cv:
-            while self._active:
+            while self._running:
                 self._active_cv.wait(0.1)
         self._free()
 
@@ -249,6 +249,9 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 cancel(arg)
 
     def _destroy(self):
+        it = getattr(self, "_sync_item", None)
+        if it is not None:
+            lib.pyq_release(it, 1)      # the last call's outcome (pyq_call_wait)
         for name, destroy in (("_pl", lib.mesh_pipeline_destroy),
                               ("_rr", lib.mesh_reqrep_destroy),
                               ("_ps", lib.mesh_pubsub_destroy)):
@@ -469,30 +472,73 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
 
     def _pump_locked(self, wait_ms: int) -> int:
         # with the pump lock held (released here): one crossing into C
-        # drains the queue or dispatches and drains (pyq_dispatch)
-        total = 0
+        # drains the queue, or dispatches and drains (pyq_dispatch), and
+        # frees the batch before. Handlers run after the lock is released.
+        svc = me = None
         try:
-            if self._closed:
-                raise Closed("node is closed")
-            n = lib.pyq_dispatch(self._node, self._q, self._items, _BATCH, wait_ms)
-            if n < 0:
-                if lib.mesh_errno() == _ECLOSED:
+            try:
+                if self._closed:
                     raise Closed("node is closed")
-                n = 0
-            while n:
-                self._route(n)
-                total += n
-                if n < _BATCH:
-                    break
-                n = lib.pyq_drain(self._q, self._items, _BATCH)
+                items = self._items
+                n = _dispatch(self._node, self._q, items, _BATCH, wait_ms)
+                if n == 1:
+                    it = items[0]
+                    if it.kind == _REQ and not self._backlog:
+                        # the round of a server: one request, served by
+                        # this thread with as little Python as can be in
+                        # between (a round trip waits for it). Listed in
+                        # _running before the check of _closed, as
+                        # _run_backlog
+                        try:
+                            msg = message_of(it, self._last)
+                        except BaseException:
+                            self._last = None       # see _route
+                            raise
+                        self._last = msg
+                        target = self._targets[it.token]
+                        reply = it.reply
+                        # a target of the glue is called with (msg, reply);
+                        # a _Service has the shorter way
+                        svc = getattr(target, "serve", None) or \
+                            (lambda m, r, target=target: target((m, r)))
+                        me = self._get_ident()
+                        self._running.append(me)
+                        if self._closed:
+                            svc = None
+                            # _free answers it ("server closing")
+                            self._backlog.append((target, (msg, reply)))
+                    else:
+                        self._route(1)
+                elif n > 1:
+                    self._route(n)
+                    total = n
+                    while n == _BATCH:
+                        n = lib.pyq_drain(self._q, items, _BATCH)
+                        self._route(n)
+                        total += n
+                    n = total
+                elif n < 0:
+                    if lib.mesh_errno() == _ECLOSED:
+                        raise Closed("node is closed")
+                    n = 0
+            finally:
+                self._pump_lock.release()
+            if self._waiters:
+                with self._cond:
+                    self._cond.notify_all()
+            if svc is not None:
+                run, svc = svc, None
+                run(msg, reply)
         finally:
-            self._pump_lock.release()
-        if self._waiters:
-            with self._cond:
-                self._cond.notify_all()
+            if me is not None:
+                if svc is not None:
+                    # interrupted (Ctrl-C) before its handler ran: the next
+                    # round runs it, or _free answers it
+                    self._backlog.appendleft((target, (msg, reply)))
+                self._left(me)
         if self._backlog:
             self._run_backlog()
-        return total
+        return n
 
     def _drain(self) -> int:
         # the pump lock held: what is queued, without dispatching
@@ -507,15 +553,14 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 return total
 
     def _route(self, n: int) -> None:
-        # with the pump lock held: only cheap moves, in arrival order; the
-        # items' messages are freed at the end whatever happens. prev is
-        # the Message of the last item drained that had one (pyq_drain
-        # marks the fields equal to it; None is always safe)
+        # with the pump lock held: only cheap moves, in arrival order (the
+        # next pyq_drain frees the items' messages). prev is the Message
+        # of the last item drained that had one (pyq_drain marks the
+        # fields equal to it); after a failure half-way, None (always safe)
         items = self._items
         targets = self._targets
         backlog = self._backlog
         prev = self._last
-        self._last = None
         try:
             for i in range(n):
                 it = items[i]
@@ -536,39 +581,44 @@ class Node(PubSubMixin, ReqRepMixin, PipelineMixin):
                 elif kind == _GATHER:
                     targets[it.token].append(self._gathered(it))
                     prev = None
-            self._last = prev
-        finally:
-            lib.pyq_release(items, n)
+        except BaseException:
+            self._last = None
+            raise
+        self._last = prev
 
     def _run_backlog(self) -> None:
         backlog = self._backlog
         if not backlog:
             return
-        # counted, so that close() never frees what a handler still holds
-        # (a deferred reply, a held job)
-        lock = self._active_lock
-        with lock:
-            self._active += 1
-        tls = self._tls
-        depth = getattr(tls, "in_handler", 0)
-        tls.in_handler = depth + 1
+        # this thread is listed while it runs handlers, so that close()
+        # never frees what a handler still holds (a deferred reply, a held
+        # job) and a handler's own close() knows it is one
+        running = self._running
+        me = self._get_ident()
+        running.append(me)
         try:
-            pop = backlog.popleft
-            while backlog:
-                try:
-                    fn, arg = pop()
-                except IndexError:
-                    break
-                fn(arg)
+            # listed first, then the check: a close() that did not see us
+            # listed had set _closed already, and _free cancels the rest
+            if not self._closed:
+                pop = backlog.popleft
+                while backlog:
+                    try:
+                        fn, arg = pop()
+                    except IndexError:
+                        break
+                    fn(arg)
         finally:
-            tls.in_handler = depth
-            with lock:
-                self._active -= 1
-                last = self._active == 0
-                if last and self._closed:
-                    self._active_cv.notify_all()
-            if last and self._closed and not depth:
-                self._free()
+            self._left(me)
+
+    def _left(self, me) -> None:
+        # a thread is done running handlers (see _run_backlog)
+        running = self._running
+        running.remove(me)
+        if self._closed:
+            with self._active_cv:
+                self._active_cv.notify_all()
+            if not running:
+                self._free()        # the last handler out (idempotent)
 
     def _drive(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
         """Drive the node until done() is true (returns True) or timeout

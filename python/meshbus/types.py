@@ -114,6 +114,7 @@ def headers_of(msg) -> Dict[str, str]:
 _SAME_SUBJECT = lib.PYQ_SAME_SUBJECT
 _SAME_SENDER = lib.PYQ_SAME_SENDER
 _SAME_CTYPE = lib.PYQ_SAME_CTYPE
+_SAME_ALL = _SAME_SUBJECT | _SAME_SENDER | _SAME_CTYPE
 _string = ffi.string
 _unpack = ffi.unpack
 _new = Message.__new__
@@ -125,19 +126,26 @@ def message_of(it, prev: Optional[Message] = None) -> Message:
     reused where the glue marked them equal (item.same): the per-message
     cost of a stream is then the body and a few ints."""
     m = _new(Message)
-    same = it.same if prev is not None else 0
-    m.subject = prev.subject if same & _SAME_SUBJECT else \
-        _string(it.subject).decode("utf-8", "replace")
-    m.body = _unpack(it.body, it.size)
-    m.headers = headers_of(it.msg) if it.header_count else {}
-    m.content_type = prev.content_type if same & _SAME_CTYPE else \
-        _string(it.ctype).decode("utf-8", "replace")
-    if same & _SAME_SENDER:
+    if prev is not None and it.same == _SAME_ALL:
+        # a stream from one sender on one subject, requests from one caller
+        m.subject = prev.subject
+        m.content_type = prev.content_type
         m.peer = prev.peer
         m.peer_name = prev.peer_name
     else:
-        m.peer = _string(it.sender).decode("ascii", "replace")
-        m.peer_name = _string(it.sender_name).decode("utf-8", "replace")
+        same = it.same if prev is not None else 0
+        m.subject = prev.subject if same & _SAME_SUBJECT else \
+            _string(it.subject).decode("utf-8", "replace")
+        m.content_type = prev.content_type if same & _SAME_CTYPE else \
+            _string(it.ctype).decode("utf-8", "replace")
+        if same & _SAME_SENDER:
+            m.peer = prev.peer
+            m.peer_name = prev.peer_name
+        else:
+            m.peer = _string(it.sender).decode("ascii", "replace")
+            m.peer_name = _string(it.sender_name).decode("utf-8", "replace")
+    m.body = _unpack(it.body, it.size)
+    m.headers = headers_of(it.msg) if it.header_count else {}
     m.seq = it.seq
     m.id = it.id
     m.flags = it.flags

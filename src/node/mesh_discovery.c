@@ -1,5 +1,5 @@
 /*  =========================================================================
-    mesh_discovery - how a node finds peers and decides they are gone
+    mesh_discovery - how a node hears of peers
 
     Three sources feed one peer table, all at once:
     - the UDP beacon (mesh_beacon): a peer we hear of gets a link and our
@@ -10,68 +10,166 @@
       until a live peer answers from that endpoint;
     - gossip: a peer that enters gets our list of live peers, and the
       others hear of it, so one seed joins a whole mesh.
-    Liveness: any frame counts as a sign of life; silent peers are probed
-    and judged by mesh_liveness.c (probes, indirect probes, rumors, closed
-    links); the keeper looks at least every MESH_KEEPER_TICK ms.
-    Everything here runs in the keeper thread with node->lock held.
+    This file owns the sources' state and returns what they tell; the
+    peer table is the node's, which applies it (mesh_node_discovery.c).
+    Liveness is mesh_liveness.c's. Everything runs in the keeper thread.
     ========================================================================= */
 
-#include "mesh_node_int.h"
+#include "mesh_discovery.h"
+#include "mesh_beacon.h"
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <sodium.h>
 
 #define MESH_SEED_IVL_MIN   500     //  first retry of a seed, ms
 #define MESH_SEED_RECHECK   5000    //  ms between checks of a satisfied seed
+#define MESH_NEW_PEERS_PER_SEC  64  //  beacon-discovered peers per second, per source address
 
 typedef struct {
     double tokens;
     int64_t last;
 } mesh_bucket_t;
 
-int
-mesh_discovery_start (mesh_node_t *self)
+typedef struct {
+    char endpoint [256];        //  as configured: tcp://name:port
+    char resolved [128];        //  tcp://ip:port after the last resolution
+    void *probe;                //  DEALER with a PROBE routing id
+    int64_t next_try;
+    int backoff;                //  ms
+    bool has_key;               //  CURVE: the seed's key, from "#KEY"
+    uint8_t key [MESH_KEY_SIZE];
+} mesh_seed_t;
+
+struct _mesh_discovery_t {
+    mesh_counters_t *counters;  //  the node's (borrowed)
+    mesh_security_t *security;  //  the node's (borrowed)
+    //  what a beacon says of us, fixed at start (endpoint once bound)
+    uint8_t id [MESH_ID_SIZE];
+    char name [65];
+    uint64_t incarnation;
+    uint8_t tag [MESH_BEACON_TAG_SIZE];
+    char bind_host [128];
+    char endpoint [128];
+    bool verbose;
+    void *ctx;
+    //  beacon
+    mesh_beacon_t *beacon;
+    int beacon_ivl;
+    int beacon_cur;             //  beacon interval now: backs off while membership is stable
+    int64_t next_beacon;
+    zhashx_t *rate;             //  source address -> mesh_bucket_t (token bucket)
+    //  gossip
+    int gossip_ms;
+    int64_t next_gossip;
+    //  seeds
+    mesh_seed_t *seed_tab;
+    size_t seed_count;
+};
+
+static void
+s_log (mesh_discovery_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_log (mesh_discovery_t *self, const char *fmt, ...)
 {
+    char line [512];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    mesh_log (self->verbose? MESH_LOG_INFO: MESH_LOG_DEBUG, self->name, "%s", line);
+}
+
+mesh_discovery_t *
+mesh_discovery_new (mesh_counters_t *counters, mesh_security_t *security)
+{
+    assert (counters);
+    assert (security);
+    mesh_discovery_t *self = (mesh_discovery_t *) zmalloc (sizeof (mesh_discovery_t));
+    self->counters = counters;
+    self->security = security;
+    self->rate = zhashx_new ();
+    zhashx_set_destructor (self->rate, (zhashx_destructor_fn *) zstr_free);
+    return self;
+}
+
+void
+mesh_discovery_destroy (mesh_discovery_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mesh_discovery_t *self = *self_p;
+    mesh_discovery_stop (self);
+    zhashx_destroy (&self->rate);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+mesh_discovery_start (mesh_discovery_t *self, const mesh_discovery_config_t *config)
+{
+    memcpy (self->id, config->id, MESH_ID_SIZE);
+    snprintf (self->name, sizeof self->name, "%s", config->name);
+    self->incarnation = config->incarnation;
+    mesh_beacon_cluster_tag (config->cluster, self->tag);
+    snprintf (self->bind_host, sizeof self->bind_host, "%s", config->bind_host);
+    self->verbose = config->verbose;
+    self->ctx = config->ctx;
+    self->beacon_ivl = config->beacon_ivl;
+    self->gossip_ms = config->gossip_ms;
     //  The beacon socket also tells which address the inbox binds to, so
     //  it is opened when an interface was chosen even with beacons off.
-    if (self->beacon_ivl > 0 || (self->ifaces && *self->ifaces && strcmp (self->ifaces, "lo"))) {
+    const char *ifaces = config->ifaces;
+    if (self->beacon_ivl > 0 || (ifaces && *ifaces && strcmp (ifaces, "lo"))) {
         const char *reason = NULL;
-        self->beacon = mesh_beacon_new (self->ifaces, (uint16_t) self->beacon_port, &reason);
+        self->beacon = mesh_beacon_new (ifaces, (uint16_t) config->beacon_port, &reason);
         if (!self->beacon)
             return mesh_fail (MESH_ESYS, "beacon: %s", reason? reason: strerror (errno));
     }
-    self->seed_count = zlistx_size (self->seeds);
+    self->seed_count = zlistx_size (config->seeds);
     self->seed_tab = (mesh_seed_t *) zmalloc (sizeof (mesh_seed_t) * (self->seed_count + 1));
     size_t i = 0;
-    for (const char *seed = (const char *) zlistx_first (self->seeds); seed;
-         seed = (const char *) zlistx_next (self->seeds), i++) {
+    for (const char *seed = (const char *) zlistx_first (config->seeds); seed;
+         seed = (const char *) zlistx_next (config->seeds), i++) {
         mesh_seed_t *tab = &self->seed_tab [i];
         //  validated by mesh_node_add_seed: "tcp://host:port" or "...#KEY"
         mesh_security_split (seed, tab->endpoint, sizeof tab->endpoint, tab->key, &tab->has_key);
         tab->backoff = MESH_SEED_IVL_MIN;
-        if (self->curve && !tab->has_key) {
+        if (mesh_security_curve (self->security) && !tab->has_key) {
             //  A CURVE client must know the server's key. Without one we
             //  try our own: right when the cluster shares one key pair.
-            memcpy (tab->key, self->public_key, MESH_KEY_SIZE);
+            memcpy (tab->key, mesh_security_public_key (self->security), MESH_KEY_SIZE);
             tab->has_key = true;
-            mesh_node_log (self, "seed %s has no #KEY: trying our own public key", seed);
+            s_log (self, "seed %s has no #KEY: trying our own public key", seed);
         }
     }
     int64_t now = mesh_mono_ms ();
     self->next_beacon = now;
-    //  judge silence finely enough for the suspect timeout
-    self->tick_ms = self->suspect_ms / 6 < MESH_KEEPER_TICK? self->suspect_ms / 6: MESH_KEEPER_TICK;
-    if (self->tick_ms < 10)
-        self->tick_ms = 10;
-    self->next_liveness = now + self->tick_ms;
     self->next_gossip = now + self->gossip_ms;
-    self->next_probe = now + self->heartbeat_ms;
     self->beacon_cur = self->beacon_ivl;
     return 0;
 }
 
+const char *
+mesh_discovery_host (mesh_discovery_t *self)
+{
+    return self->beacon? mesh_beacon_host (self->beacon): NULL;
+}
+
+void
+mesh_discovery_bound (mesh_discovery_t *self, const char *endpoint)
+{
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+}
+
+int
+mesh_discovery_fd (mesh_discovery_t *self)
+{
+    return self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1;
+}
+
 static size_t
-s_beacon_packet (mesh_node_t *self, uint8_t flags, uint8_t *buf, size_t cap)
+s_beacon_packet (mesh_discovery_t *self, uint8_t flags, uint8_t *buf, size_t cap)
 {
     mesh_beacon_packet_t pkt;
     memset (&pkt, 0, sizeof pkt);
@@ -84,12 +182,12 @@ s_beacon_packet (mesh_node_t *self, uint8_t flags, uint8_t *buf, size_t cap)
     snprintf (pkt.name, sizeof pkt.name, "%s", self->name);
     if (self->bind_host [0] && strcmp (self->bind_host, "0.0.0.0") && strcmp (self->bind_host, "*"))
         snprintf (pkt.host, sizeof pkt.host, "%s", self->bind_host);
-    mesh_security_beacon_fill (self, &pkt);
-    return mesh_security_beacon_encode (self, &pkt, buf, cap);
+    mesh_security_beacon_fill (self->security, &pkt, self->endpoint);
+    return mesh_security_beacon_encode (self->security, &pkt, buf, cap);
 }
 
 void
-mesh_discovery_stop (mesh_node_t *self)
+mesh_discovery_stop (mesh_discovery_t *self)
 {
     if (self->beacon && self->beacon_ivl && self->endpoint [0]) {
         uint8_t buf [MESH_BEACON_MAX];
@@ -106,10 +204,13 @@ mesh_discovery_stop (mesh_node_t *self)
     self->seed_count = 0;
 }
 
+//  ---------------------------------------------------------------------
+//  Beacons
+
 //  Token bucket per source address: a flood of invented node ids from one
 //  address cannot fill the table or make us open thousands of links.
-static bool
-s_rate_ok (mesh_node_t *self, const char *from, int64_t now)
+bool
+mesh_discovery_admit (mesh_discovery_t *self, const char *from, int64_t now)
 {
     mesh_bucket_t *bucket = (mesh_bucket_t *) zhashx_lookup (self->rate, from);
     if (!bucket) {
@@ -130,283 +231,195 @@ s_rate_ok (mesh_node_t *self, const char *from, int64_t now)
     return true;
 }
 
-static void
-s_ignore (mesh_node_t *self, const char *reason)
+void
+mesh_discovery_ignore (mesh_discovery_t *self, const char *reason)
 {
     char name [64];
     snprintf (name, sizeof name, "beacon.ignored.%s", reason);
     mesh_counters_add (self->counters, name, 1);
 }
 
-void
-mesh_discovery_beacon_in (mesh_node_t *self)
+size_t
+mesh_discovery_beacon_in (mesh_discovery_t *self, mesh_sighting_t *out, size_t max, int *budget)
 {
-    int64_t now = mesh_mono_ms ();
-    //  bounded per wake-up so a flood cannot starve the liveness checks
-    for (int i = 0; i < 256; i++) {
+    size_t count = 0;
+    //  bounded (the budget) so a flood cannot starve the liveness checks
+    while (count < max && *budget > 0) {
+        (*budget)--;
         uint8_t buf [MESH_BEACON_MAX + 1];
         char from [64];
         bool foreign = false;
         ssize_t size = mesh_beacon_recv (self->beacon, buf, sizeof buf, from, &foreign);
-        if (size < 0)
+        if (size < 0) {
+            *budget = 0;        //  nothing left to read
             break;
+        }
         mesh_counters_add (self->counters, "beacon.received", 1);
         if (foreign) {
-            s_ignore (self, "other-interface");
+            mesh_discovery_ignore (self, "other-interface");
             continue;
         }
         mesh_beacon_packet_t pkt;
         int rc = size > MESH_BEACON_MAX? MESH_BEACON_MALFORMED
                : mesh_beacon_decode (&pkt, buf, (size_t) size);
         if (rc != MESH_BEACON_OK) {
-            s_ignore (self, rc == MESH_BEACON_BAD_VERSION? "version": "malformed");
+            mesh_discovery_ignore (self, rc == MESH_BEACON_BAD_VERSION? "version": "malformed");
             continue;
         }
         if (memcmp (pkt.tag, self->tag, MESH_BEACON_TAG_SIZE)) {
-            s_ignore (self, "other-cluster");
+            mesh_discovery_ignore (self, "other-cluster");
             continue;
         }
         if (memcmp (pkt.id, self->id, MESH_ID_SIZE) == 0) {
-            s_ignore (self, "self");
+            mesh_discovery_ignore (self, "self");
             continue;
         }
-        if (mesh_security_on (self) || pkt.has_key) {
+        if (mesh_security_on (self->security) || pkt.has_key) {
             //  before anything acts on it: a forged LEAVING must not
             //  evict a peer, a forged restart must not cut its link
-            const char *reason = mesh_security_beacon_check (self, &pkt, buf, (size_t) size, from);
+            const char *reason = mesh_security_beacon_check (self->security, &pkt, buf, (size_t) size, from);
             if (reason) {
-                s_ignore (self, reason);
+                mesh_discovery_ignore (self, reason);
                 continue;
             }
         }
-        char hex [33];
-        mesh_hex (pkt.id, MESH_ID_SIZE, hex);
-        mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
-        if (peer) {
-            if (pkt.flags & MESH_BEACON_FLAG_LEAVING) {
-                //  The datagram can overtake the last frames of the link,
-                //  which end with BYE: removing a linked peer now would
-                //  drop what it sent last. The link's BYE removes it in
-                //  order; the grace in s_liveness covers a BYE that never
-                //  comes. A peer with no link yet has nothing in flight.
-                if (peer->state == MESH_PEER_CONNECTING)
-                    mesh_node_remove_peer (self, peer, "bye");
-                else
-                if (!peer->leaving_since)
-                    peer->leaving_since = now;
-                continue;
-            }
-            if (!peer->incarnation || peer->incarnation == pkt.incarnation)
-                continue;           //  known: beacons are not signs of life
-            if (self->curve && !self->has_secret)
-                continue;           //  unsigned: only its HELLO can tell a restart
-            mesh_node_remove_peer (self, peer, "restarted");
-        }
-        if (pkt.flags & MESH_BEACON_FLAG_LEAVING)
-            continue;
-        if (!s_rate_ok (self, from, now)) {
-            self->view_changed = mesh_mono_ms ();   //  a peer not met yet: not converged
-            s_ignore (self, "rate");
-            continue;
-        }
-        if (zhashx_size (self->peers) >= self->max_peers) {
-            s_ignore (self, "table-full");
-            continue;
-        }
-        char endpoint [128];
-        snprintf (endpoint, sizeof endpoint, "tcp://%s:%u", pkt.host [0]? pkt.host: from, pkt.port);
-        if (!mesh_node_add_peer (self, pkt.id, endpoint, pkt.has_key? pkt.key: NULL, "beacon"))
-            s_ignore (self, "refused");
+        mesh_sighting_t *s = &out [count++];
+        memcpy (s->id, pkt.id, MESH_ID_SIZE);
+        mesh_hex (pkt.id, MESH_ID_SIZE, s->hex);
+        snprintf (s->endpoint, sizeof s->endpoint, "tcp://%s:%u", pkt.host [0]? pkt.host: from, pkt.port);
+        s->has_key = pkt.has_key;
+        if (pkt.has_key)
+            memcpy (s->key, pkt.key, MESH_KEY_SIZE);
+        s->incarnation = pkt.incarnation;
+        s->leaving = (pkt.flags & MESH_BEACON_FLAG_LEAVING) != 0;
+        snprintf (s->from, sizeof s->from, "%s", from);
     }
+    return count;
 }
 
-//  Tell `to` about live peers: all of them, or only `only`.
-static void
-s_gossip (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only)
-{
-    const char *pairs [2 * MESH_GOSSIP_PER_MSG];
-    char keyed [MESH_GOSSIP_PER_MSG][128 + 1 + MESH_KEY_Z85 + 1];
-    size_t count = 0;
-    mesh_head_t head = { .kind = MESH_KIND_PEERS, .headers = pairs };
-    zlistx_t *list = zlistx_new ();
-    if (only)
-        zlistx_add_end (list, only);
-    else
-        for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-             p = (mesh_peer_t *) zhashx_next (self->peers))
-            zlistx_add_end (list, p);
-    for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (list); p;
-         p = (mesh_peer_t *) zlistx_next (list)) {
-        if (p == to || p->state == MESH_PEER_CONNECTING)
-            continue;
-        pairs [2 * count] = p->hex;
-        pairs [2 * count + 1] = p->endpoint;
-        if (p->has_key) {
-            //  a CURVE client needs the server's key: "endpoint#KEY"
-            char z85 [MESH_KEY_Z85 + 1];
-            zmq_z85_encode (z85, p->key, MESH_KEY_SIZE);
-            snprintf (keyed [count], sizeof keyed [count], "%s#%s", p->endpoint, z85);
-            pairs [2 * count + 1] = keyed [count];
-        }
-        if (++count == MESH_GOSSIP_PER_MSG) {
-            head.header_count = count;
-            mesh_node_send_locked (self, to, &head, NULL, 0);
-            count = 0;
-        }
-    }
-    if (count) {
-        head.header_count = count;
-        mesh_node_send_locked (self, to, &head, NULL, 0);
-    }
-    zlistx_destroy (&list);
-}
-
-void
-mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only)
-{
-    if (to) {
-        s_gossip (self, to, only);
-        if (only)
-            return;
-        //  a peer entered: it gets our list, and MESH_GOSSIP_FANOUT random
-        //  others hear of it (an epidemic: each that meets it tells a few
-        //  more). Telling every peer cost each node N messages per ENTER,
-        //  N^3 for a mesh starting up: 16.6 million at 256 nodes. The
-        //  newcomer meets everyone on our list anyway, and its HELLO is
-        //  what introduces it.
-        size_t size = zhashx_size (self->peers);
-        mesh_peer_t *told [MESH_GOSSIP_FANOUT];
-        int ntold = 0;
-        for (int tries = 0; ntold < MESH_GOSSIP_FANOUT && size > 1 && tries < 4 * MESH_GOSSIP_FANOUT;
-             tries++) {
-            size_t pick = randombytes_uniform ((uint32_t) size), i = 0;
-            mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers);
-            for (; p && i < pick; i++)
-                p = (mesh_peer_t *) zhashx_next (self->peers);
-            bool dup = !p || p == to || p->state == MESH_PEER_CONNECTING;
-            for (int t = 0; t < ntold && !dup; t++)
-                dup = told [t] == p;
-            if (!dup)
-                told [ntold++] = p;
-        }
-        for (int t = 0; t < ntold; t++)
-            s_gossip (self, told [t], to);
-    }
-}
-
-void
-mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env)
-{
-    for (uint32_t i = 0; i < env->header_count; i++) {
-        char hex [33], text [128 + 1 + MESH_KEY_Z85 + 1], endpoint [128];
-        uint8_t id [MESH_ID_SIZE], curve_key [MESH_KEY_SIZE];
-        bool has_key = false;
-        const mesh_span_t *key = &env->header_key [i], *value = &env->header_value [i];
-        if (key->len != 32 || value->len >= sizeof text) {
-            mesh_peer_count (self, from, "malformed.gossip");
-            continue;
-        }
-        memcpy (hex, key->ptr, 32);
-        hex [32] = 0;
-        memcpy (text, value->ptr, value->len);
-        text [value->len] = 0;
-        if (mesh_unhex (hex, id, MESH_ID_SIZE)
-        ||  mesh_security_split (text, endpoint, sizeof endpoint, curve_key, &has_key)) {
-            mesh_peer_count (self, from, "malformed.gossip");
-            continue;
-        }
-        if (memcmp (id, self->id, MESH_ID_SIZE) == 0 || zhashx_lookup (self->peers, hex))
-            continue;
-        if (has_key != self->curve || (has_key && !mesh_security_key_ok (self, curve_key))) {
-            //  a CURVE peer we cannot reach, or a key we do not trust
-            mesh_counters_add (self->counters, has_key && self->curve? "gossip.refused.untrusted"
-                                                                   : "gossip.refused.security", 1);
-            continue;
-        }
-        if (!mesh_node_add_peer (self, id, endpoint, has_key? curve_key: NULL, "gossip"))
-            mesh_counters_add (self->counters, "gossip.refused", 1);
-    }
-}
-
-//  What frames tell (any frame is a sign of life), CONNECTING peers that
-//  never said HELLO, peers that said they leave; the probes and verdicts
-//  are mesh_liveness.c's. Returns ms to the next deadline.
+//  The next beacon's delay, backing off while nothing changes; peers: how
+//  many the node knows
 static int
-s_liveness (mesh_node_t *self, int64_t now)
+s_beacon_delay (mesh_discovery_t *self, size_t peers)
 {
-    //  While the keeper's queue is full nobody reads the inbox, so silence
-    //  proves nothing: hold every peer's verdict until reading resumes.
-    bool blind = zlistx_size (self->queue) >= self->queue_max;
-    //  A keeper that did not run for gone_ms (the process was stopped,
-    //  SIGSTOP, a debugger) has been declared gone by every peer: they
-    //  drop what it sends. It declares them gone too, and discovery
-    //  introduces both sides again (EXIT then ENTER on each side).
-    bool frozen = self->last_tick && now - self->last_tick >= self->gone_ms && !blind;
-    if (frozen)
-        mesh_counters_add (self->counters, "keeper.frozen", 1);
-    zlistx_t *gone = zlistx_new ();
-    zlistx_t *left = zlistx_new ();     //  said they leave, then fell silent
-    mesh_head_t ping = { .kind = MESH_KIND_PING };
-    //  CONNECTING and leaving peers are judged every tick; when there are
-    //  none the keeper may sleep until mesh_liveness_tick's next deadline
-    bool pending = self->connecting > 0 || blind;
-    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
-         peer = (mesh_peer_t *) zhashx_next (self->peers)) {
-        if (peer->state == MESH_PEER_CONNECTING) {
-            if (now - peer->created > MESH_CONNECT_TIMEOUT)
-                zlistx_add_end (gone, peer);
-            continue;
-        }
-        if (frozen) {
-            zlistx_add_end (gone, peer);
-            continue;
-        }
-        if (peer->frames_in != peer->seen_in || blind) {
-            peer->seen_in = peer->frames_in;
-            mesh_liveness_heard (self, peer, now);
-        }
-        //  a peer that judges us by silence alone hears from us often enough
-        if (peer->frames_out != peer->seen_out) {
-            peer->seen_out = peer->frames_out;
-            peer->last_spoke = now;
-        }
-        if (!peer->probes && now - peer->last_spoke >= (peer->heartbeat_ms > 0
-                                                       ? peer->heartbeat_ms: self->heartbeat_ms)) {
-            mesh_node_send_locked (self, peer, &ping, NULL, 0);
-            peer->seen_out = peer->frames_out;
-            peer->last_spoke = now;
-        }
-        pending |= peer->leaving_since != 0;
-        if (peer->leaving_since
-        &&  now - (peer->last_heard > peer->leaving_since? peer->last_heard: peer->leaving_since)
-            >= MESH_LEAVING_GRACE_MS)
-            zlistx_add_end (left, peer);
-    }
-    for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (gone); peer;
-         peer = (mesh_peer_t *) zlistx_next (gone))
-        mesh_node_remove_peer (self, peer, "silent");
-    for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (left); peer;
-         peer = (mesh_peer_t *) zlistx_next (left))
-        mesh_node_remove_peer (self, peer, "bye");
-    zlistx_destroy (&gone);
-    zlistx_destroy (&left);
-    int wait = mesh_liveness_tick (self, now);
-    //  foreign peers fed every heartbeat need their tick too
-    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer && !pending;
-         peer = (mesh_peer_t *) zhashx_next (self->peers))
-        pending = !peer->probes && peer->state != MESH_PEER_CONNECTING;
-    return pending && wait > self->tick_ms? self->tick_ms: wait;
+    if (self->beacon_cur < self->beacon_ivl)
+        self->beacon_cur = self->beacon_ivl;
+    int delay = self->beacon_cur;
+    //  jitter of +-25 %: nodes started together do not beacon together
+    int spread = delay / 2;
+    delay = delay - delay / 4 + (spread > 0? (int) randombytes_uniform ((uint32_t) spread + 1): 0);
+    //  the ceiling grows with the mesh: every node hears every beacon, so
+    //  N nodes at a fixed ceiling made N/ceiling datagrams a second for
+    //  each node (the one idle cost that grew with N). At N/2 intervals a
+    //  node hears about 2 per interval whatever N, and a healed split is
+    //  still heard within about half an interval (each side's nodes beacon
+    //  in turn)
+    int backoff = (int) peers / 2;
+    if (backoff < MESH_BEACON_BACKOFF)
+        backoff = MESH_BEACON_BACKOFF;
+    int64_t wide = (int64_t) self->beacon_ivl * backoff;
+    int ceiling = wide > INT32_MAX / 2? INT32_MAX / 2: (int) wide;
+    self->beacon_cur = self->beacon_cur * 2 > ceiling? ceiling: self->beacon_cur * 2;
+    return delay > 0? delay: 1;
 }
 
-static void
-s_seed (mesh_node_t *self, mesh_seed_t *seed, int64_t now)
+int64_t
+mesh_discovery_beacon_tick (mesh_discovery_t *self, int64_t now, size_t peers)
 {
-    char host [256], resolved [128];
+    if (!self->beacon || self->beacon_ivl <= 0)
+        return INT64_MAX;
+    if (now >= self->next_beacon) {
+        uint8_t buf [MESH_BEACON_MAX];
+        size_t size = s_beacon_packet (self, 0, buf, sizeof buf);
+        if (size && mesh_beacon_send (self->beacon, buf, size) == 0)
+            mesh_counters_add (self->counters, "beacon.sent", 1);
+        else
+            mesh_counters_add (self->counters, "beacon.send-failed", 1);
+        self->next_beacon = now + s_beacon_delay (self, peers);
+    }
+    return self->next_beacon;
+}
+
+void
+mesh_discovery_changed (mesh_discovery_t *self)
+{
+    if (self->beacon_cur != self->beacon_ivl && self->beacon_ivl > 0) {
+        self->beacon_cur = self->beacon_ivl;
+        int64_t soon = mesh_mono_ms () + self->beacon_ivl / 2
+                     + randombytes_uniform ((uint32_t) self->beacon_ivl / 2 + 1);
+        if (soon < self->next_beacon)
+            self->next_beacon = soon;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Gossip
+
+int
+mesh_discovery_gossip_entry (mesh_discovery_t *self, const mesh_envelope_t *env, uint32_t i,
+                             mesh_sighting_t *out)
+{
+    memset (out, 0, sizeof *out);
+    char text [128 + 1 + MESH_KEY_Z85 + 1];
+    const mesh_span_t *key = &env->header_key [i], *value = &env->header_value [i];
+    if (key->len != 32 || value->len >= sizeof text)
+        return -1;
+    memcpy (out->hex, key->ptr, 32);
+    out->hex [32] = 0;
+    memcpy (text, value->ptr, value->len);
+    text [value->len] = 0;
+    if (mesh_unhex (out->hex, out->id, MESH_ID_SIZE)
+    ||  mesh_security_split (text, out->endpoint, sizeof out->endpoint, out->key, &out->has_key))
+        return -1;
+    if (memcmp (out->id, self->id, MESH_ID_SIZE) == 0)
+        return -2;
+    return 0;
+}
+
+const char *
+mesh_discovery_gossip_vet (mesh_discovery_t *self, const mesh_sighting_t *sighting)
+{
+    bool curve = mesh_security_curve (self->security);
+    if (sighting->has_key != curve
+    ||  (sighting->has_key && !mesh_security_key_ok (self->security, sighting->key)))
+        //  a CURVE peer we cannot reach, or a key we do not trust
+        return sighting->has_key && curve? "gossip.refused.untrusted": "gossip.refused.security";
+    return NULL;
+}
+
+bool
+mesh_discovery_gossip_due (mesh_discovery_t *self, int64_t now)
+{
+    if (now < self->next_gossip)
+        return false;
+    self->next_gossip = now + self->gossip_ms;
+    return true;
+}
+
+//  ---------------------------------------------------------------------
+//  Seeds
+
+size_t
+mesh_discovery_seed_count (mesh_discovery_t *self)
+{
+    return self->seed_count;
+}
+
+int64_t
+mesh_discovery_seed_next (mesh_discovery_t *self, size_t i)
+{
+    assert (i < self->seed_count);
+    return self->seed_tab [i].next_try;
+}
+
+int
+mesh_discovery_seed_resolve (mesh_discovery_t *self, size_t i, char *resolved, size_t cap)
+{
+    assert (i < self->seed_count);
+    char host [256];
     int port;
-    if (mesh_parse_endpoint (seed->endpoint, host, sizeof host, &port))
-        return;
-    //  Resolve without the lock: a slow resolver must not stall liveness
-    pthread_mutex_unlock (&self->lock);
+    if (mesh_parse_endpoint (self->seed_tab [i].endpoint, host, sizeof host, &port))
+        return -1;
     struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res = NULL;
     int rc = getaddrinfo (host, NULL, &hints, &res);
     char ip [INET_ADDRSTRLEN] = "";
@@ -414,26 +427,39 @@ s_seed (mesh_node_t *self, mesh_seed_t *seed, int64_t now)
         inet_ntop (AF_INET, &((struct sockaddr_in *) res->ai_addr)->sin_addr, ip, sizeof ip);
     if (res)
         freeaddrinfo (res);
-    pthread_mutex_lock (&self->lock);
-    if (self->stopping)
-        return;
-    if (!ip [0]) {
+    if (!ip [0])
+        return 0;
+    snprintf (resolved, cap, "tcp://%s:%d", ip, port);
+    return 1;
+}
+
+static void
+s_seed_backoff (mesh_seed_t *seed, int64_t now)
+{
+    seed->next_try = now + seed->backoff;
+    seed->backoff = seed->backoff * 2 > MESH_DEFAULT_SEED_IVL_MAX
+                  ? MESH_DEFAULT_SEED_IVL_MAX: seed->backoff * 2;
+}
+
+void *
+mesh_discovery_seed_verdict (mesh_discovery_t *self, size_t i, int64_t now,
+                             const char *resolved, bool satisfied)
+{
+    assert (i < self->seed_count);
+    mesh_seed_t *seed = &self->seed_tab [i];
+    if (!resolved) {
+        char host [256];
+        int port;
         mesh_counters_add (self->counters, "seed.unresolved", 1);
-        mesh_node_log (self, "seed %s: cannot resolve %s", seed->endpoint, host);
-        seed->next_try = now + seed->backoff;
-        seed->backoff = seed->backoff * 2 > MESH_DEFAULT_SEED_IVL_MAX
-                      ? MESH_DEFAULT_SEED_IVL_MAX: seed->backoff * 2;
-        return;
+        if (mesh_parse_endpoint (seed->endpoint, host, sizeof host, &port) == 0)
+            s_log (self, "seed %s: cannot resolve %s", seed->endpoint, host);
+        s_seed_backoff (seed, now);
+        return NULL;
     }
-    snprintf (resolved, sizeof resolved, "tcp://%s:%d", ip, port);
-    bool satisfied = streq (resolved, self->endpoint);
-    for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p && !satisfied;
-         p = (mesh_peer_t *) zhashx_next (self->peers))
-        satisfied = p->state != MESH_PEER_CONNECTING && streq (p->endpoint, resolved);
     if (satisfied) {
         seed->backoff = MESH_SEED_IVL_MIN;
         seed->next_try = now + MESH_SEED_RECHECK;
-        return;
+        return NULL;
     }
     if (seed->probe && strcmp (seed->resolved, resolved)) {
         zmq_close (seed->probe);
@@ -448,68 +474,13 @@ s_seed (mesh_node_t *self, mesh_seed_t *seed, int64_t now)
         zmq_setsockopt (seed->probe, ZMQ_ROUTING_ID, rid, sizeof rid);
         zmq_setsockopt (seed->probe, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt (seed->probe, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        mesh_security_client (self, seed->probe, seed->has_key? seed->key: NULL);
+        mesh_security_client (self->security, seed->probe, seed->has_key? seed->key: NULL);
         zmq_connect (seed->probe, resolved);
         snprintf (seed->resolved, sizeof seed->resolved, "%s", resolved);
     }
-    //  EAGAIN means an earlier HELLO still waits for the connection: fine
-    mesh_node_send_hello (self, seed->probe, true);
+    //  the node sends the HELLO now (EAGAIN means an earlier HELLO still
+    //  waits for the connection: fine)
     mesh_counters_add (self->counters, "seed.hello", 1);
-    seed->next_try = now + seed->backoff;
-    seed->backoff = seed->backoff * 2 > MESH_DEFAULT_SEED_IVL_MAX
-                  ? MESH_DEFAULT_SEED_IVL_MAX: seed->backoff * 2;
-}
-
-int
-mesh_discovery_tick (mesh_node_t *self)
-{
-    int64_t now = mesh_mono_ms ();
-    //  no fixed tick: each timer below says when it is due (an idle node's
-    //  keeper wakes ~4 times a second, for its next probe)
-    int64_t next = now + MESH_KEEPER_IDLE_MS;
-    if (self->beacon && self->beacon_ivl > 0) {
-        if (now >= self->next_beacon) {
-            uint8_t buf [MESH_BEACON_MAX];
-            size_t size = s_beacon_packet (self, 0, buf, sizeof buf);
-            if (size && mesh_beacon_send (self->beacon, buf, size) == 0)
-                mesh_counters_add (self->counters, "beacon.sent", 1);
-            else
-                mesh_counters_add (self->counters, "beacon.send-failed", 1);
-            self->next_beacon = now + mesh_liveness_beacon_delay (self);
-        }
-        if (self->next_beacon < next)
-            next = self->next_beacon;
-    }
-    if (mesh_security_on (self))
-        mesh_security_tick (self, now);
-    if (self->stopping)
-        return 0;
-    if (now >= self->next_liveness) {
-        self->next_liveness = now + s_liveness (self, now);
-    }
-    if (self->next_liveness < next)
-        next = self->next_liveness;
-    if (now >= self->next_gossip) {
-        //  anti-entropy: our list to one live peer a round, not to all
-        //  (N lists of N peers every round made gossip cost N^2)
-        size_t size = zhashx_size (self->peers), i = 0;
-        size_t pick = size? randombytes_uniform ((uint32_t) size): 0;
-        for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-             p = (mesh_peer_t *) zhashx_next (self->peers), i++)
-            if (i >= pick && p->state != MESH_PEER_CONNECTING) {
-                s_gossip (self, p, NULL);
-                break;
-            }
-        self->next_gossip = now + self->gossip_ms;
-    }
-    for (size_t i = 0; i < self->seed_count && !self->stopping; i++) {
-        if (now >= self->seed_tab [i].next_try)
-            s_seed (self, &self->seed_tab [i], now);
-        if (self->seed_tab [i].next_try < next)
-            next = self->seed_tab [i].next_try;
-    }
-    now = mesh_mono_ms ();
-    self->last_tick = now;
-    self->tick_due = next;      //  a keeper woken much later than this ran late
-    return next > now? (int) (next - now): 0;
+    s_seed_backoff (seed, now);
+    return seed->probe;
 }

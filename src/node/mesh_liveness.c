@@ -31,6 +31,37 @@
 #include <poll.h>
 #include <sodium.h>
 
+//  The node-wide state of the probes (per peer state is in mesh_peer_t)
+struct _mesh_liveness_t {
+    int64_t next_probe;         //  the current probe period ends
+    int64_t unread_since;       //  verdicts held since: the inbox had unread frames
+    uint64_t probe_seq;         //  the last probe id given
+    char (*order) [33];         //  round-robin probe order (shuffled table), order_len long
+    size_t order_len, order_at;
+};
+
+mesh_liveness_t *
+mesh_liveness_new (void)
+{
+    return (mesh_liveness_t *) zmalloc (sizeof (mesh_liveness_t));
+}
+
+void
+mesh_liveness_destroy (mesh_liveness_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free ((*self_p)->order);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+mesh_liveness_first_probe (mesh_liveness_t *self, int64_t at)
+{
+    self->next_probe = at;
+}
+
 static int64_t
 s_mono_us (void)
 {
@@ -123,7 +154,7 @@ mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer)
         return -1;
     char endpoint [96];
     snprintf (endpoint, sizeof endpoint, "inproc://meshbus-link-%s-%s-%llu", self->hex,
-              peer->hex, (unsigned long long) ++self->probe_seq);
+              peer->hex, (unsigned long long) ++self->liveness->probe_seq);
     if (zmq_socket_monitor (peer->dealer, endpoint, ZMQ_EVENT_CONNECTED
                             | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED))
         return -1;
@@ -205,7 +236,7 @@ s_send_ping (mesh_node_t *self, mesh_peer_t *to, uint32_t flags, uint64_t id, co
 static void
 s_probe (mesh_node_t *self, mesh_peer_t *peer, int64_t now)
 {
-    peer->probe_id = ++self->probe_seq;
+    peer->probe_id = ++self->liveness->probe_seq;
     peer->probe_sent_us = s_mono_us ();
     peer->indirect_sent = false;
     if (!peer->owed_since)
@@ -368,30 +399,30 @@ s_rumor (mesh_node_t *self, mesh_peer_t *about, int64_t waited)
 static mesh_peer_t *
 s_next_silent (mesh_node_t *self, int64_t now, int period)
 {
-    for (size_t tries = 0; tries < self->order_len + 1; tries++) {
-        if (self->order_at >= self->order_len) {
+    for (size_t tries = 0; tries < self->liveness->order_len + 1; tries++) {
+        if (self->liveness->order_at >= self->liveness->order_len) {
             //  a new round: the live table, shuffled (Fisher-Yates)
             size_t size = zhashx_size (self->peers);
-            free (self->order);
-            self->order = size? (char (*) [33]) malloc (size * 33): NULL;
-            self->order_len = self->order_at = 0;
-            if (!self->order)
+            free (self->liveness->order);
+            self->liveness->order = size? (char (*) [33]) malloc (size * 33): NULL;
+            self->liveness->order_len = self->liveness->order_at = 0;
+            if (!self->liveness->order)
                 return NULL;
             for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
                  p = (mesh_peer_t *) zhashx_next (self->peers))
-                memcpy (self->order [self->order_len++], p->hex, 33);
-            for (size_t i = self->order_len; i > 1; i--) {
+                memcpy (self->liveness->order [self->liveness->order_len++], p->hex, 33);
+            for (size_t i = self->liveness->order_len; i > 1; i--) {
                 size_t j = randombytes_uniform ((uint32_t) i);
                 char tmp [33];
-                memcpy (tmp, self->order [i - 1], 33);
-                memcpy (self->order [i - 1], self->order [j], 33);
-                memcpy (self->order [j], tmp, 33);
+                memcpy (tmp, self->liveness->order [i - 1], 33);
+                memcpy (self->liveness->order [i - 1], self->liveness->order [j], 33);
+                memcpy (self->liveness->order [j], tmp, 33);
             }
-            if (!self->order_len)
+            if (!self->liveness->order_len)
                 return NULL;
         }
         mesh_peer_t *p = (mesh_peer_t *) zhashx_lookup (self->peers,
-                                                        self->order [self->order_at++]);
+                                                        self->liveness->order [self->liveness->order_at++]);
         //  traffic proves liveness: a peer heard lately needs no probe
         if (p && p->state != MESH_PEER_CONNECTING && !p->owed_since && !p->closed_since
         &&  now - p->last_heard >= period)
@@ -422,11 +453,11 @@ s_held_unread (mesh_node_t *self, int64_t now, int *unread)
     if (*unread < 0) {
         *unread = s_unread (self);
         if (!*unread)
-            self->unread_since = 0;
+            self->liveness->unread_since = 0;
         else
-        if (!self->unread_since)
-            self->unread_since = now;
-        if (*unread && now - self->unread_since < self->suspect_ms / 2)
+        if (!self->liveness->unread_since)
+            self->liveness->unread_since = now;
+        if (*unread && now - self->liveness->unread_since < self->suspect_ms / 2)
             mesh_counters_add (self->counters, "liveness.held-unread", 1);
         else
             *unread = 0;
@@ -449,7 +480,7 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
     zlistx_t *indirect = zlistx_new ();
     zlistx_t *rumor = zlistx_new ();
     zlistx_t *again = zlistx_new ();
-    bool new_period = now >= self->next_probe;
+    bool new_period = now >= self->liveness->next_probe;
     //  A keeper that ran late (descheduled on a loaded machine, not yet
     //  frozen: mesh_discovery.c) watched nobody meanwhile: that time is not
     //  held against the peers, and no verdict is taken before the inbox,
@@ -541,12 +572,12 @@ mesh_liveness_tick (mesh_node_t *self, int64_t now)
         mesh_peer_t *peer = s_next_silent (self, now, period);
         if (peer)
             s_probe (self, peer, now);
-        self->next_probe = now + period;
+        self->liveness->next_probe = now + period;
     }
     if (busy && now + self->tick_ms < next)
         next = now + self->tick_ms;
-    if (self->next_probe < next)
-        next = self->next_probe;
+    if (self->liveness->next_probe < next)
+        next = self->liveness->next_probe;
     for (mesh_peer_t *peer = (mesh_peer_t *) zlistx_first (gone); peer;
          peer = (mesh_peer_t *) zlistx_next (gone))
         mesh_node_remove_peer (self, peer, "silent");
@@ -562,43 +593,4 @@ void
 mesh_liveness_heard (mesh_node_t *self, mesh_peer_t *peer, int64_t now)
 {
     s_alive (self, peer, now);
-}
-
-//  ---------------------------------------------------------------------
-//  Beacons
-
-void
-mesh_liveness_changed (mesh_node_t *self)
-{
-    if (self->beacon_cur != self->beacon_ivl && self->beacon_ivl > 0) {
-        self->beacon_cur = self->beacon_ivl;
-        int64_t soon = mesh_mono_ms () + self->beacon_ivl / 2
-                     + randombytes_uniform ((uint32_t) self->beacon_ivl / 2 + 1);
-        if (soon < self->next_beacon)
-            self->next_beacon = soon;
-    }
-}
-
-int
-mesh_liveness_beacon_delay (mesh_node_t *self)
-{
-    if (self->beacon_cur < self->beacon_ivl)
-        self->beacon_cur = self->beacon_ivl;
-    int delay = self->beacon_cur;
-    //  jitter of +-25 %: nodes started together do not beacon together
-    int spread = delay / 2;
-    delay = delay - delay / 4 + (spread > 0? (int) randombytes_uniform ((uint32_t) spread + 1): 0);
-    //  the ceiling grows with the mesh: every node hears every beacon, so
-    //  N nodes at a fixed ceiling made N/ceiling datagrams a second for
-    //  each node (the one idle cost that grew with N). At N/2 intervals a
-    //  node hears about 2 per interval whatever N, and a healed split is
-    //  still heard within about half an interval (each side's nodes beacon
-    //  in turn)
-    int backoff = (int) zhashx_size (self->peers) / 2;
-    if (backoff < MESH_BEACON_BACKOFF)
-        backoff = MESH_BEACON_BACKOFF;
-    int64_t wide = (int64_t) self->beacon_ivl * backoff;
-    int ceiling = wide > INT32_MAX / 2? INT32_MAX / 2: (int) wide;
-    self->beacon_cur = self->beacon_cur * 2 > ceiling? ceiling: self->beacon_cur * 2;
-    return delay > 0? delay: 1;
 }

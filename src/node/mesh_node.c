@@ -2,9 +2,13 @@
     mesh_node - a meshbus node: its life (new, configuration, start and
     stop), hooks and announcements
 
-    The node is three files sharing its private state (mesh_node_int.h):
-    this one; mesh_node_link.c, sending and the peers' links; and
-    mesh_node_dispatch.c, the inbox, the keeper thread and dispatch.
+    The node's own files share its private state (mesh_node_int.h): this
+    one; mesh_node_link.c, sending and the peers' links; and
+    mesh_node_dispatch.c, the inbox, the keeper thread and dispatch (and
+    mesh_node_{announce,info,discovery,security}.c). The owners it calls
+    keep their state in their own structs and return verdicts the node
+    applies: security (src/security/mesh_security.h), discovery
+    (mesh_discovery.h), the peers' stats collected (mesh_peer_stats.h).
 
     Sockets: one ROUTER inbox bound on an ephemeral TCP port, and one DEALER
     per peer connected to that peer's inbox (Zyre's "Harmony" pattern). A
@@ -84,17 +88,18 @@ mesh_node_new (const char *name)
     //  cost ~10% of a 100 B message (mesh_id_hash, mesh_util.c)
     zhashx_set_key_hasher (self->peers, mesh_id_hash);
     zhashx_set_destructor (self->peers, (zhashx_destructor_fn *) mesh_peer_destroy);
-    self->rate = zhashx_new ();
-    zhashx_set_destructor (self->rate, (zhashx_destructor_fn *) zstr_free);
     self->queue = zlistx_new ();
     self->raw_events = zlistx_new ();
     self->events = zlistx_new ();
     zlistx_set_destructor (self->raw_events, (zlistx_destructor_fn *) mesh_event_destroy);
     zlistx_set_destructor (self->events, (zlistx_destructor_fn *) mesh_event_destroy);
     self->counters = mesh_counters_new ();
+    //  borrows the name and counters, which live as long as the node
+    self->security = mesh_security_new (self->name, self->counters);
+    self->discovery = mesh_discovery_new (self->counters, self->security);
+    self->liveness = mesh_liveness_new ();
     self->departed = mesh_departed_new ();
-    self->peer_stats = zhashx_new ();
-    zhashx_set_destructor (self->peer_stats, (zhashx_destructor_fn *) zstr_free);
+    self->peer_stats = mesh_peer_stats_new ();
     self->app_fd = -1;
     self->keeper_fd = -1;
     self->monitor_ep = -1;
@@ -128,24 +133,22 @@ mesh_node_destroy (mesh_node_t **self_p)
     zlistx_destroy (&self->events);
     zhashx_destroy (&self->peers);
     mesh_departed_destroy (&self->departed);
-    zhashx_destroy (&self->rate);
     zhashx_destroy (&self->headers);
     zhashx_destroy (&self->announce);
     zhashx_destroy (&self->announce_ver);
-    zhashx_destroy (&self->peer_stats);
+    mesh_peer_stats_destroy (&self->peer_stats);
     zlistx_destroy (&self->stats_wanted);
     pthread_mutex_destroy (&self->stats_lock);
     zlistx_destroy (&self->seeds);
+    mesh_discovery_destroy (&self->discovery);
+    mesh_security_destroy (&self->security);
     mesh_counters_destroy (&self->counters);
     free (self->ifaces);
-    free (self->trust_dir);
-    sodium_memzero (self->secret_key, sizeof self->secret_key);
-    sodium_memzero (&self->secret, sizeof self->secret);
     if (self->app_fd >= 0)
         close (self->app_fd);
     if (self->keeper_fd >= 0)
         close (self->keeper_fd);
-    free (self->order);
+    mesh_liveness_destroy (&self->liveness);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -302,6 +305,65 @@ mesh_node_set_max_peers (mesh_node_t *self, size_t max_peers)
     return 0;
 }
 
+//  Security's configuration: the node checks its state, security owns
+//  the keys (src/security/mesh_security.c)
+int
+mesh_node_set_curve_keys (mesh_node_t *self, const uint8_t *public_key, const uint8_t *secret_key)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_keys (self->security, public_key, secret_key);
+}
+
+int
+mesh_node_set_curve (mesh_node_t *self, const char *keyfile)
+{
+    assert (self);
+    if (!keyfile)
+        return mesh_fail (MESH_EINVAL, "no key file");
+    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
+    if (mesh_keys_load (keyfile, public_key, secret_key))
+        return -1;
+    int rc = mesh_node_set_curve_keys (self, public_key, secret_key);
+    sodium_memzero (secret_key, sizeof secret_key);
+    return rc;
+}
+
+int
+mesh_node_set_trust (mesh_node_t *self, const char *dir)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_trust (self->security, dir);
+}
+
+int
+mesh_node_set_secret_bytes (mesh_node_t *self, const void *secret, size_t size)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_secret_bytes (self->security, secret, size);
+}
+
+int
+mesh_node_set_secret (mesh_node_t *self, const char *file)
+{
+    assert (self);
+    if (s_not_started (self))
+        return -1;
+    return mesh_security_set_secret_file (self->security, file);
+}
+
+const char *
+mesh_node_public_key (mesh_node_t *self)
+{
+    assert (self);
+    return mesh_security_public_z85 (self->security);
+}
+
 int
 mesh_node_set_hwm (mesh_node_t *self, int messages)
 {
@@ -356,7 +418,6 @@ mesh_node_start (mesh_node_t *self)
     self->incarnation |= 1;     //  0 means "not known yet"
     self->routing_id [0] = MESH_ROUTING_LINK;
     memcpy (self->routing_id + 1, self->id, MESH_ID_SIZE);
-    mesh_beacon_cluster_tag (self->cluster, self->tag);
 
     //  One socket per peer: make room for a full peer table
     struct rlimit rl;
@@ -375,12 +436,26 @@ mesh_node_start (mesh_node_t *self)
     self->monitor_ep = epoll_create1 (EPOLL_CLOEXEC);
 
     //  the ZAP handler must be bound before the inbox accepts anyone
-    if (mesh_security_start (self))
+    if (mesh_security_start (self->security, self->ctx))
         goto failed;
-    if (mesh_discovery_start (self))
+    mesh_discovery_config_t discovery = {
+        .ctx = self->ctx, .ifaces = self->ifaces, .beacon_port = self->beacon_port,
+        .beacon_ivl = self->beacon_ivl, .gossip_ms = self->gossip_ms, .id = self->id,
+        .name = self->name, .incarnation = self->incarnation, .cluster = self->cluster,
+        .bind_host = self->bind_host, .seeds = self->seeds, .verbose = self->verbose
+    };
+    if (mesh_discovery_start (self->discovery, &discovery))
         goto failed;
+    int64_t now = mesh_mono_ms ();
+    //  judge silence finely enough for the suspect timeout
+    self->tick_ms = self->suspect_ms / 6 < MESH_KEEPER_TICK? self->suspect_ms / 6: MESH_KEEPER_TICK;
+    if (self->tick_ms < 10)
+        self->tick_ms = 10;
+    self->next_liveness = now + self->tick_ms;
+    mesh_liveness_first_probe (self->liveness, now + self->heartbeat_ms);
     const char *host = self->bind_host [0]? self->bind_host
-                     : self->beacon? mesh_beacon_host (self->beacon): "127.0.0.1";
+                     : mesh_discovery_host (self->discovery)
+                     ? mesh_discovery_host (self->discovery): "127.0.0.1";
     char bind [160];
     if (self->bind_port)
         snprintf (bind, sizeof bind, "tcp://%s:%d", host, self->bind_port);
@@ -391,7 +466,7 @@ mesh_node_start (mesh_node_t *self)
     zmq_setsockopt (self->inbox, ZMQ_ROUTER_HANDOVER, &on, sizeof on);
     zmq_setsockopt (self->inbox, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt (self->inbox, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (mesh_security_inbox (self, self->inbox))
+    if (mesh_security_inbox (self->security, self->ctx, self->inbox, self->hex))
         goto failed;
     if (zmq_bind (self->inbox, bind) != 0) {
         mesh_fail (MESH_ESYS, "cannot bind inbox to %s: %s", bind, zmq_strerror (errno));
@@ -399,6 +474,7 @@ mesh_node_start (mesh_node_t *self)
     }
     size_t len = sizeof self->endpoint;
     zmq_getsockopt (self->inbox, ZMQ_LAST_ENDPOINT, self->endpoint, &len);
+    mesh_discovery_bound (self->discovery, self->endpoint);
     len = sizeof self->inbox_fd;
     zmq_getsockopt (self->inbox, ZMQ_FD, &self->inbox_fd, &len);
     self->app_last = mesh_mono_ms ();
@@ -418,8 +494,8 @@ failed:
     if (self->inbox)
         zmq_close (self->inbox);
     self->inbox = NULL;
-    mesh_discovery_stop (self);
-    mesh_security_stop (self);
+    mesh_discovery_stop (self->discovery);
+    mesh_security_stop (self->security);
     zmq_ctx_term (self->ctx);
     self->ctx = NULL;
     if (self->monitor_ep >= 0)
@@ -459,13 +535,13 @@ mesh_node_stop (mesh_node_t *self)
         pthread_join (self->keeper, NULL);
     self->keeper_running = false;
     pthread_mutex_lock (&self->lock);
-    mesh_discovery_stop (self);
+    mesh_discovery_stop (self->discovery);
     self->hot_send = self->hot_recv = NULL;
     zhashx_purge (self->peers);
     self->connecting = 0;
     zmq_close (self->inbox);
     self->inbox = NULL;
-    mesh_security_stop (self);
+    mesh_security_stop (self->security);
     if (self->monitor_ep >= 0)
         close (self->monitor_ep);
     self->monitor_ep = -1;

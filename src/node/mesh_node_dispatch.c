@@ -64,7 +64,7 @@ mesh_node_raise (mesh_node_t *self, int type, mesh_peer_t *peer, const char *det
     mesh_node_log (self, "%s %s %s %s", mesh_event_name (event), event->peer_name,
                    event->endpoint, event->detail);
     if (type == MESH_EVENT_ENTER || type == MESH_EVENT_EXIT)
-        mesh_liveness_changed (self);
+        mesh_discovery_changed (self->discovery);
     if (zlistx_size (self->raw_events) >= self->event_max) {
         mesh_counters_add (self->counters, "events.dropped", 1);
         mesh_event_destroy (&event);
@@ -254,13 +254,13 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
         //  a peer we removed (gone, restarted) or never met: it will be
         //  found again by beacon, seed or gossip; until then we drop
         mesh_counters_add (self->counters, "dropped.unknown-sender", 1);
-        if (self->curve)
-            mesh_security_stranger (self, msg);
+        if (mesh_security_curve (self->security))
+            mesh_security_stranger (self->security, &msg->frames [0]);
         return NULL;
     }
     //  With CURVE or a secret, only the connection that proved the peer's
     //  key or HELLO speaks for it (one metadata lookup a frame)
-    if (mesh_security_on (self) && !mesh_security_frame (self, peer, msg))
+    if (mesh_security_on (self->security) && !mesh_node_security_frame (self, peer, msg))
         return NULL;
     peer->frames_in++;
     for (int i = 0; i < msg->nframes; i++)      //  wire bytes, as bytes.out counts them
@@ -292,15 +292,13 @@ s_accept_kind (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
             mesh_node_update_in (self, peer, msg);
             return false;
         case MESH_KIND_PEERS:
-            mesh_discovery_peers_in (self, peer, &msg->env);
+            mesh_node_peers_in (self, peer, &msg->env);
             return false;
         case MESH_KIND_STATS_REQ:
             mesh_node_stats_wanted (self, peer, msg->env.id);
             return false;
         case MESH_KIND_STATS_REP:
-            if (msg->env.id == self->stats_request)
-                zhashx_update (self->peer_stats, peer->hex,
-                               strndup ((const char *) mesh_msg_body (msg), msg->size));
+            mesh_peer_stats_reply (self->peer_stats, msg->env.id, peer->hex, mesh_msg_body (msg), msg->size);
             return false;
         default:
             memcpy (msg->sender_name, peer->name, strlen (peer->name) + 1);  //  both 65 bytes
@@ -561,7 +559,7 @@ mesh_node_keeper (void *arg)
         bool own_inbox = !s_app_active (self, now);
         if (own_inbox)
             s_keeper_drain (self);
-        int timeout = mesh_discovery_tick (self);
+        int timeout = mesh_node_tick (self);
         bool queue_full = zlistx_size (self->queue) >= self->queue_max;
         if (((!own_inbox && self->app_waiting == 0) || self->held_at)
         &&  timeout > MESH_APP_ACTIVE_MS)
@@ -575,7 +573,7 @@ mesh_node_keeper (void *arg)
                   && self->inbox_idle;
         struct pollfd fds [4] = {
             { .fd = self->keeper_fd, .events = POLLIN },
-            { .fd = self->beacon && self->beacon_ivl? mesh_beacon_fd (self->beacon): -1,
+            { .fd = mesh_discovery_fd (self->discovery),
               .events = POLLIN },
             { .fd = (own_inbox && !queue_full) || watch? self->inbox_fd: -1, .events = POLLIN },
             { .fd = self->monitor_ep, .events = POLLIN },
@@ -607,7 +605,7 @@ mesh_node_keeper (void *arg)
             }
         }
         if (!self->stopping && (fds [1].revents & POLLIN))
-            mesh_discovery_beacon_in (self);
+            mesh_node_beacon_in (self);
         if (!self->stopping && (fds [3].revents & POLLIN))
             mesh_liveness_monitor_in (self);
     }

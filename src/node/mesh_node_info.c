@@ -274,9 +274,7 @@ mesh_node_peer_stats_json (mesh_node_t *self, int timeout_ms)
         mesh_fail (MESH_ECLOSED, "node is not running");
         return NULL;
     }
-    zhashx_purge (self->peer_stats);
-    self->stats_request++;
-    mesh_head_t head = { .kind = MESH_KIND_STATS_REQ, .id = self->stats_request };
+    mesh_head_t head = { .kind = MESH_KIND_STATS_REQ, .id = mesh_peer_stats_begin (self->peer_stats) };
     size_t asked = 0;
     for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers); peer;
          peer = (mesh_peer_t *) zhashx_next (self->peers))
@@ -287,7 +285,7 @@ mesh_node_peer_stats_json (mesh_node_t *self, int timeout_ms)
     int64_t deadline = mesh_mono_ms () + timeout_ms;
     while (true) {
         pthread_mutex_lock (&self->lock);
-        size_t got = zhashx_size (self->peer_stats);
+        size_t got = mesh_peer_stats_replies (self->peer_stats);
         pthread_mutex_unlock (&self->lock);
         int64_t left = deadline - mesh_mono_ms ();
         if (got >= asked || left <= 0)
@@ -296,20 +294,7 @@ mesh_node_peer_stats_json (mesh_node_t *self, int timeout_ms)
             break;
     }
     pthread_mutex_lock (&self->lock);
-    zchunk_t *out = zchunk_new ("{", 1);
-    bool first = true;
-    for (const char *json = (const char *) zhashx_first (self->peer_stats); json;
-         json = (const char *) zhashx_next (self->peer_stats)) {
-        if (!first)
-            zchunk_extend (out, ", ", 2);
-        first = false;
-        mesh_json_string (out, (const char *) zhashx_cursor (self->peer_stats));
-        zchunk_extend (out, ": ", 2);
-        zchunk_extend (out, json, strlen (json));
-    }
+    char *result = mesh_peer_stats_json (self->peer_stats);
     pthread_mutex_unlock (&self->lock);
-    zchunk_extend (out, "}", 2);
-    char *result = strdup ((const char *) zchunk_data (out));
-    zchunk_destroy (&out);
     return result;
 }

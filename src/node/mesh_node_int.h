@@ -1,9 +1,13 @@
 /*  =========================================================================
     mesh_node_int.h - the node's private state, shared by mesh_node.c
     (life, hooks), mesh_node_link.c (sending, links), mesh_node_dispatch.c
-    (inbox, keeper, dispatch), mesh_peer.c (peer records) and
-    mesh_discovery.c (beacon, seeds, gossip, liveness). Everything here is
-    guarded by node->lock unless a comment says otherwise.
+    (inbox, keeper, dispatch), mesh_node_discovery.c (discovery's findings
+    applied, the keeper's timers), mesh_node_security.c (security's
+    verdicts applied), mesh_peer.c (peer records) and mesh_liveness.c
+    (probes, verdicts). Security, discovery and the stats collection own
+    their state (mesh_security_t, mesh_discovery_t, mesh_peer_stats_t) and do
+    not include this file. Everything here is guarded by node->lock unless
+    a comment says otherwise.
     ========================================================================= */
 
 #ifndef MESH_NODE_INT_H_INCLUDED
@@ -17,10 +21,9 @@
 #include "mesh_counters.h"
 #include "mesh_event.h"
 #include "mesh_msg.h"
-#include "mesh_keys.h"
-#include "mesh_secret.h"
-#include "mesh_zap.h"
-#include "mesh_security_wire.h"
+#include "mesh_security.h"
+#include "mesh_discovery.h"
+#include "mesh_peer_stats.h"
 #include "mesh_batch.h"
 #include <czmq.h>
 #include <pthread.h>
@@ -32,7 +35,6 @@
 #define MESH_CONNECT_TIMEOUT    2000    //  ms a CONNECTING peer waits for HELLO
 #define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
 #define MESH_MAX_CONNECTING     256     //  half-open peers, like a SYN backlog
-#define MESH_NEW_PEERS_PER_SEC  64      //  beacon-discovered peers per second, per source address
 //  Liveness (mesh_liveness.c, docs/protocol.md#failure-detection)
 #define MESH_KIND_RUMOR         9       //  core: "I suspect this peer" (subject = its id)
 #define MESH_FLAG_PROBE         0x0100  //  PING: answer with an ACK
@@ -44,7 +46,6 @@
 #define MESH_RELAYS             4       //  indirect requests held per target
 #define MESH_CLOSED_BYE_MS      50      //  after a link closed: wait this long for a BYE
 #define MESH_CLOSED_GRACE_MS    1000    //  a closed link not back by then: EXIT "closed"
-#define MESH_BEACON_BACKOFF     8       //  stable membership: beacons slow to 8x the interval
 #define MESH_RECONNECT_IVL      20      //  ms, first reconnect (and refusal) after a close
 //  Frames libzmq reads ahead into the inbox, per sending peer, for an
 //  application slower than the network. Frames, not messages: a batch
@@ -109,29 +110,14 @@ typedef struct {
     zhashx_t *announce;         //  key -> zchunk_t *
     zhashx_t *announce_ver;     //  key -> uint64_t *, its version of each (0: none kept)
     mesh_counters_t *counters;
-    //  security: the CURVE key its links use, and the inbound connection
-    //  its key or HELLO was checked on (mesh_security_frame): a frame on
-    //  any other connection is checked again
+    //  security: the CURVE key its links use; the connection its key or
+    //  HELLO was checked on is security's (mesh_security_frame)
     bool has_key;
     uint8_t key [MESH_KEY_SIZE];
-    zmq_msg_t in_pin;           //  a frame of that connection: keeps its metadata alive
-    const char *in_tag;         //  a property value in that metadata; NULL = none yet
-    int in_fd;                  //  its fd and remote address, to cut it (-1 = none)
-    char in_addr [64];
-    int64_t next_rehello;       //  secret, no CURVE: when we may ask for a HELLO again
+    mesh_security_conn_t conn;
 } mesh_peer_t;
 
 #include "mesh_departed.h"
-
-typedef struct {
-    char endpoint [256];        //  as configured: tcp://name:port
-    char resolved [128];        //  tcp://ip:port after the last resolution
-    void *probe;                //  DEALER with a PROBE routing id
-    int64_t next_try;
-    int backoff;                //  ms
-    bool has_key;               //  CURVE: the seed's key, from "#KEY"
-    uint8_t key [MESH_KEY_SIZE];
-} mesh_seed_t;
 
 typedef struct {
     mesh_handler_fn *fn;
@@ -152,6 +138,8 @@ typedef struct {
     char sender [33];
     zmq_msg_t frames [1 + MESH_MAX_FRAMES];
 } mesh_queued_t;
+
+typedef struct _mesh_liveness_t mesh_liveness_t;
 
 struct _mesh_node_t {
     pthread_mutex_t lock;
@@ -175,8 +163,6 @@ struct _mesh_node_t {
     zhashx_t *announce;         //  key -> zchunk_t *, our announcements
     zhashx_t *announce_ver;     //  key -> uint64_t *, their versions
     zlistx_t *seeds;            //  configured seed endpoints (strings)
-    mesh_seed_t *seed_tab;      //  their state, made at start
-    size_t seed_count;
     //  running state
     bool started, stopping;
     int64_t started_ms;         //  mono ms of mesh_node_start, for "uptime_ms" in stats
@@ -185,16 +171,11 @@ struct _mesh_node_t {
     int inbox_fd;
     char endpoint [128];
     uint8_t routing_id [MESH_ROUTING_ID_SIZE];
-    mesh_beacon_t *beacon;
-    uint8_t tag [MESH_BEACON_TAG_SIZE];
-    int64_t next_beacon, next_gossip, next_liveness;
-    //  liveness (mesh_liveness.c)
-    int beacon_cur;             //  beacon interval now: backs off while membership is stable
-    int64_t next_probe, last_tick, tick_due;
-    int64_t unread_since;       //  verdicts held since: the inbox had unread frames
-    uint64_t probe_seq;
-    char (*order) [33];         //  round-robin probe order (shuffled table), order_len long
-    size_t order_len, order_at;
+    mesh_discovery_t *discovery;    //  beacon, seeds, gossip: its own state
+    int64_t next_liveness;
+    //  the keeper's clock (mesh_node_tick), read by liveness
+    int64_t last_tick, tick_due;
+    mesh_liveness_t *liveness;  //  probes: their own state (mesh_liveness.c)
     int monitor_ep;             //  epoll set of the links' monitor fds
     zhashx_t *peers;            //  hex id -> mesh_peer_t *
     //  Last peer sent to and received from: messages come in runs per peer,
@@ -205,7 +186,6 @@ struct _mesh_node_t {
     size_t connecting;          //  peers in CONNECTING state
     int64_t view_changed;       //  mono ms a peer was last named, entered or refused
                                 //  by the beacon rate limit (discovery_quiet_ms)
-    zhashx_t *rate;             //  source address -> zchunk_t (token bucket)
     //  threads
     pthread_t keeper;
     bool keeper_running;
@@ -240,26 +220,8 @@ struct _mesh_node_t {
     int64_t held_at;            //  when dispatch began holding what handlers send (0: not)
     uint64_t peer_serial;       //  the last mesh_peer_t.serial given
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
-    //  security (mesh_security.c); fixed after start, except what the
-    //  trust store holds
-    bool curve;
-    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
-    char public_z85 [MESH_KEY_Z85 + 1];
-    char *trust_dir;
-    mesh_trust_t *trust;        //  NULL without --trust
-    bool has_secret;
-    mesh_secret_t secret;
-    zhashx_t *beacon_times;     //  secret: hex id -> newest MAC'd beacon time (uint64_t *)
-    int64_t next_beacon_prune;
-    mesh_zap_t *zap;            //  runs whenever curve is on
-    void *monitor;              //  PAIR: inbox handshake events (curve)
-    int64_t next_trust_scan;
-    int64_t next_warn [8];      //  rate limit of security warnings, per kind
-    uint64_t zap_seen [3];      //  ZAP counters already added to ours
-    uint64_t trust_seen [2];    //  trust store skip counters already added
-    //  stats collection from peers
-    zhashx_t *peer_stats;       //  hex id -> JSON string
-    uint64_t stats_request;
+    mesh_security_t *security;  //  CURVE, trust, ZAP, secret: its own state
+    mesh_peer_stats_t *peer_stats;  //  stats collected from peers: its own state
     //  stats answers (mesh_node_stats.c)
     pthread_mutex_t stats_lock; //  held while patterns write their figures, outside
                                 //  every other lock: unregister takes it, so a
@@ -365,82 +327,41 @@ void *
 void
     mesh_node_log (mesh_node_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
-//  mesh_security.c, lock held
-#define MESH_RESERVED_HEADERS   2       //  meshbus.time, meshbus.mac in HELLO
-#define MESH_TRUST_SCAN_MS      1000    //  how often the trust directory is re-read
+//  mesh_node_security.c, lock held: security's verdicts applied to the
+//  peer table. A frame from a known peer with security on: true to take
+//  it; false: dropped (counted for the peer), maybe a HELLO asked for.
 bool
-    mesh_security_on (mesh_node_t *self);
-//  Before the inbox binds: ZAP handler, trust store. 0 or -1.
-int
-    mesh_security_start (mesh_node_t *self);
-//  Server options of the inbox (CURVE server, ZAP domain) and its monitor
-int
-    mesh_security_inbox (mesh_node_t *self, void *inbox);
-//  Client options of a link or probe to a server with that key. -1 when
-//  CURVE is on and no key is known (nothing to connect to safely).
-int
-    mesh_security_client (mesh_node_t *self, void *socket, const uint8_t *server_key);
-//  After every socket of the context is closed
+    mesh_node_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
+//  Every keeper tick with security on: security's tick; fds closed are
+//  forgotten, revoked keys' peers cut and removed (unlocks during the
+//  trust directory's rescan)
 void
-    mesh_security_stop (mesh_node_t *self);
-//  Reserved HELLO headers (time, MAC) appended to pairs from index count;
-//  storage holds their text. Returns the new count.
-size_t
-    mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count,
-                                 char storage [2][80]);
-//  Check a HELLO: the connection's key (CURVE) and MAC (secret). On
-//  success key/has_key say which key the sender proved. On failure the
-//  reason is counted and logged, the connection cut, and false returned.
-bool
-    mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
-                         uint8_t *key, bool *has_key);
-//  A frame from a known peer, with CURVE or a secret: true if it came on
-//  the checked connection, or is a HELLO (already checked), or (CURVE) came
-//  on a new connection with the peer's key; those become the checked one.
-//  Else it is counted and dropped: with CURVE the connection is cut; with
-//  a secret alone the peer is asked for a HELLO on its new connection.
-bool
-    mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
-//  A frame from no known peer: cut its connection if its key is refused.
-void
-    mesh_security_stranger (mesh_node_t *self, mesh_msg_t *msg);
-//  Every keeper tick: trust rescan and revocation, ZAP counters and log.
-void
-    mesh_security_tick (mesh_node_t *self, int64_t now);
-//  Beacon: fill our security TLVs / check a received packet. check returns
-//  NULL to accept, else the beacon.ignored.<reason> to count.
-void
-    mesh_security_beacon_fill (mesh_node_t *self, mesh_beacon_packet_t *pkt);
-size_t
-    mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
-                                 uint8_t *buf, size_t cap);
-const char *
-    mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
-                                const uint8_t *data, size_t size, const char *from);
-//  Is a peer's key acceptable to link to (own, trusted, or secret mode)?
-bool
-    mesh_security_key_ok (mesh_node_t *self, const uint8_t *key);
-//  A warning line, at most one per kind every 10 s (kinds 0..7)
-void
-    mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
+    mesh_node_security_tick (mesh_node_t *self, int64_t now);
 
-//  mesh_discovery.c, lock held
+//  mesh_node_discovery.c, lock held: discovery's findings applied to the
+//  peer table, gossip, and the keeper's timers
+void
+    mesh_node_beacon_in (mesh_node_t *self);
+//  Timers: beacon, security, liveness, heartbeat, gossip, seeds. Returns
+//  ms to the next.
 int
-    mesh_discovery_start (mesh_node_t *self);
+    mesh_node_tick (mesh_node_t *self);
+//  Our live peers to `to` (all, or only `only`); with only NULL, `to`
+//  entered: a few others hear of it too
 void
-    mesh_discovery_stop (mesh_node_t *self);
+    mesh_node_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
 void
-    mesh_discovery_beacon_in (mesh_node_t *self);
-//  Timers: beacon, liveness, heartbeat, gossip, seeds. Returns ms to the next.
-int
-    mesh_discovery_tick (mesh_node_t *self);
-void
-    mesh_discovery_gossip_to (mesh_node_t *self, mesh_peer_t *to, mesh_peer_t *only);
-void
-    mesh_discovery_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
+    mesh_node_peers_in (mesh_node_t *self, mesh_peer_t *from, const mesh_envelope_t *env);
 
-//  mesh_liveness.c, lock held
+//  mesh_liveness.c, lock held. The probes' node-wide state is a
+//  mesh_liveness_t; per peer it is in mesh_peer_t.
+mesh_liveness_t *
+    mesh_liveness_new (void);
+void
+    mesh_liveness_destroy (mesh_liveness_t **self_p);
+//  The first probe period ends at `at` (mesh_node_start)
+void
+    mesh_liveness_first_probe (mesh_liveness_t *self, int64_t at);
 //  Watch a new link's socket monitor (0, or -1: no monitor, silence only)
 int
     mesh_liveness_watch (mesh_node_t *self, mesh_peer_t *peer);
@@ -460,12 +381,6 @@ void
     mesh_liveness_ping_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
 void
     mesh_liveness_rumor_in (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg);
-//  Membership changed (ENTER, EXIT): beacons back to their interval
-void
-    mesh_liveness_changed (mesh_node_t *self);
-//  The next beacon's delay, backing off while nothing changes
-int
-    mesh_liveness_beacon_delay (mesh_node_t *self);
 
 //  The node's stats JSON, with patterns (the members of "patterns", "" for
 //  none) inside. Lock held.

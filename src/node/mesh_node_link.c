@@ -258,7 +258,8 @@ mesh_node_send_hello (mesh_node_t *self, void *socket, bool reply_wanted)
         count++;
     }
     char storage [2][80];
-    count = mesh_security_hello_headers (self, pairs, count, storage);
+    count = mesh_security_hello_headers (self->security, self->id, self->incarnation,
+                                         self->endpoint, pairs, count, storage);
     mesh_head_t head = {
         .kind = MESH_KIND_HELLO,
         .flags = (reply_wanted? MESH_FLAG_REPLY_WANTED: 0) | MESH_FLAG_BATCHES
@@ -363,7 +364,7 @@ s_dealer (mesh_node_t *self, const char *endpoint, const uint8_t *key, const cha
     memcpy (rid, self->routing_id, MESH_ROUTING_ID_SIZE);
     randombytes_buf (rid + MESH_ROUTING_ID_SIZE, MESH_ROUTING_TAG_SIZE);
     zmq_setsockopt (dealer, ZMQ_ROUTING_ID, rid, sizeof rid);
-    if (mesh_security_client (self, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
+    if (mesh_security_client (self->security, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
         zmq_close (dealer);
         *refused = "peers.refused.connect";
         return NULL;
@@ -436,7 +437,7 @@ mesh_node_add_peer (mesh_node_t *self, const uint8_t *id, const char *endpoint,
         mesh_counters_add (self->counters, "peers.refused.backlog-full", 1);
         return NULL;
     }
-    if (self->curve && !key) {
+    if (mesh_security_curve (self->security) && !key) {
         mesh_counters_add (self->counters, "peers.refused.no-key", 1);
         return NULL;
     }
@@ -529,7 +530,8 @@ mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg
     snprintf (endpoint, sizeof endpoint, "tcp://%s:%d", host, port);
     uint8_t key [MESH_KEY_SIZE];
     bool has_key = false;
-    if (!mesh_security_hello (self, id, msg, key, &has_key))
+    if (!mesh_security_hello (self->security, id, &msg->env, &msg->frames [0], msg->reply,
+                              key, &has_key))
         return;
     char hex [33];
     mesh_hex (id, MESH_ID_SIZE, hex);
@@ -538,7 +540,7 @@ mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg
         //  Another key claims this id. The one we linked to proved its key
         //  in the handshake of our link, so the newcomer is not believed.
         mesh_counters_add (self->counters, "hello.refused.key-mismatch", 1);
-        mesh_security_warn (self, 3, "a HELLO with another key claims to be %s: refused", hex);
+        mesh_security_warn (self->security, MESH_WARN_HELLO, "a HELLO with another key claims to be %s: refused", hex);
         return;
     }
     if (peer && peer->incarnation && peer->incarnation != msg->env.id) {
@@ -554,8 +556,11 @@ mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg
     }
     //  the connection it came on speaks for the peer from now on; a seed's
     //  probe is another connection, never the link
-    if (mesh_security_on (self) && on_link)
-        mesh_security_frame (self, peer, msg);
+    if (mesh_security_on (self->security) && on_link) {
+        const char *reason;     //  a HELLO (checked above) is always accepted
+        mesh_security_frame (self->security, &peer->conn, peer->has_key? peer->key: NULL,
+                             peer->hex, &msg->frames [0], MESH_KIND_HELLO, &reason);
+    }
     //  A HELLO that asks for an answer comes first on a new link (or on a
     //  seed's probe): from a peer we know as live, it means the peer had
     //  dropped us and lost what we told it (mesh_node_relink)
@@ -599,6 +604,6 @@ mesh_node_hello_in (mesh_node_t *self, const uint8_t *id, bool on_link, mesh_msg
         mesh_counters_add (self->counters, "peers.entered", 1);
         __atomic_add_fetch (&self->generation, 1, __ATOMIC_RELEASE);
         mesh_node_raise (self, MESH_EVENT_ENTER, peer, NULL);
-        mesh_discovery_gossip_to (self, peer, NULL);
+        mesh_node_gossip_to (self, peer, NULL);
     }
 }

@@ -36,10 +36,9 @@ mesh_peer_new (const uint8_t *id, const char *endpoint, int wake_fd)
     snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
     snprintf (self->name, sizeof self->name, "%.8s", self->hex);
     self->state = MESH_PEER_CONNECTING;
-    self->in_fd = -1;
     self->rtt_us = -1;
     self->monitor_fd = self->monitor_ep = -1;
-    zmq_msg_init (&self->in_pin);
+    mesh_security_conn_init (&self->conn);
     self->created = self->last_heard = self->last_spoke = mesh_mono_ms ();
     self->headers = zhashx_new ();
     zhashx_set_destructor (self->headers, (zhashx_destructor_fn *) zstr_free);
@@ -66,7 +65,7 @@ mesh_peer_destroy (mesh_peer_t **self_p)
         zhashx_destroy (&self->announce);
         zhashx_destroy (&self->announce_ver);
         mesh_counters_destroy (&self->counters);
-        zmq_msg_close (&self->in_pin);
+        mesh_security_conn_fini (&self->conn);
         free (self);
         *self_p = NULL;
     }

@@ -15,9 +15,17 @@
     fd is also how a revoked peer's inbound link is cut: libzmq has no
     stable call to close one connection of a ROUTER, but shutdown(2) on it
     makes libzmq see the connection end and clean up.
+
+    Ownership: this file owns every piece of security state
+    (mesh_security_t, mesh_security.h) and never reads the node's peer
+    table; it answers with verdicts, and src/node/mesh_node_security.c
+    applies them (counts per peer, asks for a HELLO, removes revoked
+    peers).
     ========================================================================= */
 
-#include "mesh_node_int.h"
+#include "mesh_security.h"
+#include <czmq.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <inttypes.h>
 #include <sys/socket.h>
@@ -28,23 +36,64 @@
 #define MESH_MONITOR_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL \
                            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED)
 #define MESH_WARN_IVL_MS    10000
-#define MESH_MAX_REVOKED    256     //  reported per rescan; more are refused all the same
 #define MESH_REHELLO_MS     1000    //  secret, no CURVE: at most one HELLO request a second
 #define MESH_BEACON_TIMES   4096    //  senders whose newest beacon time is remembered
 #define MESH_BEACON_PRUNE_MS 1000
 
-enum { WARN_BEACON_KEY, WARN_BEACON_MAC, WARN_UNTRUSTED, WARN_HELLO, WARN_ZAP,
-       WARN_HANDSHAKE, WARN_TRUST, WARN_SEED };
+struct _mesh_security_t {
+    const char *name;           //  the node's, for log lines (borrowed)
+    mesh_counters_t *counters;  //  the node's (borrowed)
+    //  configuration, fixed after start, except what the trust store holds
+    bool curve;
+    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
+    char public_z85 [MESH_KEY_Z85 + 1];
+    char *trust_dir;
+    mesh_trust_t *trust;        //  NULL without --trust
+    bool has_secret;
+    mesh_secret_t secret;
+    //  running state
+    zhashx_t *beacon_times;     //  secret: hex id -> newest MAC'd beacon time (uint64_t *)
+    int64_t next_beacon_prune;
+    mesh_zap_t *zap;            //  runs whenever curve is on
+    void *monitor;              //  PAIR: inbox handshake events (curve)
+    int64_t next_trust_scan;
+    int64_t next_warn [8];      //  rate limit of warnings, per kind
+    uint64_t zap_seen [3];      //  ZAP counters already added to ours
+    uint64_t trust_seen [2];    //  trust store skip counters already added
+};
 
 //  ---------------------------------------------------------------------
-//  Configuration (mesh_node_set_curve... are public, see meshbus.h)
+//  Construction and configuration (mesh_node_set_curve... call these)
+
+mesh_security_t *
+mesh_security_new (const char *name, mesh_counters_t *counters)
+{
+    assert (name);
+    assert (counters);
+    mesh_security_t *self = (mesh_security_t *) zmalloc (sizeof (mesh_security_t));
+    self->name = name;
+    self->counters = counters;
+    return self;
+}
+
+void
+mesh_security_destroy (mesh_security_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mesh_security_t *self = *self_p;
+    mesh_security_stop (self);
+    free (self->trust_dir);
+    sodium_memzero (self->secret_key, sizeof self->secret_key);
+    sodium_memzero (&self->secret, sizeof self->secret);
+    free (self);
+    *self_p = NULL;
+}
 
 int
-mesh_node_set_curve_keys (mesh_node_t *self, const uint8_t *public_key, const uint8_t *secret_key)
+mesh_security_set_keys (mesh_security_t *self, const uint8_t *public_key, const uint8_t *secret_key)
 {
     assert (self);
-    if (self->started || self->stopping)
-        return mesh_fail (MESH_ESTATE, "configure a node before mesh_node_start");
     if (!public_key || !secret_key)
         return mesh_fail (MESH_EINVAL, "CURVE needs a public and a secret key");
     uint8_t derived [MESH_KEY_SIZE];
@@ -59,25 +108,9 @@ mesh_node_set_curve_keys (mesh_node_t *self, const uint8_t *public_key, const ui
 }
 
 int
-mesh_node_set_curve (mesh_node_t *self, const char *keyfile)
+mesh_security_set_trust (mesh_security_t *self, const char *dir)
 {
     assert (self);
-    if (!keyfile)
-        return mesh_fail (MESH_EINVAL, "no key file");
-    uint8_t public_key [MESH_KEY_SIZE], secret_key [MESH_KEY_SIZE];
-    if (mesh_keys_load (keyfile, public_key, secret_key))
-        return -1;
-    int rc = mesh_node_set_curve_keys (self, public_key, secret_key);
-    sodium_memzero (secret_key, sizeof secret_key);
-    return rc;
-}
-
-int
-mesh_node_set_trust (mesh_node_t *self, const char *dir)
-{
-    assert (self);
-    if (self->started || self->stopping)
-        return mesh_fail (MESH_ESTATE, "configure a node before mesh_node_start");
     if (!dir || !*dir)
         return mesh_fail (MESH_EINVAL, "no trust directory");
     free (self->trust_dir);
@@ -86,11 +119,9 @@ mesh_node_set_trust (mesh_node_t *self, const char *dir)
 }
 
 int
-mesh_node_set_secret_bytes (mesh_node_t *self, const void *secret, size_t size)
+mesh_security_set_secret_bytes (mesh_security_t *self, const void *secret, size_t size)
 {
     assert (self);
-    if (self->started || self->stopping)
-        return mesh_fail (MESH_ESTATE, "configure a node before mesh_node_start");
     if (mesh_secret_from_bytes (&self->secret, secret, size))
         return -1;
     self->has_secret = true;
@@ -98,11 +129,9 @@ mesh_node_set_secret_bytes (mesh_node_t *self, const void *secret, size_t size)
 }
 
 int
-mesh_node_set_secret (mesh_node_t *self, const char *file)
+mesh_security_set_secret_file (mesh_security_t *self, const char *file)
 {
     assert (self);
-    if (self->started || self->stopping)
-        return mesh_fail (MESH_ESTATE, "configure a node before mesh_node_start");
     if (!file || mesh_secret_from_file (&self->secret, file))
         return file? -1: mesh_fail (MESH_EINVAL, "no secret file");
     self->has_secret = true;
@@ -110,20 +139,39 @@ mesh_node_set_secret (mesh_node_t *self, const char *file)
 }
 
 const char *
-mesh_node_public_key (mesh_node_t *self)
+mesh_security_public_z85 (mesh_security_t *self)
 {
     assert (self);
     return self->curve? self->public_z85: NULL;
 }
 
+const uint8_t *
+mesh_security_public_key (mesh_security_t *self)
+{
+    assert (self);
+    return self->curve? self->public_key: NULL;
+}
+
 bool
-mesh_security_on (mesh_node_t *self)
+mesh_security_on (mesh_security_t *self)
 {
     return self->curve || self->has_secret;
 }
 
+bool
+mesh_security_curve (mesh_security_t *self)
+{
+    return self->curve;
+}
+
+bool
+mesh_security_has_secret (mesh_security_t *self)
+{
+    return self->has_secret;
+}
+
 void
-mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
+mesh_security_warn (mesh_security_t *self, int kind, const char *fmt, ...)
 {
     int64_t now = mesh_mono_ms ();
     if (kind < 0 || kind >= 8 || now < self->next_warn [kind])
@@ -145,7 +193,7 @@ mesh_security_warn (mesh_node_t *self, int kind, const char *fmt, ...)
 static bool
 s_allow (void *arg, const uint8_t *key)
 {
-    mesh_node_t *self = (mesh_node_t *) arg;
+    mesh_security_t *self = (mesh_security_t *) arg;
     if (self->curve && sodium_memcmp (key, self->public_key, MESH_KEY_SIZE) == 0)
         return true;
     if (self->trust)
@@ -154,7 +202,7 @@ s_allow (void *arg, const uint8_t *key)
 }
 
 bool
-mesh_security_key_ok (mesh_node_t *self, const uint8_t *key)
+mesh_security_key_ok (mesh_security_t *self, const uint8_t *key)
 {
     return s_allow (self, key);
 }
@@ -162,12 +210,12 @@ mesh_security_key_ok (mesh_node_t *self, const uint8_t *key)
 static void
 s_trust_warn (void *arg, const char *line)
 {
-    mesh_node_t *self = (mesh_node_t *) arg;
+    mesh_security_t *self = (mesh_security_t *) arg;
     mesh_log (MESH_LOG_WARNING, self->name, "%s", line);
 }
 
 int
-mesh_security_start (mesh_node_t *self)
+mesh_security_start (mesh_security_t *self, void *ctx)
 {
     if (self->trust_dir && !self->curve)
         return mesh_fail (MESH_EINVAL, "a trust directory needs CURVE (--curve KEYFILE)");
@@ -180,7 +228,7 @@ mesh_security_start (mesh_node_t *self)
         self->next_trust_scan = mesh_mono_ms () + MESH_TRUST_SCAN_MS;
     }
     if (self->curve) {
-        self->zap = mesh_zap_new (self->ctx, s_allow, self);
+        self->zap = mesh_zap_new (ctx, s_allow, self);
         if (!self->zap)
             return -1;
     }
@@ -192,7 +240,7 @@ mesh_security_start (mesh_node_t *self)
 }
 
 int
-mesh_security_inbox (mesh_node_t *self, void *inbox)
+mesh_security_inbox (mesh_security_t *self, void *ctx, void *inbox, const char *hex)
 {
     if (!self->curve)
         return 0;
@@ -202,9 +250,9 @@ mesh_security_inbox (mesh_node_t *self, void *inbox)
     ||  zmq_setsockopt (inbox, ZMQ_ZAP_DOMAIN, MESH_ZAP_DOMAIN, strlen (MESH_ZAP_DOMAIN)))
         return mesh_fail (MESH_ESYS, "cannot make the inbox a CURVE server: %s", zmq_strerror (errno));
     char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "inproc://meshbus-monitor-%s", self->hex);
+    snprintf (endpoint, sizeof endpoint, "inproc://meshbus-monitor-%s", hex);
     if (zmq_socket_monitor (inbox, endpoint, MESH_MONITOR_EVENTS) == 0) {
-        self->monitor = zmq_socket (self->ctx, ZMQ_PAIR);
+        self->monitor = zmq_socket (ctx, ZMQ_PAIR);
         int linger = 0;
         zmq_setsockopt (self->monitor, ZMQ_LINGER, &linger, sizeof linger);
         if (zmq_connect (self->monitor, endpoint)) {
@@ -216,7 +264,7 @@ mesh_security_inbox (mesh_node_t *self, void *inbox)
 }
 
 int
-mesh_security_client (mesh_node_t *self, void *socket, const uint8_t *server_key)
+mesh_security_client (mesh_security_t *self, void *socket, const uint8_t *server_key)
 {
     if (!self->curve)
         return 0;
@@ -230,7 +278,7 @@ mesh_security_client (mesh_node_t *self, void *socket, const uint8_t *server_key
 }
 
 void
-mesh_security_stop (mesh_node_t *self)
+mesh_security_stop (mesh_security_t *self)
 {
     if (self->monitor) {
         zmq_close (self->monitor);
@@ -279,7 +327,7 @@ s_remote_addr (int fd, char *out, size_t cap)
 //  Cut the inbound connection a frame came on. Only a TCP socket whose
 //  remote address is the one we saw is touched, never a reused fd.
 static void
-s_cut_fd (mesh_node_t *self, int fd, const char *expect_addr)
+s_cut_fd (mesh_security_t *self, int fd, const char *expect_addr)
 {
     if (fd < 0)
         return;
@@ -292,9 +340,9 @@ s_cut_fd (mesh_node_t *self, int fd, const char *expect_addr)
 }
 
 static void
-s_cut_frame (mesh_node_t *self, mesh_msg_t *msg)
+s_cut_frame (mesh_security_t *self, zmq_msg_t *frame)
 {
-    int fd = zmq_msg_get (&msg->frames [0], ZMQ_SRCFD);
+    int fd = zmq_msg_get (frame, ZMQ_SRCFD);
     s_cut_fd (self, fd, NULL);
 }
 
@@ -302,7 +350,8 @@ s_cut_frame (mesh_node_t *self, mesh_msg_t *msg)
 //  HELLO
 
 size_t
-mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count,
+mesh_security_hello_headers (mesh_security_t *self, const uint8_t *id, uint64_t incarnation,
+                             const char *endpoint, const char **pairs, size_t count,
                              char storage [2][80])
 {
     if (!self->has_secret)
@@ -310,8 +359,8 @@ mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count
     uint64_t now = mesh_secret_now_ms ();
     uint8_t zeros [MESH_KEY_SIZE] = { 0 };
     uint8_t mac [MESH_MAC_SIZE];
-    mesh_secret_hello_mac (&self->secret, self->id, self->incarnation, now,
-                           self->curve? self->public_key: zeros, self->endpoint, mac);
+    mesh_secret_hello_mac (&self->secret, id, incarnation, now,
+                           self->curve? self->public_key: zeros, endpoint, mac);
     snprintf (storage [0], 80, "%" PRIu64, now);
     mesh_hex (mac, MESH_MAC_SIZE, storage [1]);
     pairs [2 * count] = "meshbus.time";
@@ -322,62 +371,62 @@ mesh_security_hello_headers (mesh_node_t *self, const char **pairs, size_t count
 }
 
 static const char *
-s_header (mesh_msg_t *msg, const char *name, size_t *len)
+s_header (const mesh_envelope_t *env, const char *name, size_t *len)
 {
     size_t nlen = strlen (name);
-    for (uint32_t i = 0; i < msg->env.header_count; i++)
-        if (msg->env.header_key [i].len == nlen
-        &&  memcmp (msg->env.header_key [i].ptr, name, nlen) == 0) {
-            *len = msg->env.header_value [i].len;
-            return (const char *) msg->env.header_value [i].ptr;
+    for (uint32_t i = 0; i < env->header_count; i++)
+        if (env->header_key [i].len == nlen
+        &&  memcmp (env->header_key [i].ptr, name, nlen) == 0) {
+            *len = env->header_value [i].len;
+            return (const char *) env->header_value [i].ptr;
         }
     return NULL;
 }
 
 static bool
-s_refuse_hello (mesh_node_t *self, mesh_msg_t *msg, const char *reason, const char *why)
+s_refuse_hello (mesh_security_t *self, zmq_msg_t *frame, const char *reason, const char *why)
 {
     char name [64];
     snprintf (name, sizeof name, "hello.refused.%s", reason);
     mesh_counters_add (self->counters, name, 1);
-    const char *addr = zmq_msg_gets (&msg->frames [0], "Peer-Address");
-    mesh_security_warn (self, WARN_HELLO, "refused HELLO from %s: %s",
+    const char *addr = zmq_msg_gets (frame, "Peer-Address");
+    mesh_security_warn (self, MESH_WARN_HELLO, "refused HELLO from %s: %s",
                         addr? addr: "?", why);
-    s_cut_frame (self, msg);
+    s_cut_frame (self, frame);
     return false;
 }
 
 bool
-mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
-                     uint8_t *key, bool *has_key)
+mesh_security_hello (mesh_security_t *self, const uint8_t *id, const mesh_envelope_t *env,
+                     zmq_msg_t *frame, const char *reply, uint8_t *key, bool *has_key)
 {
     *has_key = false;
     if (!mesh_security_on (self))
         return true;
     uint8_t zeros [MESH_KEY_SIZE] = { 0 };
     if (self->curve) {
-        if (!s_frame_key (&msg->frames [0], key))
-            return s_refuse_hello (self, msg, "no-key", "no authenticated key on the connection");
+        if (!s_frame_key (frame, key))
+            return s_refuse_hello (self, frame, "no-key", "no authenticated key on the connection");
         if (!s_allow (self, key))
-            return s_refuse_hello (self, msg, "untrusted", "its key is not trusted");
+            return s_refuse_hello (self, frame, "untrusted", "its key is not trusted");
         *has_key = true;
     }
     if (self->has_secret) {
         size_t tlen = 0, mlen = 0;
-        const char *ttext = s_header (msg, "meshbus.time", &tlen);
-        const char *mtext = s_header (msg, "meshbus.mac", &mlen);
+        const char *ttext = s_header (env, "meshbus.time", &tlen);
+        const char *mtext = s_header (env, "meshbus.mac", &mlen);
         if (!ttext || !mtext)
-            return s_refuse_hello (self, msg, "no-mac", "no MAC: the sender has no cluster secret");
+            return s_refuse_hello (self, frame, "no-mac", "no MAC: the sender has no cluster secret");
         uint8_t mac [MESH_MAC_SIZE], expect [MESH_MAC_SIZE];
         uint64_t time_ms;
         if (mesh_security_mac_fields (ttext, tlen, mtext, mlen, &time_ms, mac))
-            return s_refuse_hello (self, msg, "bad-mac", "malformed MAC fields");
-        mesh_secret_hello_mac (&self->secret, id, msg->env.id, time_ms,
-                               *has_key? key: zeros, msg->reply, expect);
+            return s_refuse_hello (self, frame, "bad-mac", "malformed MAC fields");
+        mesh_secret_hello_mac (&self->secret, id, env->id, time_ms,
+                               *has_key? key: zeros, reply, expect);
         if (sodium_memcmp (mac, expect, MESH_MAC_SIZE) != 0)
-            return s_refuse_hello (self, msg, "bad-mac", "bad MAC: another cluster secret");
+            return s_refuse_hello (self, frame, "bad-mac", "bad MAC: another cluster secret");
         if (!mesh_secret_fresh (time_ms, mesh_secret_now_ms ()))
-            return s_refuse_hello (self, msg, "stale", "its MAC is too old (or the clocks differ by > 30 s)");
+            return s_refuse_hello (self, frame, "stale", "its MAC is too old (or the clocks differ by > 30 s)");
     }
     return true;
 }
@@ -391,41 +440,57 @@ mesh_security_hello (mesh_node_t *self, const uint8_t *id, mesh_msg_t *msg,
 //  which is that lookup plus parsing the number.
 #define MESH_CONN_TAG "Socket-Type"     //  in every ZMTP 3 connection's metadata
 
+void
+mesh_security_conn_init (mesh_security_conn_t *conn)
+{
+    memset (conn, 0, sizeof *conn);
+    conn->in_fd = -1;
+    zmq_msg_init (&conn->in_pin);
+}
+
+void
+mesh_security_conn_fini (mesh_security_conn_t *conn)
+{
+    zmq_msg_close (&conn->in_pin);
+}
+
 //  After a HELLO or key was accepted: the connection it came on is the
 //  checked one
 static void
-s_bind_connection (mesh_peer_t *peer, mesh_msg_t *msg)
+s_bind_connection (mesh_security_conn_t *conn, zmq_msg_t *frame)
 {
-    zmq_msg_close (&peer->in_pin);
-    zmq_msg_init (&peer->in_pin);
-    zmq_msg_copy (&peer->in_pin, &msg->frames [0]);
-    peer->in_tag = zmq_msg_gets (&peer->in_pin, MESH_CONN_TAG);
-    peer->in_fd = zmq_msg_get (&msg->frames [0], ZMQ_SRCFD);
-    s_remote_addr (peer->in_fd, peer->in_addr, sizeof peer->in_addr);
+    zmq_msg_close (&conn->in_pin);
+    zmq_msg_init (&conn->in_pin);
+    zmq_msg_copy (&conn->in_pin, frame);
+    conn->in_tag = zmq_msg_gets (&conn->in_pin, MESH_CONN_TAG);
+    conn->in_fd = zmq_msg_get (frame, ZMQ_SRCFD);
+    s_remote_addr (conn->in_fd, conn->in_addr, sizeof conn->in_addr);
 }
 
-bool
-mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
+mesh_security_verdict_t
+mesh_security_frame (mesh_security_t *self, mesh_security_conn_t *conn,
+                     const uint8_t *peer_key, const char *hex, zmq_msg_t *frame, int kind,
+                     const char **reason)
 {
-    const char *tag = zmq_msg_gets (&msg->frames [0], MESH_CONN_TAG);
-    if (tag && tag == peer->in_tag)
-        return true;
-    if (msg->env.kind == MESH_KIND_HELLO) {     //  mesh_security_hello passed it
-        s_bind_connection (peer, msg);
-        return true;
+    const char *tag = zmq_msg_gets (frame, MESH_CONN_TAG);
+    if (tag && tag == conn->in_tag)
+        return MESH_SECURITY_ACCEPT;
+    if (kind == MESH_KIND_HELLO) {      //  mesh_security_hello passed it
+        s_bind_connection (conn, frame);
+        return MESH_SECURITY_ACCEPT;
     }
     if (self->curve) {
         uint8_t key [MESH_KEY_SIZE];
-        if (s_frame_key (&msg->frames [0], key) && peer->has_key
-        &&  sodium_memcmp (key, peer->key, MESH_KEY_SIZE) == 0 && s_allow (self, key)) {
-            s_bind_connection (peer, msg);
-            return true;
+        if (s_frame_key (frame, key) && peer_key
+        &&  sodium_memcmp (key, peer_key, MESH_KEY_SIZE) == 0 && s_allow (self, key)) {
+            s_bind_connection (conn, frame);
+            return MESH_SECURITY_ACCEPT;
         }
-        mesh_peer_count (self, peer, "dropped.wrong-key");
-        mesh_security_warn (self, WARN_HELLO, "a connection with another key claims to be %s: cut",
-                            peer->hex);
-        s_cut_frame (self, msg);
-        return false;
+        *reason = "dropped.wrong-key";
+        mesh_security_warn (self, MESH_WARN_HELLO, "a connection with another key claims to be %s: cut",
+                            hex);
+        s_cut_frame (self, frame);
+        return MESH_SECURITY_REFUSE;
     }
     //  A secret and no CURVE: a connection speaks for a peer only once it
     //  brought the peer's HELLO with a valid MAC; anyone who can reach the
@@ -433,32 +498,45 @@ mesh_security_frame (mesh_node_t *self, mesh_peer_t *peer, mesh_msg_t *msg)
     //  (ROUTER_HANDOVER) and send in its name. A peer whose link
     //  reconnected (a cut, healed) is asked for a HELLO on it, at most once
     //  a second; until that comes, what arrives there is dropped, counted.
-    mesh_peer_count (self, peer, "dropped.unbound-connection");
+    *reason = "dropped.unbound-connection";
     int64_t now = mesh_mono_ms ();
-    if (now >= peer->next_rehello) {
-        peer->next_rehello = now + MESH_REHELLO_MS;
-        mesh_node_hello_to (self, peer, true);
-        mesh_security_warn (self, WARN_HELLO, "frames in the name of %s on a connection that "
-                            "brought no HELLO: dropped until one comes", peer->hex);
-    }
-    return false;
+    if (now < conn->next_rehello)
+        return MESH_SECURITY_REFUSE;
+    conn->next_rehello = now + MESH_REHELLO_MS;
+    mesh_security_warn (self, MESH_WARN_HELLO, "frames in the name of %s on a connection that "
+                        "brought no HELLO: dropped until one comes", hex);
+    return MESH_SECURITY_ASK_HELLO;
 }
 
 void
-mesh_security_stranger (mesh_node_t *self, mesh_msg_t *msg)
+mesh_security_stranger (mesh_security_t *self, zmq_msg_t *frame)
 {
     if (!self->curve)
         return;
     uint8_t key [MESH_KEY_SIZE];
-    if (!s_frame_key (&msg->frames [0], key) || !s_allow (self, key))
-        s_cut_frame (self, msg);
+    if (!s_frame_key (frame, key) || !s_allow (self, key))
+        s_cut_frame (self, frame);
+}
+
+void
+mesh_security_cut (mesh_security_t *self, mesh_security_conn_t *conn)
+{
+    s_cut_fd (self, conn->in_fd, conn->in_addr);
+}
+
+void
+mesh_security_forget_fd (mesh_security_conn_t *conn, int fd)
+{
+    if (conn->in_fd == fd)
+        conn->in_fd = -1;
 }
 
 //  ---------------------------------------------------------------------
 //  Beacons
 
 void
-mesh_security_beacon_fill (mesh_node_t *self, mesh_beacon_packet_t *pkt)
+mesh_security_beacon_fill (mesh_security_t *self, mesh_beacon_packet_t *pkt,
+                           const char *endpoint)
 {
     if (self->curve) {
         pkt->has_key = true;
@@ -472,14 +550,14 @@ mesh_security_beacon_fill (mesh_node_t *self, mesh_beacon_packet_t *pkt)
         if (!pkt->host [0]) {
             char host [128];
             int port;
-            if (mesh_parse_endpoint (self->endpoint, host, sizeof host, &port) == 0)
+            if (mesh_parse_endpoint (endpoint, host, sizeof host, &port) == 0)
                 snprintf (pkt->host, sizeof pkt->host, "%s", host);
         }
     }
 }
 
 size_t
-mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
+mesh_security_beacon_encode (mesh_security_t *self, const mesh_beacon_packet_t *pkt,
                              uint8_t *buf, size_t cap)
 {
     if (self->has_secret)
@@ -494,7 +572,7 @@ mesh_security_beacon_encode (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
 //  Only beacons with a valid MAC get here, so only secret holders add
 //  senders; past MESH_BEACON_TIMES of them, new ones go unremembered.
 static bool
-s_beacon_replayed (mesh_node_t *self, const char *hex, uint64_t time_ms)
+s_beacon_replayed (mesh_security_t *self, const char *hex, uint64_t time_ms)
 {
     uint64_t *last = (uint64_t *) zhashx_lookup (self->beacon_times, hex);
     if (last && time_ms < *last)
@@ -511,7 +589,7 @@ s_beacon_replayed (mesh_node_t *self, const char *hex, uint64_t time_ms)
 //  Forget senders whose newest beacon is no longer fresh: anything older
 //  is refused as stale anyway
 static void
-s_beacon_prune (mesh_node_t *self, int64_t now)
+s_beacon_prune (mesh_security_t *self, int64_t now)
 {
     if (!self->beacon_times || now < self->next_beacon_prune)
         return;
@@ -529,44 +607,44 @@ s_beacon_prune (mesh_node_t *self, int64_t now)
 }
 
 const char *
-mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
+mesh_security_beacon_check (mesh_security_t *self, const mesh_beacon_packet_t *pkt,
                             const uint8_t *data, size_t size, const char *from)
 {
     char hex [33];
     mesh_hex (pkt->id, MESH_ID_SIZE, hex);
     if (self->has_secret) {
         if (!pkt->has_mac) {
-            mesh_security_warn (self, WARN_BEACON_MAC, "beacon from %s (%s) has no MAC: "
+            mesh_security_warn (self, MESH_WARN_BEACON_MAC, "beacon from %s (%s) has no MAC: "
                                 "it has no cluster secret, ignored", from, hex);
             return "no-mac";
         }
         if (!mesh_beacon_verify (pkt, &self->secret, data, size)) {
-            mesh_security_warn (self, WARN_BEACON_MAC, "beacon from %s (%s) has a bad MAC: "
+            mesh_security_warn (self, MESH_WARN_BEACON_MAC, "beacon from %s (%s) has a bad MAC: "
                                 "another cluster secret, or forged; ignored", from, hex);
             return "bad-mac";
         }
         if (!pkt->has_time || !mesh_secret_fresh (pkt->time_ms, mesh_secret_now_ms ()))
             return "stale";
         if (s_beacon_replayed (self, hex, pkt->time_ms)) {
-            mesh_security_warn (self, WARN_BEACON_MAC, "beacon from %s (%s) is older than one "
+            mesh_security_warn (self, MESH_WARN_BEACON_MAC, "beacon from %s (%s) is older than one "
                                 "it sent before: replayed, ignored", from, hex);
             return "replayed";
         }
     }
     if (self->curve && !pkt->has_key) {
-        mesh_security_warn (self, WARN_BEACON_KEY, "node %s at %s has no CURVE key: this "
+        mesh_security_warn (self, MESH_WARN_BEACON_KEY, "node %s at %s has no CURVE key: this "
                             "node requires CURVE, so it cannot join; start it with --curve",
                             pkt->name [0]? pkt->name: hex, from);
         return "no-key";
     }
     if (!self->curve && pkt->has_key) {
-        mesh_security_warn (self, WARN_BEACON_KEY, "node %s at %s uses CURVE: this node "
+        mesh_security_warn (self, MESH_WARN_BEACON_KEY, "node %s at %s uses CURVE: this node "
                             "cannot join it without --curve KEYFILE",
                             pkt->name [0]? pkt->name: hex, from);
         return "needs-curve";
     }
     if (self->curve && !s_allow (self, pkt->key)) {
-        mesh_security_warn (self, WARN_UNTRUSTED, "node %s at %s has a key that is not "
+        mesh_security_warn (self, MESH_WARN_UNTRUSTED, "node %s at %s has a key that is not "
                             "trusted: ignored", pkt->name [0]? pkt->name: hex, from);
         return "untrusted";
     }
@@ -577,29 +655,7 @@ mesh_security_beacon_check (mesh_node_t *self, const mesh_beacon_packet_t *pkt,
 //  Tick: revocation, ZAP news, handshake failures
 
 static void
-s_revoke (mesh_node_t *self, const uint8_t *key)
-{
-    char z85 [MESH_KEY_Z85 + 1];
-    zmq_z85_encode (z85, key, MESH_KEY_SIZE);
-    zlistx_t *cut = zlistx_new ();
-    for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-         p = (mesh_peer_t *) zhashx_next (self->peers))
-        if (p->has_key && sodium_memcmp (p->key, key, MESH_KEY_SIZE) == 0)
-            zlistx_add_end (cut, p);
-    for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (cut); p;
-         p = (mesh_peer_t *) zlistx_next (cut)) {
-        mesh_log (MESH_LOG_WARNING, self->name, "key %s revoked: cutting %s (%s)",
-                  z85, p->name, p->hex);
-        s_cut_fd (self, p->in_fd, p->in_addr);
-        mesh_node_remove_peer (self, p, "revoked");
-    }
-    zlistx_destroy (&cut);
-    //  last: whoever reads it sees the links already cut
-    mesh_counters_add (self->counters, "trust.revoked", 1);
-}
-
-static void
-s_monitor (mesh_node_t *self)
+s_monitor (mesh_security_t *self, int *closed, size_t max, size_t *nclosed)
 {
     //  bounded: a flood of failed handshakes cannot hold the keeper
     for (int i = 0; i < 64 && self->monitor; i++) {
@@ -619,11 +675,10 @@ s_monitor (mesh_node_t *self)
             memcpy (&type, data, 2);
             memcpy (&value, data + 2, 4);
             if (type == ZMQ_EVENT_DISCONNECTED) {
-                //  forget the fd: a new connection may get the same number
-                for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-                     p = (mesh_peer_t *) zhashx_next (self->peers))
-                    if (p->in_fd == (int) value)
-                        p->in_fd = -1;
+                //  the node forgets the fd (mesh_security_forget_fd): a
+                //  new connection may get the same number
+                if (*nclosed < max)
+                    closed [(*nclosed)++] = (int) value;
             }
             else
             if (type == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -632,7 +687,7 @@ s_monitor (mesh_node_t *self)
                              && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
                 mesh_counters_add (self->counters, mismatch? "handshake.failed.not-curve"
                                                            : "handshake.failed.protocol", 1);
-                mesh_security_warn (self, WARN_HANDSHAKE, mismatch
+                mesh_security_warn (self, MESH_WARN_HANDSHAKE, mismatch
                     ? "a client connected without CURVE: this node requires CURVE, refused"
                     : "a client failed the handshake (CURVE required; libzmq error 0x%x)", value);
             }
@@ -642,9 +697,11 @@ s_monitor (mesh_node_t *self)
     }
 }
 
-void
-mesh_security_tick (mesh_node_t *self, int64_t now)
+bool
+mesh_security_tick (mesh_security_t *self, int64_t now, int *closed, size_t max,
+                    size_t *nclosed)
 {
+    *nclosed = 0;
     if (self->zap) {
         uint64_t seen [3] = { mesh_zap_accepted (self->zap), mesh_zap_refused (self->zap),
                               mesh_zap_malformed (self->zap) };
@@ -659,11 +716,11 @@ mesh_security_tick (mesh_node_t *self, int64_t now)
         if (mesh_zap_take_refusal (self->zap, key, address, sizeof address)) {
             char z85 [MESH_KEY_Z85 + 1];
             zmq_z85_encode (z85, key, MESH_KEY_SIZE);
-            mesh_security_warn (self, WARN_ZAP, "refused a connection from %s: key %s is not trusted",
+            mesh_security_warn (self, MESH_WARN_ZAP, "refused a connection from %s: key %s is not trusted",
                                 address, z85);
         }
     }
-    s_monitor (self);
+    s_monitor (self, closed, max, nclosed);
     s_beacon_prune (self, now);
     if (self->trust) {
         uint64_t seen [2] = { mesh_trust_skipped_malformed (self->trust),
@@ -677,29 +734,22 @@ mesh_security_tick (mesh_node_t *self, int64_t now)
     }
     if (self->trust && now >= self->next_trust_scan) {
         self->next_trust_scan = now + MESH_TRUST_SCAN_MS;
-        uint8_t revoked [MESH_MAX_REVOKED * MESH_KEY_SIZE];
-        //  stat of every file without the lock: the data path goes on
-        pthread_mutex_unlock (&self->lock);
-        int count = mesh_trust_rescan (self->trust, revoked, MESH_MAX_REVOKED);
-        pthread_mutex_lock (&self->lock);
-        if (count < 0)
-            mesh_security_warn (self, WARN_TRUST, "cannot read the trust directory %s: keeping the keys loaded",
-                                self->trust_dir);
-        for (int i = 0; i < count && i < MESH_MAX_REVOKED && !self->stopping; i++)
-            s_revoke (self, revoked + i * MESH_KEY_SIZE);
-        if (count > MESH_MAX_REVOKED) {
-            //  more than we were told about: check every peer's key
-            zlistx_t *cut = zlistx_new ();
-            for (mesh_peer_t *p = (mesh_peer_t *) zhashx_first (self->peers); p;
-                 p = (mesh_peer_t *) zhashx_next (self->peers))
-                if (p->has_key && !s_allow (self, p->key))
-                    zlistx_add_end (cut, p);
-            for (mesh_peer_t *p = (mesh_peer_t *) zlistx_first (cut); p;
-                 p = (mesh_peer_t *) zlistx_next (cut)) {
-                s_cut_fd (self, p->in_fd, p->in_addr);
-                mesh_node_remove_peer (self, p, "revoked");
-            }
-            zlistx_destroy (&cut);
-        }
+        return true;
     }
+    return false;
+}
+
+int
+mesh_security_rescan (mesh_security_t *self, uint8_t *revoked, size_t max)
+{
+    //  no lock held: only the trust store (its own lock) is touched
+    return self->trust? mesh_trust_rescan (self->trust, revoked, max): 0;
+}
+
+void
+mesh_security_rescanned (mesh_security_t *self, int count)
+{
+    if (count < 0)
+        mesh_security_warn (self, MESH_WARN_TRUST, "cannot read the trust directory %s: keeping the keys loaded",
+                            self->trust_dir);
 }

@@ -16,25 +16,21 @@ would cost more than the message. The engine thread blocks in
 mesh_node_dispatch, which sees the inbox at once, and runs the rare
 commands (listen, stop listening, close) between rounds.
 
-Deferred answers: meshbus.Node.serve() and work() run a handler and
-answer (reply, ack) when it returns. An oslo server answers later, from
-its executor, and a batch notification listener acks after the batch.
-The binding has no public way to defer (see the closing note of issue
-16: ``serve(..., defer=True)`` and ``work(..., manual_ack=True)`` would
-remove this), so _serve and _work below register with the binding's glue
-(pyq_serve, pyq_work) as its own serve/work do, keep the reply handle or
-the job's (producer, id), and answer through the library later. Every
-handle is answered exactly once, before the node is closed.
+Deferred answers: an oslo server answers a request later, from its
+executor, and a batch notification listener acks after the batch. The
+engine serves with ``serve(..., defer=True)`` and works with
+``work(..., manual_ack=True)``: the handle of a request is its
+meshbus.Request (``reply``/``fail``), of a job its meshbus.Job
+(``ack``/``nack``), answered from any thread; the binding answers what
+is still held when the node closes. Calls are launched with
+``call_async(..., callback=)``, whose callback runs in the engine thread.
 """
 import collections
 import itertools
 import logging
-import re
 import os
 
 import meshbus
-from meshbus._meshbus import ffi, lib
-from meshbus.errors import check
 
 from . import _green
 from ._green import Waiter, monotonic, threading
@@ -42,103 +38,40 @@ from ._green import Waiter, monotonic, threading
 LOG = logging.getLogger(__name__)
 
 _TICK = 0.02        # s: longest wait in dispatch before commands are run
-_KEY = re.compile(rb'"k": (\d+)\}$')      # the end of a reply's body (driver.py)
 
 
 class _Deferred:
-    """Target of the binding's glue for a served service: keeps the reply
-    handle and passes the request on."""
+    """The handler of a served service: passes each request on with its
+    handle (the request itself, None for a cast)."""
 
     def __init__(self, engine, service: str, dispatch):
         self.engine = engine
         self.service = service
         self.dispatch = dispatch
 
-    def __call__(self, arg) -> None:
-        msg, reply = arg
-        if reply != ffi.NULL:
-            with self.engine._answer_lock:
-                self.engine._replies.add(reply)
+    def __call__(self, req: meshbus.Request) -> None:
         try:
-            self.dispatch(msg, reply if reply != ffi.NULL else None)
+            self.dispatch(req, req if req.wants_reply else None)
         except Exception:
             LOG.exception("meshbus: dispatching a request of %s failed", self.service)
-            if reply != ffi.NULL:
-                self.engine.reply(reply, None, error="dispatch failed")
-
-    def cancel(self, arg, why: bytes = b"server closing") -> None:
-        msg, reply = arg
-        if reply != ffi.NULL:
-            lib.pyq_reply(reply, ffi.NULL, 0, ffi.NULL, why)
+            req.fail("dispatch failed")
 
 
 class _DeferredJob:
-    """Target of the binding's glue for a worked queue: holds the job."""
+    """The handler of a worked queue: passes each job on (held until
+    job_done)."""
 
     def __init__(self, engine, queue: str, dispatch):
         self.engine = engine
         self.queue = queue
         self.dispatch = dispatch
 
-    def __call__(self, job) -> None:
-        key = (job.peer, job.id)
-        with self.engine._answer_lock:
-            self.engine._jobs.add(key)
+    def __call__(self, job: meshbus.Job) -> None:
         try:
             self.dispatch(job)
         except Exception:
             LOG.exception("meshbus: dispatching a job of %s failed", self.queue)
-            self.engine.job_done(job.peer, job.id, False)
-
-    def cancel(self, job) -> None:
-        lib.mesh_job_done(self.engine.node._pl, job.peer.encode(), job.id, False)
-
-
-class _Slot:
-    """Where the binding puts a call's outcome (its _Slot protocol)."""
-
-    __slots__ = ("waiter", "engine", "key")
-
-    def __init__(self, engine, key: int, waiter: Waiter):
-        self.engine = engine
-        self.key = key
-        self.waiter = waiter
-
-    def set(self, reply, exc) -> None:
-        self.engine.forget(self.key)
-        self.waiter.set((reply, exc))
-
-
-class _Early(dict):
-    """The binding's table of outcomes that came before their caller was
-    registered (call id -> outcome), with a second way to find a reply's
-    caller: the key the driver put in the request, echoed in the reply.
-
-    Why: the library's mesh_call_async reads the call's id back from the
-    call after it released its lock; when the thread dispatching the node
-    finished (and freed) the call in that window (the launching thread
-    descheduled on a busy machine), the id it returns is freed memory, the
-    caller is registered under it, and the outcome, filed here under the
-    true id, never met it: the call waited out its margin (seen once in
-    about five runs of test_fanout_reaches_every_server_once). A reply
-    that lands here is given to the caller its key names; an error
-    outcome (no reply) still waits for its id. Launching calls from the
-    engine thread instead avoids the race but costs a whole dispatch wait
-    per call (the library's dispatch does not return when its fd is
-    written): 9.6 ms instead of 0.44 ms per round trip."""
-
-    def __init__(self, engine):
-        super().__init__()
-        self.engine = engine
-
-    def __setitem__(self, call_id, outcome) -> None:
-        reply, exc = outcome
-        if reply is not None:
-            waiter = self.engine.claim(reply.body)
-            if waiter is not None:
-                waiter.set((reply, exc))
-                return
-        dict.__setitem__(self, call_id, outcome)
+            job.nack()
 
 
 _engines = {}
@@ -192,21 +125,11 @@ class Engine:
         self.pools = {}
         self.pools_lock = threading.Lock()
         self.node = meshbus.Node(name, **node_options)
-        # Calls are launched from the caller's thread (see call()) and
-        # completed in this engine's thread, both under this lock of the
-        # binding: under eventlet the binding made it a green lock, which
-        # two OS threads must never contend for; a real one is safe.
-        self.node._calls_lock = threading.Lock()
-        self.node._early = _Early(self)
         self._keys = {}                 # key of a call in flight -> its Waiter
         self._next_key = itertools.count(1)     # next() is atomic in CPython
         self._cmds = collections.deque()
         self._stopping = False
-        # guards the reply handles and held jobs against the node's close
-        self._answer_lock = threading.Lock()
-        self._replies = set()
-        self._jobs = set()
-        self._open = True
+        self._workers = {}              # queue -> meshbus.Worker (engine thread)
         self.started_at = monotonic()
         self._started = threading.Event()
         self._start_error = None
@@ -261,15 +184,8 @@ class Engine:
                 LOG.exception("meshbus: engine command failed")
 
     def _close_node(self) -> None:
-        # every reply handle and held job is answered before the node goes
-        with self._answer_lock:
-            self._open = False
-            replies, self._replies = self._replies, set()
-            jobs, self._jobs = self._jobs, set()
-        for reply in replies:
-            lib.pyq_reply(reply, ffi.NULL, 0, ffi.NULL, b"server closing")
-        for producer, job_id in jobs:
-            lib.mesh_job_done(self.node._pl, producer.encode(), job_id, False)
+        # the binding answers every request and job still held ("server
+        # closing", given back) before the node goes
         try:
             self.node.close()
         except Exception:
@@ -304,7 +220,8 @@ class Engine:
         return value
 
     def new_key(self, waiter: Waiter) -> int:
-        """A key for a call's request; its reply echoes it (see _Early)."""
+        """A key for a call's request (the server echoes it in its reply,
+        driver.py); forget() it when the call is over."""
         key = next(self._next_key)
         self._keys[key] = waiter
         return key
@@ -312,21 +229,20 @@ class Engine:
     def forget(self, key: int) -> None:
         self._keys.pop(key, None)
 
-    def claim(self, body: bytes):
-        """The Waiter of the call whose key a reply carries, or None."""
-        found = _KEY.search(body[-40:])
-        return self._keys.pop(int(found.group(1)), None) if found else None
-
     def call(self, service: str, body: bytes, timeout: float, wait: bool, waiter: Waiter,
              key: int):
-        """Launch a call from the caller's thread (the library is thread
-        safe): waiter gets (reply, None) or (None, meshbus.Error) from the
-        engine thread. No retry on another provider after a timeout (that
-        could run a request twice); a provider that leaves ends the call
-        with ProviderLeft. Raises at once what fails at once."""
+        """Launch a call from the caller's thread (call_async takes no lock
+        a green thread could hold): waiter gets (reply, None) or (None,
+        meshbus.Error) from the engine thread. No retry on another provider
+        after a timeout (that could run a request twice); a provider that
+        leaves ends the call with ProviderLeft. Raises at once what fails
+        at once."""
+        def outcome(reply, exc):
+            self.forget(key)
+            waiter.set((reply, exc))
         try:
-            self.node._launch(service, body, timeout, 0, None, None, wait,
-                              _Slot(self, key, waiter))
+            self.node.call_async(service, body, timeout=timeout, retries=0, wait=wait,
+                                 callback=outcome)
         except BaseException:
             self.forget(key)
             raise
@@ -357,45 +273,37 @@ class Engine:
     # Deferred serve / work (engine thread), answers (any thread)
 
     def serve(self, service: str, dispatch) -> None:
-        """Offer service; dispatch(msg, reply_handle_or_None) runs in the
-        engine thread for each request. Engine thread only."""
-        node = self.node
-        target = node._target(node._token(_Deferred(self, service, dispatch)))
-        check(lib.pyq_serve(node._rr, service.encode(), target))
+        """Offer service; dispatch(request, handle_or_None) runs in the
+        engine thread for each request (handle: the meshbus.Request to
+        answer with reply(), None for a cast). Engine thread only."""
+        self.node.serve(service, _Deferred(self, service, dispatch), defer=True)
 
     def unserve(self, service: str) -> None:
-        check(lib.mesh_unserve(self.node._rr, service.encode()))
+        self.node.unserve(service)
 
     def work(self, queue: str, prefetch: int, dispatch) -> None:
         """Work queue; dispatch(job) runs in the engine thread for each
-        job, which stays held until job_done(). Engine thread only."""
-        node = self.node
-        target = node._target(node._token(_DeferredJob(self, queue, dispatch)))
-        check(lib.pyq_work(node._pl, queue.encode(), int(prefetch), target))
+        job (a meshbus.Job), which stays held until job_done(). Engine
+        thread only."""
+        self._workers[queue] = self.node.work(queue, _DeferredJob(self, queue, dispatch),
+                                              prefetch=int(prefetch), manual_ack=True)
 
     def unwork(self, queue: str) -> None:
-        check(lib.mesh_unwork(self.node._pl, queue.encode()))
+        worker = self._workers.pop(queue, None)
+        if worker is not None:
+            worker.close()
 
-    def reply(self, handle, body, error=None) -> bool:
+    def reply(self, handle: meshbus.Request, body, error=None) -> bool:
         """Answer a request (any thread); False if it was answered already
         or the node closed meanwhile."""
-        with self._answer_lock:
-            if not self._open or handle not in self._replies:
-                return False
-            self._replies.discard(handle)
-            if error is not None:
-                lib.pyq_reply(handle, ffi.NULL, 0, ffi.NULL, error.encode("utf-8", "replace"))
-            else:
-                lib.pyq_reply(handle, body, len(body), ffi.NULL, ffi.NULL)
+        if error is not None:
+            done = handle.fail(error)
+        else:
+            done = handle.reply(body)
         self.wake()
-        return True
+        return done
 
-    def job_done(self, producer: str, job_id: int, ok: bool) -> bool:
-        """Ack (ok) or nack a held job (any thread)."""
-        key = (producer, job_id)
-        with self._answer_lock:
-            if not self._open or key not in self._jobs:
-                return False
-            self._jobs.discard(key)
-            lib.mesh_job_done(self.node._pl, producer.encode(), job_id, bool(ok))
-        return True
+    def job_done(self, job: meshbus.Job, ok: bool) -> bool:
+        """Ack (ok) or nack a held job (any thread); False if it was
+        finished already or the node closed meanwhile."""
+        return job.ack() if ok else job.nack()

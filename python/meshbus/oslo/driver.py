@@ -119,7 +119,7 @@ class MeshbusIncoming(base.RpcIncomingMessage):
         self._engine = listener.engine
         self._key = key             # the caller's key, echoed in the reply
         self._handle = handle       # reply handle of a call, None for a cast
-        self._job = job             # (producer, job id) of a notification
+        self._job = job             # the meshbus.Job of a notification from a peer
 
     def reply(self, reply=None, failure=None):
         if self._handle is None:
@@ -135,7 +135,7 @@ class MeshbusIncoming(base.RpcIncomingMessage):
             data = jsonutils.dump_as_bytes(
                 {"f": rpc_common.serialize_remote_exception((type(exc), exc, None))})
         if isinstance(self._key, int):
-            # last, in a fixed form, where _engine._KEY finds it
+            # last, in a fixed form: the caller's key, as servers always did
             data = data[:-1] + b', "k": %d}' % self._key
         if isinstance(self._handle, _LocalCall):
             self._handle.waiter.set(data)
@@ -145,12 +145,12 @@ class MeshbusIncoming(base.RpcIncomingMessage):
 
     def acknowledge(self):
         if self._job is not None:
-            self._engine.job_done(self._job[0], self._job[1], True)
+            self._engine.job_done(self._job, True)
             self._job = None
 
     def requeue(self):
         if self._job is not None:
-            self._engine.job_done(self._job[0], self._job[1], False)
+            self._engine.job_done(self._job, False)
             self._job = None
 
     def heartbeat(self):
@@ -235,12 +235,12 @@ class _NotifyListener(_Listener):
         try:
             data = jsonutils.loads(job.body)
             return MeshbusIncoming(self, data.get("c") or {}, data.get("m"),
-                                   job=(job.peer, job.id) if job.peer else None)
+                                   job=job if isinstance(job, meshbus.Job) else None)
         except Exception as exc:
             # not a notification: acked so that it is not redelivered forever
             LOG.error("meshbus: dropped a malformed notification on %s: %s", job.subject, exc)
-            if job.peer:
-                self.engine.job_done(job.peer, job.id, True)
+            if isinstance(job, meshbus.Job):
+                self.engine.job_done(job, True)
             return None
 
     def _unregister(self):
@@ -249,8 +249,8 @@ class _NotifyListener(_Listener):
             self.driver._remove_notify(self)
 
     def _give_back(self, job):
-        if job.peer:
-            self.engine.job_done(job.peer, job.id, False)
+        if isinstance(job, meshbus.Job):
+            self.engine.job_done(job, False)
         else:
             LOG.warning("meshbus: a notification of %s for a listener of this process "
                         "was not handled before it stopped", job.subject)
@@ -435,7 +435,7 @@ class MeshbusDriver(base.BaseDriver):
     def _call_once(self, service, ctxt, message, timeout, wait):
         waiter = _green.Waiter()
         key = self._engine.new_key(waiter)
-        # "k": the key the server echoes at the end of its reply (_engine._Early)
+        # "k": the key the server echoes at the end of its reply
         body = jsonutils.dump_as_bytes({"c": ctxt, "m": message, "k": key})
         self._engine.call(service, body, timeout, wait, waiter, key)
         # the library ends the call at its deadline; the margin is for a stuck engine
@@ -573,7 +573,7 @@ class MeshbusDriver(base.BaseDriver):
         def dispatch(job):
             listener = local.pick()
             if listener is None:
-                self._engine.job_done(job.peer, job.id, False)
+                self._engine.job_done(job, False)
                 return
             listener.queue.put(job)
         return dispatch
