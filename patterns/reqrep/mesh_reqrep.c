@@ -104,6 +104,7 @@ mesh_reqrep_new (mesh_node_t *node)
     mesh_reqrep_t *self = (mesh_reqrep_t *) zmalloc (sizeof (mesh_reqrep_t));
     self->node = node;
     pthread_mutex_init (&self->lock, NULL);
+    pthread_mutex_init (&self->spare_lock, NULL);
     snprintf (self->self_id, sizeof self->self_id, "%s", mesh_node_id (node));
     self->services = zhashx_new ();
     zhashx_set_destructor (self->services, mesh_rr_free);
@@ -152,13 +153,13 @@ mesh_reqrep_destroy (mesh_reqrep_t **self_p)
         mesh_rr_unlink (self, p);
         if (p->mode == P_SYNC)
             continue;           //  on a waiter's stack: not ours to free
-        mesh_rr_pending_free (p);
+        mesh_rr_pending_free (self, p);
         dropped++;
     }
     while (self->finished) {
         pending_t *p = self->finished;
         self->finished = p->next_done;
-        mesh_rr_pending_free (p);
+        mesh_rr_pending_free (self, p);
         dropped++;
     }
     if (dropped)
@@ -176,6 +177,12 @@ mesh_reqrep_destroy (mesh_reqrep_t **self_p)
     zlistx_destroy (&self->outcomes);
     mesh_rrc_destroy (&self->cache);
     free (self->table.slots);
+    while (self->spare) {
+        pending_t *p = self->spare;
+        self->spare = p->next;
+        free (p);
+    }
+    pthread_mutex_destroy (&self->spare_lock);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;

@@ -95,11 +95,30 @@ mesh_rr_outcome_destroy (outcome_t **outcome_p)
     }
 }
 
+//  A cleared call for an asynchronous mode: a spare one, or a new one
+static pending_t *
+s_pending_new (mesh_reqrep_t *self)
+{
+    pthread_mutex_lock (&self->spare_lock);
+    pending_t *p = self->spare;
+    if (p) {
+        self->spare = p->next;
+        self->nspare--;
+    }
+    pthread_mutex_unlock (&self->spare_lock);
+    if (!p)
+        p = (pending_t *) malloc (sizeof (pending_t));
+    if (p)
+        memset (p, 0, offsetof (pending_t, inline_body));
+    return p;
+}
+
 void
-mesh_rr_pending_free (pending_t *p)
+mesh_rr_pending_free (mesh_reqrep_t *self, pending_t *p)
 {
     if (p->owns) {
-        free ((void *) p->body);
+        if (p->body != p->inline_body)
+            free ((void *) p->body);
         free (p->ctype);
         for (size_t i = 0; i < 2 * p->header_count; i++)
             free ((char *) p->headers [i]);
@@ -107,7 +126,17 @@ mesh_rr_pending_free (pending_t *p)
     }
     free (p->error);
     mesh_msg_destroy (&p->reply);
-    if (p->mode != P_SYNC)
+    if (p->mode == P_SYNC)
+        return;                 //  on the caller's stack
+    pthread_mutex_lock (&self->spare_lock);
+    bool kept = self->nspare < RR_SPARE_MAX;
+    if (kept) {
+        p->next = self->spare;
+        self->spare = p;
+        self->nspare++;
+    }
+    pthread_mutex_unlock (&self->spare_lock);
+    if (!kept)
         free (p);
 }
 
@@ -372,7 +401,7 @@ s_outcome (mesh_reqrep_t *self, pending_t *p, int err, const char *error,
             mesh_rr_count (self, NULL, "reqrep.dropped.queue-full");
         }
     }
-    mesh_rr_pending_free (p);
+    mesh_rr_pending_free (self, p);
 }
 
 //  Failed calls queued under the lock: their callbacks run here, unlocked
@@ -448,6 +477,7 @@ s_prepare (mesh_reqrep_t *self, pending_t *p, pmode_t mode, const char *service,
     if (opts->header_count && !opts->headers)
         return mesh_set_error (MESH_EINVAL, "header_count without headers");
     uint64_t now = mesh_clock_ms ();
+    p->prepared = now;
     p->mode = mode;
     mesh_rr_copy (p->service, sizeof p->service, service);
     p->deadline = now + (uint64_t) (opts->timeout_ms > 0? opts->timeout_ms
@@ -468,7 +498,7 @@ s_prepare (mesh_reqrep_t *self, pending_t *p, pmode_t mode, const char *service,
     }
     p->owns = true;
     p->size = size;
-    p->body = size? malloc (size): NULL;
+    p->body = !size? NULL: size <= sizeof p->inline_body? p->inline_body: malloc (size);
     if (size && p->body)
         memcpy ((void *) p->body, body, size);
     p->ctype = opts->ctype? strdup (opts->ctype): NULL;
@@ -508,7 +538,7 @@ s_launch (mesh_reqrep_t *self, pending_t *p, uint64_t *id)
     self->first = p;
     self->calls++;
     p->started_us = mesh_rr_mono_us ();
-    uint64_t now = mesh_clock_ms ();
+    uint64_t now = p->prepared;     //  s_prepare ran just before
     mesh_rr_rebuild (self);
     if (p->deadline < self->next_due || self->next_due == 0)
         self->next_due = p->deadline;
@@ -579,16 +609,20 @@ mesh_call_async (mesh_reqrep_t *self, const char *service, const void *body, siz
                  const mesh_call_opts_t *opts, mesh_call_fn *fn, void *arg)
 {
     assert (self);
-    pending_t *p = (pending_t *) zmalloc (sizeof (pending_t));
+    pending_t *p = s_pending_new (self);
+    if (!p) {
+        mesh_set_error (MESH_ESYS, "out of memory");
+        return 0;
+    }
     if (s_prepare (self, p, P_ASYNC, service, body, size, opts, true)) {
-        mesh_rr_pending_free (p);
+        mesh_rr_pending_free (self, p);
         return 0;
     }
     p->fn = fn;
     p->arg = arg;
     uint64_t id = 0;
     if (s_launch (self, p, &id)) {
-        mesh_rr_pending_free (p);
+        mesh_rr_pending_free (self, p);
         return 0;
     }
     return id;          //  not p->id: p may be gone already
@@ -735,9 +769,11 @@ mesh_call_all (mesh_reqrep_t *self, const char *service, const void *body, size_
     each.retries = -1;
     each.wait_for_provider = false;
     for (size_t i = 0; peers && i < count; i++) {
-        pending_t *p = (pending_t *) zmalloc (sizeof (pending_t));
+        pending_t *p = s_pending_new (self);
+        if (!p)
+            break;
         if (s_prepare (self, p, P_GATHER, service, body, size, &each, true)) {
-            mesh_rr_pending_free (p);
+            mesh_rr_pending_free (self, p);
             continue;
         }
         p->fixed = true;

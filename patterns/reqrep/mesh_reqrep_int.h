@@ -31,6 +31,9 @@
 #define RR_QUEUE_MAX        100000  //  outcomes queued for mesh_reqrep_recv
 #define RR_MAX_TRIED        8       //  providers remembered per call
 #define RR_INLINE_REPLY     256     //  reply bodies this small need no allocation
+#define RR_INLINE_BODY      256     //  nor request bodies of asynchronous calls
+#define RR_SPARE_MAX        1024    //  finished calls kept for reuse (malloc's cache
+                                    //  keeps 7 of a size: 256 in flight missed it)
 #define RR_COUNT_BATCH      1024    //  served requests per counter update
 #define RR_MAX_BODY         (256u << 20)    //  the envelope's body limit
 
@@ -61,6 +64,7 @@ struct _pending_t {
     pmode_t mode;
     char service [MESH_MAX_SUBJECT + 1];
     uint64_t deadline;          //  ms since the epoch
+    uint64_t prepared;          //  when s_prepare ran: s_launch's "now" (a clock read is ~30 ns)
     uint64_t attempt_until;     //  when this attempt counts as timed out
     uint64_t wait_until;        //  no provider: wait for one until then
     bool settling;              //  ... or until discovery converged (mesh_rr_converged)
@@ -88,6 +92,8 @@ struct _pending_t {
     mesh_msg_t *reply;
     pending_t *prev, *next;     //  every pending call
     pending_t *next_done;       //  finished, to deliver outside the lock
+    //  last, not cleared on reuse (s_pending_new)
+    char inline_body [RR_INLINE_BODY];
 };
 
 //  One provider of a service
@@ -179,6 +185,9 @@ struct _mesh_reqrep_t {
     uint64_t served, calls;     //  counted in batches: a named counter costs a lock
     zhashx_t *call_stats;       //  service -> call_stat_t *, calls made (STATS)
     uint64_t call_stats_untracked;      //  calls ended past RR_MAX_SERVICES names
+    pthread_mutex_t spare_lock; //  the calls kept for reuse: taken and given
+    pending_t *spare;           //  back outside self->lock
+    size_t nspare;
 };
 
 //  Shared by mesh_reqrep.c (construction, tick), mesh_reqrep_call.c
@@ -210,7 +219,7 @@ uint64_t mesh_rr_mono_us (void);
 
 //  mesh_reqrep_call.c
 void mesh_rr_outcome_destroy (outcome_t **outcome_p);
-void mesh_rr_pending_free (pending_t *p);
+void mesh_rr_pending_free (mesh_reqrep_t *self, pending_t *p);
 void mesh_rr_unlink (mesh_reqrep_t *self, pending_t *p);     //  lock held
 void mesh_rr_check (mesh_reqrep_t *self, uint64_t now);      //  lock held
 void mesh_rr_deliver_finished (mesh_reqrep_t *self);

@@ -30,6 +30,7 @@
 
 #define MESH_MAX_HOOKS          16
 #define MESH_KEEPER_TICK        100     //  ms between liveness checks
+#define MESH_HOLD_MS            1       //  replies held while a batch frame is handled
 #define MESH_APP_ACTIVE_MS      10      //  app called dispatch this recently: it owns the inbox
 #define MESH_CONNECT_TIMEOUT    2000    //  ms a CONNECTING peer waits for HELLO
 #define MESH_LEAVING_GRACE_MS   500     //  ms of link silence after a leaving beacon before EXIT
@@ -216,6 +217,7 @@ struct _mesh_node_t {
     mesh_departed_t *departed;  //  counters of peers that left
     uint64_t frames_in, frames_out, msgs_in, msgs_out;
     size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
+    int64_t held_at;            //  when dispatch began holding what handlers send (0: not)
     uint64_t peer_serial;       //  the last mesh_peer_t.serial given
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     mesh_security_t *security;  //  CURVE, trust, ZAP, secret: its own state
@@ -283,6 +285,13 @@ int
 //  by a link's last frame leaving libzmq)
 void
     mesh_node_flush_drained (mesh_node_t *self);
+//  Hand over every waiting batch (dispatch, before it waits or returns)
+void
+    mesh_node_flush_all (mesh_node_t *self);
+//  The node whose inbound batch frame this thread is handling, if any:
+//  what its handlers send waits in the links' batches until the frame is
+//  done (or MESH_HOLD_MS passed), a batch in, a batch out (mesh_node_dispatch.c)
+extern __thread mesh_node_t *mesh_node_holding;
 //  Open a link to a peer we learned of; NULL if refused (table full...).
 //  key: the peer's CURVE key, NULL when not known (refused with CURVE on).
 mesh_peer_t *

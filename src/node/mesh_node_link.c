@@ -85,6 +85,18 @@ mesh_node_flush_drained (mesh_node_t *self)
             mesh_node_flush (self, peer);
 }
 
+//  The dispatch loop ran out of work: what it queued goes now, behind the
+//  frames libzmq still holds, rather than when a link drains (the I/O
+//  thread's eventfd write and the keeper's wake-up cost more than a frame)
+void
+mesh_node_flush_all (mesh_node_t *self)
+{
+    for (mesh_peer_t *peer = (mesh_peer_t *) zhashx_first (self->peers);
+         peer && self->batches_waiting; peer = (mesh_peer_t *) zhashx_next (self->peers))
+        if (peer->batch)
+            mesh_node_flush (self, peer);
+}
+
 static size_t
 s_waiting (mesh_peer_t *peer)
 {
@@ -126,8 +138,11 @@ s_send_built (mesh_node_t *self, mesh_peer_t *peer, mesh_built_t *built)
         if (!peer->batch)
             self->batches_waiting++;
         peer->batch = batch;
-        if (s_drained (peer) || mesh_outbuf_size (batch) >= MESH_BATCH_BYTES)
+        if (mesh_outbuf_size (batch) >= MESH_BATCH_BYTES
+        ||  (mesh_node_holding != self && s_drained (peer)))
             return mesh_node_flush (self, peer);
+        if (mesh_node_holding == self)
+            return 0;           //  it goes when the inbound batch is done
         //  it waits: say so, then look again (see mesh_flight_set_waiting),
         //  so either we see the link drained or its last frame wakes the
         //  keeper. An idle link never raises the flag, nor a wake-up.
