@@ -78,7 +78,9 @@ test_paused_worker_works_again (void **state)
     sc_proc_t *worker = sc_mesh ("worker", NULL, "work", "pause.q", "--delay-ms", "50",
                                  "--name", "w1", "--quiet", FAST, NULL);
     sc_io_t in = { .stdin_pipe = true };
-    sc_proc_t *push = sc_mesh ("push", &in, "push", "pause.q", "-", "--timeout", "25",
+    //  the push's bound only ends a failing run: 10 s of work and the
+    //  pause fit in it many times over, on a loaded machine too
+    sc_proc_t *push = sc_mesh ("push", &in, "push", "pause.q", "-", "--timeout", "60",
                                "--name", "p1", "--verbose", "--quiet", FAST, NULL);
     for (int i = 1; i <= JOBS; i++)
         sc_printf_input (push, "%d\n", i);
@@ -98,7 +100,7 @@ test_paused_worker_works_again (void **state)
     }
     sc_pump_for (PAUSED_MORE_MS);
     sc_signal (worker, SIGCONT);
-    assert_true (sc_wait_exit (push, WAIT_MS + 10000));
+    assert_true (sc_wait_exit (push, 60000 + WAIT_MS));
     if (sc_exit_code (push) != 0)
         sc_print_all ();
     assert_int_equal (sc_exit_code (push), 0);
