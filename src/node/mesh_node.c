@@ -416,6 +416,7 @@ mesh_node_start (mesh_node_t *self)
         return -1;
     randombytes_buf (&self->incarnation, sizeof self->incarnation);
     self->incarnation |= 1;     //  0 means "not known yet"
+    randombytes_buf (&self->link_serial, sizeof self->link_serial);
     self->routing_id [0] = MESH_ROUTING_LINK;
     memcpy (self->routing_id + 1, self->id, MESH_ID_SIZE);
 

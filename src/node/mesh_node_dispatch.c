@@ -28,6 +28,7 @@
     ========================================================================= */
 
 #include "mesh_node_int.h"
+#include "mesh_bytes.h"
 #include <poll.h>
 
 #define MESH_DISPATCH_BATCH 4096    //  messages per dispatch call before returning
@@ -217,6 +218,20 @@ s_read (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frames)
     return n;
 }
 
+//  A HELLO on a link older than the one the peer speaks on now: late, from
+//  a connection it replaced (dropped, counted)
+static bool
+s_stale_link (mesh_node_t *self, const uint8_t *id, uint32_t tag)
+{
+    char hex [33];
+    mesh_hex (id, MESH_ID_SIZE, hex);
+    mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+    if (!peer || !peer->link_tag || (int32_t) (tag - peer->link_tag) >= 0)
+        return false;
+    mesh_peer_count (self, peer, "dropped.stale-link");
+    return true;
+}
+
 //  The peer a frame speaks for, if it may: a live peer, on the connection
 //  that proved its key or HELLO. A HELLO is handled here (NULL returned).
 //  msg: the frame's message, or for a batch frame a message holding only
@@ -232,8 +247,20 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
         return NULL;
     }
     const uint8_t *id = rid + 1;
+    //  a link's tag (0: none): tags rise with each DEALER the sender opens
+    uint32_t tag = rid_size > MESH_ROUTING_ID_SIZE && rid [0] == MESH_ROUTING_LINK
+                 ? (uint32_t) mesh_get_be (rid + MESH_ROUTING_ID_SIZE, MESH_ROUTING_TAG_SIZE): 0;
     if (msg->env.kind == MESH_KIND_HELLO) {
+        if (tag && s_stale_link (self, id, tag))
+            return NULL;
         mesh_node_hello_in (self, id, rid [0] == MESH_ROUTING_LINK, msg);
+        if (tag) {
+            char hex [33];
+            mesh_hex (id, MESH_ID_SIZE, hex);
+            mesh_peer_t *peer = (mesh_peer_t *) zhashx_lookup (self->peers, hex);
+            if (peer)
+                peer->link_tag = tag;   //  this connection speaks for it now
+        }
         return NULL;
     }
     //  Messages come in runs from one sender: the last id's hex is kept
@@ -257,6 +284,16 @@ s_accept_link (mesh_node_t *self, const uint8_t *rid, size_t rid_size, mesh_msg_
         if (mesh_security_curve (self->security))
             mesh_security_stranger (self->security, &msg->frames [0]);
         return NULL;
+    }
+    //  An older connection of the peer than the one that brought its last
+    //  HELLO: late frames of a link it replaced (TCP delivers them after a
+    //  heal), which would repeat what the new link carries
+    if (tag && peer->link_tag && tag != peer->link_tag) {
+        if ((int32_t) (tag - peer->link_tag) < 0) {
+            mesh_peer_count (self, peer, "dropped.stale-link");
+            return NULL;
+        }
+        peer->link_tag = tag;
     }
     //  With CURVE or a secret, only the connection that proved the peer's
     //  key or HELLO speaks for it (one metadata lookup a frame)

@@ -83,6 +83,8 @@ typedef struct {
     bool deltas;                //  its HELLO said it reads announcement deltas
     bool full;                  //  reached the high-water mark, not yet drained to half
     bool hello_sent;            //  our HELLO is queued on this link
+    uint32_t link_tag;          //  the tag of its link's routing id that speaks for
+                                //  it now (0: none yet, or a 17-byte foreign peer)
     bool gossiped;
     int64_t created;            //  mono ms
     int64_t last_heard;         //  mono ms of the last frame we noticed
@@ -219,6 +221,7 @@ struct _mesh_node_t {
     size_t batches_waiting;     //  peers with a batch waiting (mesh_node_flush_drained)
     int64_t held_at;            //  when dispatch began holding what handlers send (0: not)
     uint64_t peer_serial;       //  the last mesh_peer_t.serial given
+    uint32_t link_serial;       //  the last tag our links' routing ids carried
     uint64_t generation;        //  bumped on ENTER, EXIT and UPDATE (read without the lock)
     mesh_security_t *security;  //  CURVE, trust, ZAP, secret: its own state
     mesh_peer_stats_t *peer_stats;  //  stats collected from peers: its own state

@@ -14,6 +14,7 @@
     ========================================================================= */
 
 #include "mesh_node_int.h"
+#include "mesh_bytes.h"
 #include <sodium.h>
 
 //  ---------------------------------------------------------------------
@@ -359,10 +360,14 @@ s_dealer (mesh_node_t *self, const char *endpoint, const uint8_t *key, const cha
     //  the link) is another routing id at the peer's inbox, not a takeover
     //  of the old one. libzmq 4.3's ROUTER_HANDOVER never closes the
     //  connection it takes over (zeromq/libzmq#3238): each relink after a
-    //  split leaked a descriptor in CLOSE-WAIT at the peer.
+    //  split leaked a descriptor in CLOSE-WAIT at the peer. The tags rise,
+    //  so the peer can tell the old connection's late frames (retransmitted
+    //  after a heal) from the new one's and drop them (mesh_node_dispatch.c)
     uint8_t rid [MESH_ROUTING_ID_SIZE + MESH_ROUTING_TAG_SIZE];
     memcpy (rid, self->routing_id, MESH_ROUTING_ID_SIZE);
-    randombytes_buf (rid + MESH_ROUTING_ID_SIZE, MESH_ROUTING_TAG_SIZE);
+    if (++self->link_serial == 0)
+        self->link_serial = 1;          //  0 means "no tag"
+    mesh_put_be (rid + MESH_ROUTING_ID_SIZE, self->link_serial, MESH_ROUTING_TAG_SIZE);
     zmq_setsockopt (dealer, ZMQ_ROUTING_ID, rid, sizeof rid);
     if (mesh_security_client (self->security, dealer, key) || zmq_connect (dealer, endpoint) != 0) {
         zmq_close (dealer);
