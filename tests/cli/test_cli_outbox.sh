@@ -155,7 +155,19 @@ group_full_disk_says_why () {
     local line; line=$(grep "push failed" "$T_DIR/g.err")
     [[ $line == *"the disk is full"* && $line == *"bytes free"* \
        && $line == *"jobs of this push were committed"* && $line == *"free space"* ]] \
-        || fail "said: $(show "$T_DIR/g.err")"
+        || fail "said: $(show "$T_DIR/g.err")" || return 1
+    #   small jobs on a disk with 8 KiB left: the group commit fails (at a
+    #   push, or at the commit before "committed N jobs"), saying the same
+    mount -o remount,size=4m "$T_MNT" || { fail "cannot grow the tmpfs"; return 1; }
+    head -c $(( $(avail) - 8192 )) /dev/zero >"$T_MNT/filler"
+    head -c 2000 /dev/zero | tr '\0' y >"$T_DIR/small"
+    mb push rh --file "$T_DIR/small" --count 1000 --durable "$T_MNT/dir" --no-wait \
+        2>"$T_DIR/s.err"
+    expect_rc $? 1 "a group-commit push of small jobs on a full disk (df: $(df -B1 --output=used,avail "$T_MNT" | tail -n 1), stderr: $(show "$T_DIR/s.err"))" || return 1
+    line=$(grep "push failed" "$T_DIR/s.err")
+    [[ $line == *"the disk is full"* && $line == *"bytes free"* \
+       && $line == *"jobs of this push were committed"* && $line == *"free space"* ]] \
+        || fail "small jobs: said: $(show "$T_DIR/s.err")"
 }
 
 #   on_disk CHECK: run CHECK on a fresh 2 MiB tmpfs, then unmount it
