@@ -179,8 +179,8 @@ mesh_pipeline_new (mesh_node_t *node)
     //  node id that reused ids would have its new jobs acked unrun. Without
     //  an outbox the ids start at the wall clock in ms << 20 (a later
     //  incarnation starts above every id an earlier one made unless that
-    //  one made 2^20 jobs per ms of its life); an outbox carries its own
-    //  highest id instead (pl_outbox_open).
+    //  one made 2^20 jobs per ms of its life, or the wall clock went back);
+    //  an outbox carries its own highest id instead (pl_outbox_open).
     self->ring_base = self->next_id = self->first_id =
         (mesh_clock_ms () << PL_ID_CLOCK_SHIFT) + 1;
     self->outbox_lock = -1;

@@ -280,11 +280,11 @@ s_missing_are_free (mesh_store_t *self, int fd, off_t size, uint64_t first, uint
         return false;
     MDB_txn *txn;
     MDB_cursor *cursor = NULL;
-    MDB_stat fstat;
+    MDB_stat free_db;
     uint64_t found = 0;
     bool ok = false;
     if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) == 0) {
-        if (mdb_stat (txn, 0, &fstat) == 0 && fstat.ms_depth <= 1
+        if (mdb_stat (txn, 0, &free_db) == 0 && free_db.ms_depth <= 1
         &&  mdb_cursor_open (txn, 0, &cursor) == 0) {
             MDB_val key, data;
             int rc = mdb_cursor_get (cursor, &key, &data, MDB_FIRST);
@@ -292,7 +292,7 @@ s_missing_are_free (mesh_store_t *self, int fd, off_t size, uint64_t first, uint
             for (size_t records = 0; rc == 0 && ok; records++) {
                 //  an IDL: a count, then that many page numbers, descending
                 size_t count = 0;
-                if (records >= fstat.ms_entries || data.mv_size < sizeof count)
+                if (records >= free_db.ms_entries || data.mv_size < sizeof count)
                     ok = false;
                 else
                     memcpy (&count, data.mv_data, sizeof count);
