@@ -106,22 +106,27 @@ s_producer_open (producer_t *p, cli_opts_t *opts, const char *durable, bool sync
     return 0;
 }
 
+//  The outbox refused a write or a commit (a full disk or map): say why,
+//  what is safe, what to do. "At most": the group commit that failed may
+//  have taken the last jobs pushed before with it.
+static int
+s_outbox_failed (producer_t *p, const char *why)
+{
+    return cli_fail ("push failed: %s; at most %ld jobs of this push were committed to %s "
+                     "and stay there for the next producer; free space (or raise "
+                     "MESH_STORE_MAPMAX) and push the rest again", why, p->pushed, p->durable);
+}
+
 //  Push one job, waiting for room while the hold bound is reached
 static int
 s_push_one (producer_t *p, const mesh_head_t *head, const char *body, size_t size)
 {
     while (!mesh_push_ex (p->pl, head, body, size)) {
         if (mesh_errno () != MESH_EFULL && p->durable) {
-            //  a full disk or map: say why, what is safe, what to do
             char why [512];
             snprintf (why, sizeof why, "%s", mesh_last_error ());
-            //  at most: the group commit that failed may have taken the
-            //  last jobs pushed before this one with it (not exact yet)
             mesh_pipeline_flush (p->pl);
-            return cli_fail ("push failed: %s; at most %ld jobs of this push were committed "
-                             "to %s before it and stay there for the next producer; free "
-                             "space (or raise MESH_STORE_MAPMAX) and push the rest again",
-                             why, p->pushed, p->durable);
+            return s_outbox_failed (p, why);
         }
         if (mesh_errno () != MESH_EFULL)
             return cli_fail ("push failed: %s", mesh_last_error ());
@@ -145,7 +150,7 @@ s_producer_finish (producer_t *p, bool no_wait, int rc)
 {
     if (rc == 0 && p->durable) {
         if (mesh_pipeline_flush (p->pl))
-            rc = cli_fail ("outbox commit failed: %s", mesh_last_error ());
+            rc = s_outbox_failed (p, mesh_last_error ());
         else
             fprintf (stderr, "committed %ld jobs to %s\n", p->pushed, p->durable);
     }

@@ -174,7 +174,15 @@ mesh_pipeline_new (mesh_node_t *node)
     zlistx_set_destructor (self->dead_mem, s_dead_free);
     self->ring_cap = PL_RING_MIN;
     self->ring = (pl_job_t **) calloc (self->ring_cap, sizeof (pl_job_t *));
-    self->ring_base = self->next_id = 1;
+    //  Job ids never go back for one origin: a worker's duplicate filter
+    //  is keyed by (origin, job id), so a producer restarted under the same
+    //  node id that reused ids would have its new jobs acked unrun. Without
+    //  an outbox the ids start at the wall clock in ms << 20 (a later
+    //  incarnation starts above every id an earlier one made unless that
+    //  one made 2^20 jobs per ms of its life, or the wall clock went back);
+    //  an outbox carries its own highest id instead (pl_outbox_open).
+    self->ring_base = self->next_id = self->first_id =
+        (mesh_clock_ms () << PL_ID_CLOCK_SHIFT) + 1;
     self->outbox_lock = -1;
     self->hold_jobs = MESH_DEFAULT_HOLD_JOBS;
     self->hold_bytes = 256u * 1024 * 1024;
@@ -250,7 +258,7 @@ mesh_pipeline_set_outbox (mesh_pipeline_t *self, const char *dir, int sync_mode)
         return mesh_set_error (MESH_EINVAL, "outbox: a directory and MESH_STORE_SYNC or GROUP");
     pthread_mutex_lock (&self->lock);
     int rc;
-    if (self->outbox || self->next_id > 1)
+    if (self->outbox || self->next_id != self->first_id)
         rc = mesh_set_error (MESH_ESTATE, "outbox: set it once, before the first push");
     else
         rc = pl_outbox_open (self, dir, sync_mode);

@@ -53,6 +53,8 @@
 #define PL_RING_MIN         1024    //  slots of the job table to start with
 #define PL_INLINE_BODY      192     //  bodies this small live inside the job
 #define PL_COUNT_BATCH      1024    //  hot counters are added to the node per this many
+#define PL_META_LAST_ID     "pipeline.last-id"  //  outbox meta: highest job id ever made
+#define PL_ID_CLOCK_SHIFT   20      //  memory-only ids start at wall ms << this
 
 typedef struct _pl_job_t pl_job_t;
 typedef struct _pl_queue_t pl_queue_t;
@@ -163,6 +165,8 @@ struct _mesh_pipeline_t {
     size_t ring_cap;
     uint64_t ring_base;         //  lowest id that may still be held
     uint64_t next_id;
+    uint64_t first_id;          //  next_id before the first push (set_outbox checks it)
+    uint64_t id_saved;          //  highest id written to the outbox meta (PL_META_LAST_ID)
     pl_job_t *free_jobs;        //  recycled jobs (singly linked by next)
     size_t free_count;
     size_t pending;             //  jobs held, all queues
@@ -259,6 +263,7 @@ void pl_pump (mesh_pipeline_t *self, pl_queue_t *queue);
 void pl_producer_tick (mesh_pipeline_t *self, int64_t now);
 void pl_producer_destroy (mesh_pipeline_t *self);
 int pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode);
+int pl_outbox_save_id (mesh_pipeline_t *self);
 void pl_outbox_unlock (mesh_pipeline_t *self);
 void pl_on_ack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);        //  lock free
 void pl_on_nack (mesh_node_t *node, const mesh_msg_t *msg, void *arg);       //  lock free

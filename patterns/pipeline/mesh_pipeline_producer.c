@@ -33,12 +33,31 @@
 //  ---------------------------------------------------------------------
 //  Push
 
+//  The highest job id made joins the pending group (so it is committed
+//  with the jobs, no extra sync): a producer restarted on this outbox
+//  starts above it even once every job was acked and deleted. A job is
+//  sent only after a commit that held this, so an id a worker has seen is
+//  either still in the outbox or below the saved one. 0 or -1.
+int
+pl_outbox_save_id (mesh_pipeline_t *self)
+{
+    uint64_t last = self->next_id - 1;
+    if (!self->outbox || last <= self->id_saved)
+        return 0;
+    char text [24];
+    snprintf (text, sizeof text, "%llu", (unsigned long long) last);
+    if (mesh_store_meta_set (self->outbox, PL_META_LAST_ID, text))
+        return -1;
+    self->id_saved = last;
+    return 0;
+}
+
 static int
 s_commit (mesh_pipeline_t *self)
 {
     if (!self->outbox || (!self->uncommitted.head && !self->outbox_dirty))
         return 0;
-    if (mesh_store_flush (self->outbox)) {
+    if (pl_outbox_save_id (self) || mesh_store_flush (self->outbox)) {
         pl_count (self, NULL, "pipeline.outbox.commit-failed", 1);
         return -1;
     }
@@ -124,7 +143,8 @@ mesh_push_ex (mesh_pipeline_t *self, const mesh_head_t *head, const void *body, 
         int rc = rec && pl_record_encode (&in, rec, rec_size)
                ? mesh_store_put (self->outbox, id, rec, rec_size): -1;
         free (rec);
-        if (rc == 0 && self->sync_mode == MESH_STORE_SYNC && mesh_store_flush (self->outbox))
+        if (rc == 0 && self->sync_mode == MESH_STORE_SYNC
+        &&  (pl_outbox_save_id (self) || mesh_store_flush (self->outbox)))
             rc = -1;
         if (rc) {
             //  not on disk: the caller gets the failure, with the store's
@@ -182,8 +202,11 @@ mesh_pipeline_flush (mesh_pipeline_t *self)
     assert (self);
     pthread_mutex_lock (&self->lock);
     int rc = s_commit (self);
+    char why [400];
+    if (rc)         //  the store said why (a full disk, a full map...): keep it
+        snprintf (why, sizeof why, "outbox commit failed: %s", mesh_last_error ());
     pthread_mutex_unlock (&self->lock);
-    return rc? mesh_set_error (MESH_ESYS, "outbox commit failed"): 0;
+    return rc? mesh_set_error (MESH_ESYS, why): 0;
 }
 
 size_t
@@ -545,6 +568,9 @@ pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode)
     }
     self->sync_mode = sync_mode;
     self->dead_next = mesh_store_last (self->dead) + 1;
+    //  The outbox numbers its jobs from 1 (dlq list shows them), whatever
+    //  the memory-only start was
+    self->ring_base = self->next_id = 1;
     s_load_t load = { self, (pl_record_t *) malloc (sizeof (pl_record_t)), 0, 0 };
     mesh_store_scan (self->outbox, 0, s_load_one, &load);
     pl_count (self, NULL, "pipeline.outbox.recovered", load.loaded);
@@ -555,11 +581,26 @@ pl_outbox_open (mesh_pipeline_t *self, const char *dir, int sync_mode)
     s_load_t dead = { self, load.rec, 0, 0 };
     mesh_store_scan (self->dead, 0, s_dead_max_id, &dead);
     free (load.rec);
+    //  ... and from the highest id ever made here (kept in the meta), as
+    //  the jobs of the last run may all be acked and gone: a worker still
+    //  remembers their ids and would take new jobs with them for duplicates
+    char *saved = mesh_store_meta_get (self->outbox, PL_META_LAST_ID);
+    char *end = NULL;
+    unsigned long long last = saved? strtoull (saved, &end, 10): 0;
+    if (saved && (*end || last >= UINT64_MAX / 2)) {
+        pl_count (self, NULL, "pipeline.outbox.corrupt", 1);
+        last = 0;
+    }
+    free (saved);
+    self->id_saved = last;
+    if (last > dead.loaded)
+        dead.loaded = last;
     if (dead.loaded >= self->next_id) {
         self->next_id = dead.loaded + 1;
         if (self->pending == 0)
             self->ring_base = self->next_id;
     }
+    self->first_id = self->next_id;
     return 0;
 }
 

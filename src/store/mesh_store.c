@@ -68,7 +68,11 @@
     Damaged files. mesh_store_new() refuses, with a reason naming the path,
     a file that is not LMDB (bad magic or version), a truncated file
     (shorter than the pages its meta page claims, which would otherwise
-    fault on first access) and other programs' LMDB files. It clears
+    fault on first access, unless every missing page is a free one: a
+    commit after a failed one on a full disk leaves that, see s_check_size)
+    and other programs' LMDB files. EIO or ENOSPC from a write is reported
+    as a full disk, with the bytes free, when the filesystem is (nearly)
+    full: LMDB turns a short write into EIO. It clears
     reader slots left by dead processes (mdb_reader_check). An empty file
     is taken as a new store. LMDB trusts the inside of its pages: a file
     damaged there (bad disk, edited by hand) is not detected.
@@ -111,6 +115,27 @@ store_fail_mdb (mesh_store_t *self, int rc, const char *what)
         return mesh_fail (MESH_EFULL, "store %s is full (map %zu MiB, cap %llu MiB)",
                           self->path, info.me_mapsize >> 20,
                           (unsigned long long) (self->map_cap >> 20));
+    }
+    if (rc == ENOSPC || rc == EIO) {
+        //  A disk that fills during a write: LMDB turns the short write
+        //  into EIO ("short write, filesystem full?"). Say what it is, so
+        //  the failure does not wear a disk error's name.
+        char dir [PATH_MAX];
+        snprintf (dir, sizeof dir, "%s", self->path);
+        char *slash = strrchr (dir, '/');
+        if (slash && slash != dir)
+            *slash = 0;
+        struct statvfs fs;
+        if (statvfs (dir, &fs) == 0) {
+            unsigned long long free_bytes = (unsigned long long) fs.f_bavail * fs.f_frsize;
+            if (rc == ENOSPC || free_bytes < STORE_DISK_LOW)
+                return mesh_fail (MESH_ESYS, "store %s: %s: the disk is full: %llu bytes free "
+                                  "on the filesystem of %s (%s)", self->path, what, free_bytes,
+                                  dir, rc == EIO? "LMDB said Input/output error: a short write"
+                                                : mdb_strerror (rc));
+            return mesh_fail (MESH_ESYS, "store %s: %s: %s (%llu bytes free on the filesystem "
+                              "of %s)", self->path, what, mdb_strerror (rc), free_bytes, dir);
+        }
     }
     return mesh_fail (MESH_ESYS, "store %s: %s: %s", self->path, what, mdb_strerror (rc));
 }
@@ -241,8 +266,65 @@ failed:
     return store_fail_mdb (self, rc, why);
 }
 
+//  Are the pages from first to last (those past the end of the file) all
+//  in LMDB's free list? The file is made long enough first (sparse, under
+//  the writer lock) so that reading the free list cannot fault, and put
+//  back as it was if not. Only a free list of one leaf page is read: with
+//  a deeper one a missing page could be a leaf LMDB would walk into
+//  unchecked, so that file is refused as before.
+static bool
+s_missing_are_free (mesh_store_t *self, int fd, off_t size, uint64_t first, uint64_t last,
+                    unsigned psize)
+{
+    if (ftruncate (fd, (off_t) ((last + 1) * psize)))
+        return false;
+    MDB_txn *txn;
+    MDB_cursor *cursor = NULL;
+    MDB_stat free_db;
+    uint64_t found = 0;
+    bool ok = false;
+    if (mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_stat (txn, 0, &free_db) == 0 && free_db.ms_depth <= 1
+        &&  mdb_cursor_open (txn, 0, &cursor) == 0) {
+            MDB_val key, data;
+            int rc = mdb_cursor_get (cursor, &key, &data, MDB_FIRST);
+            ok = true;
+            for (size_t records = 0; rc == 0 && ok; records++) {
+                //  an IDL: a count, then that many page numbers, descending
+                size_t count = 0;
+                if (records >= free_db.ms_entries || data.mv_size < sizeof count)
+                    ok = false;
+                else
+                    memcpy (&count, data.mv_data, sizeof count);
+                if (ok && data.mv_size != (count + 1) * sizeof count)
+                    ok = false;
+                size_t prev = SIZE_MAX;
+                for (size_t i = 1; ok && i <= count; i++) {
+                    size_t pgno;
+                    memcpy (&pgno, (const uint8_t *) data.mv_data + i * sizeof pgno, sizeof pgno);
+                    ok = pgno < prev;
+                    prev = pgno;
+                    found += pgno >= first && pgno <= last;
+                }
+                rc = mdb_cursor_get (cursor, &key, &data, MDB_NEXT);
+            }
+            ok = ok && rc == MDB_NOTFOUND && found == last + 1 - first;
+            mdb_cursor_close (cursor);
+        }
+        mdb_txn_abort (txn);
+    }
+    if (!ok && ftruncate (fd, size))
+        ok = false;             //  refused anyway
+    return ok;
+}
+
 //  The meta page says how many pages the file holds; a shorter file would
-//  fault (SIGBUS) on first access, so it is refused here.
+//  fault (SIGBUS) on first access, so it is refused here, unless the pages
+//  missing are free ones. LMDB guarantees only that the pages reachable
+//  from the last meta exist: a commit after a failed one (a full disk) can
+//  take pages past the end, free them in the same txn and never write them
+//  (a put cancelled by a delete in one group), and LMDB writes a free page
+//  before it reads it.
 static int
 s_check_size (mesh_store_t *self)
 {
@@ -254,7 +336,22 @@ s_check_size (mesh_store_t *self)
     ||  mdb_env_get_fd (self->env, &fd) || fstat (fd, &st))
         return mesh_fail (MESH_ESYS, "store %s: cannot read its size", self->path);
     uint64_t needed = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
-    if ((uint64_t) st.st_size < needed)
+    if ((uint64_t) st.st_size >= needed)
+        return 0;
+    //  under the writer lock, so no other process extends the file meanwhile
+    MDB_txn *txn;
+    bool free_pages = false;
+    if (store_txn_begin (self, 0, &txn) == 0) {
+        if (mdb_env_info (self->env, &info) == 0 && fstat (fd, &st) == 0) {
+            needed = ((uint64_t) info.me_last_pgno + 1) * stat.ms_psize;
+            free_pages = (uint64_t) st.st_size >= needed
+                      || s_missing_are_free (self, fd, st.st_size,
+                                             (uint64_t) st.st_size / stat.ms_psize,
+                                             info.me_last_pgno, stat.ms_psize);
+        }
+        mdb_txn_abort (txn);
+    }
+    if (!free_pages)
         return mesh_fail (MESH_ESYS, "store %s is truncated: %llu bytes, its meta page "
                           "needs %llu", self->path, (unsigned long long) st.st_size,
                           (unsigned long long) needed);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 
@@ -37,6 +38,7 @@
 #define STORE_GROUP_RECORDS 64          //  group mode: commit after this many writes
 #define STORE_GROUP_BYTES   (1 << 20)   //  ... or this many bytes written
 #define STORE_GROUP_MS      10          //  ... or when the group is this old
+#define STORE_DISK_LOW      (4u << 20)  //  bytes free below which EIO from a write is a full disk
 
 typedef enum { OP_PUT, OP_DEL, OP_TRIM, OP_META } s_op_type_t;
 
