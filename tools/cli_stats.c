@@ -162,6 +162,23 @@ s_emit (s_reader_t *r, int depth, const char *value)
     printf ("\n");
 }
 
+//  After a member or an element: ',' (1: another follows), the closing
+//  bracket (0: done), or anything else (-1)
+static int
+s_after (s_reader_t *r, char close)
+{
+    s_skip_ws (r);
+    if (*r->p == ',') {
+        r->p++;
+        return 1;
+    }
+    if (*r->p == close) {
+        r->p++;
+        return 0;
+    }
+    return -1;
+}
+
 static int
 s_value (s_reader_t *r, int depth)
 {
@@ -184,16 +201,9 @@ s_value (s_reader_t *r, int depth)
                 return -1;
             if (s_value (r, depth + 1))
                 return -1;
-            s_skip_ws (r);
-            if (*r->p == ',') {
-                r->p++;
-                continue;
-            }
-            if (*r->p == '}') {
-                r->p++;
-                return 0;
-            }
-            return -1;
+            int more = s_after (r, '}');
+            if (more <= 0)
+                return more;
         }
     }
     if (*r->p == '[') {
@@ -211,16 +221,9 @@ s_value (s_reader_t *r, int depth)
             snprintf (r->keys [depth], sizeof r->keys [depth], "%d", index);
             if (s_value (r, depth + 1))
                 return -1;
-            s_skip_ws (r);
-            if (*r->p == ',') {
-                r->p++;
-                continue;
-            }
-            if (*r->p == ']') {
-                r->p++;
-                return 0;
-            }
-            return -1;
+            int more = s_after (r, ']');
+            if (more <= 0)
+                return more;
         }
     }
     if (*r->p == '"') {

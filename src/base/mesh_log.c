@@ -11,6 +11,7 @@
     ========================================================================= */
 
 #include "meshbus/pattern.h"
+#include "mesh_util.h"
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,15 +29,21 @@ mesh_set_log (mesh_log_fn *handler, mesh_log_level_t level, void *arg)
 }
 
 void
-mesh_log (mesh_log_level_t level, const char *node, const char *fmt, ...)
+mesh_logv (mesh_log_level_t level, const char *node, const char *fmt, va_list args)
 {
     mesh_log_fn *handler = atomic_load (&s_handler);
     if (!handler || (int) level > atomic_load (&s_level))
         return;
     char line [512];
+    vsnprintf (line, sizeof line, fmt, args);
+    handler (level, node? node: "", line, atomic_load (&s_arg));
+}
+
+void
+mesh_log (mesh_log_level_t level, const char *node, const char *fmt, ...)
+{
     va_list args;
     va_start (args, fmt);
-    vsnprintf (line, sizeof line, fmt, args);
+    mesh_logv (level, node, fmt, args);
     va_end (args);
-    handler (level, node? node: "", line, atomic_load (&s_arg));
 }

@@ -5,6 +5,7 @@
 #include "meshbus/pattern.h"
 #include <stdint.h>
 #include <stddef.h>
+#include <stdarg.h>
 
 //  Set the thread's last error; detail may be NULL. Always returns -1 so
 //  callers can write `return mesh_fail (MESH_EINVAL, "bad name");`.
@@ -23,5 +24,10 @@ int
 //  "tcp://host:port" with a sane host and port 1..65535. Fills host/port.
 int
     mesh_parse_endpoint (const char *endpoint, char *host, size_t host_cap, int *port);
+
+//  mesh_log with a va_list, for the library's own printf-like wrappers
+//  (src/base/mesh_log.c)
+void
+    mesh_logv (mesh_log_level_t level, const char *node, const char *fmt, va_list args);
 
 #endif

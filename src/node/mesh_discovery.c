@@ -72,12 +72,10 @@ s_log (mesh_discovery_t *self, const char *fmt, ...) __attribute__ ((format (pri
 static void
 s_log (mesh_discovery_t *self, const char *fmt, ...)
 {
-    char line [512];
     va_list args;
     va_start (args, fmt);
-    vsnprintf (line, sizeof line, fmt, args);
+    mesh_logv (self->verbose? MESH_LOG_INFO: MESH_LOG_DEBUG, self->name, fmt, args);
     va_end (args);
-    mesh_log (self->verbose? MESH_LOG_INFO: MESH_LOG_DEBUG, self->name, "%s", line);
 }
 
 mesh_discovery_t *

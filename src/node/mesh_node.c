@@ -386,12 +386,10 @@ mesh_node_set_verbose (mesh_node_t *self, bool verbose)
 void
 mesh_node_log (mesh_node_t *self, const char *fmt, ...)
 {
-    char line [512];
     va_list args;
     va_start (args, fmt);
-    vsnprintf (line, sizeof line, fmt, args);
+    mesh_logv (self->verbose? MESH_LOG_INFO: MESH_LOG_DEBUG, self->name, fmt, args);
     va_end (args);
-    mesh_log (self->verbose? MESH_LOG_INFO: MESH_LOG_DEBUG, self->name, "%s", line);
 }
 
 const char * mesh_node_id (mesh_node_t *self) { return self->hex; }
