@@ -69,6 +69,15 @@ void
 //  Monotonic milliseconds, for timers (the core's own clock).
 int64_t
     mesh_mono_ms (void);
+//  The same clock in microseconds, for what is timed finer (round trips,
+//  call latencies).
+int64_t
+    mesh_mono_us (void);
+//  The same clock, coarse: ticks every 1-4 ms, a third of the cost of a
+//  precise read, and never ahead of mesh_mono_ms. For what is read per
+//  message or per job (holds, ack timeouts, backoffs).
+int64_t
+    mesh_coarse_ms (void);
 
 //  ---------------------------------------------------------------------
 //  Building messages (local delivery, replays, each job of a batch)

@@ -11,18 +11,13 @@
     ========================================================================= */
 
 #include "mesh_pipeline.h"
-#include <time.h>
 
 //  The coarse clock (a few ms of resolution) is enough for ack timeouts,
-//  backoffs and group commits, and costs a third of the precise one: it
-//  is read for every dispatch of a job. Hence not mesh_mono_ms (the
-//  precise CLOCK_MONOTONIC), which it otherwise repeats.
+//  backoffs and group commits: it is read for every dispatch of a job
 int64_t
 pl_mono_ms (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mesh_coarse_ms ();
 }
 
 void

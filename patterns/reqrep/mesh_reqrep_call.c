@@ -537,7 +537,7 @@ s_launch (mesh_reqrep_t *self, pending_t *p, uint64_t *id)
         self->first->prev = p;
     self->first = p;
     self->calls++;
-    p->started_us = mesh_rr_mono_us ();
+    p->started_us = (uint64_t) mesh_mono_us ();
     uint64_t now = p->prepared;     //  s_prepare ran just before
     mesh_rr_rebuild (self);
     if (p->deadline < self->next_due || self->next_due == 0)

@@ -215,7 +215,6 @@ void mesh_rr_on_announce (mesh_node_t *node, void *arg, const char *peer,
 void mesh_rr_call_ended (mesh_reqrep_t *self, const pending_t *p, int err);    //  lock held
 void mesh_rr_service_failed (mesh_reqrep_t *self, const char *service);
 void mesh_rr_stats (void *arg, mesh_stats_t *out);
-uint64_t mesh_rr_mono_us (void);
 
 //  mesh_reqrep_call.c
 void mesh_rr_outcome_destroy (outcome_t **outcome_p);

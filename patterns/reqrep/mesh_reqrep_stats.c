@@ -18,17 +18,8 @@
 
 #include "mesh_reqrep_int.h"
 #include "mesh_top.h"
-#include <time.h>
 
 static const uint64_t s_bounds [MESH_LATENCY_BUCKETS] = MESH_LATENCY_BOUNDS_US;
-
-uint64_t
-mesh_rr_mono_us (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 void
 mesh_rr_call_ended (mesh_reqrep_t *self, const pending_t *p, int err)
@@ -45,7 +36,7 @@ mesh_rr_call_ended (mesh_reqrep_t *self, const pending_t *p, int err)
         stat->order = zhashx_size (self->call_stats);
         zhashx_insert (self->call_stats, p->service, stat);
     }
-    uint64_t now = mesh_rr_mono_us ();
+    uint64_t now = (uint64_t) mesh_mono_us ();
     uint64_t took = now > p->started_us? now - p->started_us: 0;
     stat->calls++;
     stat->errors += err != 0;

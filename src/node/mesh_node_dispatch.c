@@ -427,18 +427,12 @@ s_peer_again (mesh_node_t *self, const char *hex)
 //  messages it held.
 __thread mesh_node_t *mesh_node_holding;
 
-//  The hold's clock: a read per message at ~27 ns was the largest single
-//  cost of a provider's thread (a fifth of its user cycles with the other
-//  reads); the coarse clock costs ~7 ns and ticks every 1-4 ms, so a hold
-//  ends within one tick (it lags the fine clock: the keeper, which reads
-//  that one, sees a hold older, never younger, than it is)
-static int64_t
-s_coarse_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+//  The hold's clock is mesh_coarse_ms: a precise read per message at ~27 ns
+//  was the largest single cost of a provider's thread (a fifth of its user
+//  cycles with the other reads); the coarse clock costs ~7 ns and ticks
+//  every 1-4 ms, so a hold ends within one tick (it lags the fine clock:
+//  the keeper, which reads that one, sees a hold older, never younger,
+//  than it is)
 
 static int
 s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queued)
@@ -470,13 +464,13 @@ s_take_batch (mesh_node_t *self, zmq_msg_t *rid, zmq_msg_t *frame, size_t *queue
     int64_t hold_until = 0;
     if (!queued) {
         mesh_node_holding = self;
-        self->held_at = s_coarse_ms ();
+        self->held_at = mesh_coarse_ms ();
         hold_until = self->held_at + MESH_HOLD_MS;
     }
     while ((more = mesh_batch_next (data, size, &pos, &at, &len)) == 1) {
         //  a clock read only while something is held
         if (mesh_node_holding == self && self->batches_waiting
-        &&  (!self->held_at || s_coarse_ms () > hold_until)) {
+        &&  (!self->held_at || mesh_coarse_ms () > hold_until)) {
             mesh_node_holding = held_by;
             mesh_node_flush_all (self);
         }
